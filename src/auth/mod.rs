@@ -1,0 +1,11 @@
+//! Authentication: user and device access tokens (JWT), device signatures
+//! (HMAC-SHA256 with a clock window and replay refusal), password hashing.
+
+pub mod jwt;
+pub mod password;
+pub mod replay;
+pub mod signature;
+
+pub use jwt::{Claims, Role, TokenService};
+pub use replay::{MemoryReplayGuard, ReplayGuard};
+pub use signature::SignatureVerifier;

@@ -1,0 +1,149 @@
+//! The command line: `serve`, `user add`, `device add`.
+
+use crate::config::Settings;
+use crate::ids::DeviceId;
+use crate::store::Store;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::io::BufRead;
+use std::path::PathBuf;
+
+/// WIM-Z cloud relay: robots and apps meet here over WebSocket.
+///
+/// Start with `wimz-relay serve` (embedded SQLite, single instance, reads
+/// config/default.toml when present). Every config key can be overridden by
+/// the environment: WIMZ__SECTION__KEY, e.g. WIMZ__SERVER__BIND=127.0.0.1:9001.
+#[derive(Parser, Debug)]
+#[command(name = "wimz-relay", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the relay.
+    Serve {
+        /// Config file (default: config/default.toml if it exists).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage devices (robots).
+    Device {
+        #[command(subcommand)]
+        action: DeviceAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserAction {
+    /// Create a user; the password is read from standard input (one line).
+    Add {
+        name: String,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceAction {
+    /// Register a robot for an owner; prints its secret once.
+    Add {
+        device_id: String,
+        /// Username of the owner.
+        #[arg(long)]
+        owner: String,
+        /// Display name (default: the device id).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Loads the config or exits with one line naming the bad key.
+fn settings(config: Option<&PathBuf>) -> Settings {
+    match Settings::load(config.map(|p| p.as_path())) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wimz-relay: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => {
+            let s = settings(config.as_ref());
+            crate::telemetry::init(&s.log.level, &s.log.format);
+            actix_rt::System::new().block_on(crate::startup::serve(s))
+        }
+        Command::User {
+            action: UserAction::Add { name, config },
+        } => {
+            let s = settings(config.as_ref());
+            crate::telemetry::init("warn", &s.log.format);
+            let mut password = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            crate::auth::password::check_strength(&password).map_err(|m| anyhow::anyhow!(m))?;
+            let hash = crate::auth::password::hash(&password)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let store = Store::connect(&s.store.url, 2).await?;
+                match store.create_user(&name, &hash).await {
+                    Ok(id) => {
+                        println!("user {name} created (user_id {id})");
+                        Ok(())
+                    }
+                    Err(crate::store::StoreError::Conflict) => {
+                        anyhow::bail!("user {name} already exists")
+                    }
+                    Err(crate::store::StoreError::Other(e)) => Err(e),
+                }
+            })
+        }
+        Command::Device {
+            action:
+                DeviceAction::Add {
+                    device_id,
+                    owner,
+                    name,
+                    config,
+                },
+        } => {
+            let s = settings(config.as_ref());
+            crate::telemetry::init("warn", &s.log.format);
+            let device = DeviceId::parse(&device_id).map_err(|e| anyhow::anyhow!(e))?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let store = Store::connect(&s.store.url, 2).await?;
+                let user = store
+                    .find_user(&owner)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .with_context(|| format!("no user named {owner}"))?;
+                let secret = crate::http::devices::new_device_secret();
+                let name = name.unwrap_or_else(|| device_id.clone());
+                match store.create_device(&device, &name, &user.user_id, &secret).await {
+                    Ok(()) => {
+                        println!("{}", secret.expose());
+                        eprintln!("device {device_id} registered for {owner}; the line above is its secret, shown once");
+                        Ok(())
+                    }
+                    Err(crate::store::StoreError::Conflict) => anyhow::bail!("device {device_id} already exists"),
+                    Err(crate::store::StoreError::Other(e)) => Err(e),
+                }
+            })
+        }
+    }
+}

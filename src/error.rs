@@ -1,0 +1,156 @@
+//! Errors at the two boundaries: [`ApiError`] for HTTP (status + code +
+//! message, PROTOCOL.md §1) and [`WireCode`] for socket `error` frames (§3).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// An HTTP error: `{"error":{"code","message"}}` with its status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("invalid or expired token")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("too many requests")]
+    TooManyRequests,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    GatewayTimeout(String),
+    /// Anything unexpected: logged with its chain, answered as a bare 500.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::TooManyRequests => "rate_limited",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::GatewayTimeout(_) => "timeout",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Conflict => ApiError::Conflict("already exists".into()),
+            crate::store::StoreError::Other(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(e) = self {
+            tracing::error!(error = format!("{e:#}"), "internal error");
+        }
+        HttpResponse::build(self.status_code()).json(Body {
+            error: Inner {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        })
+    }
+}
+
+/// The `code` of a socket `error` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireCode {
+    BadMessage,
+    Unsupported,
+    UnknownDevice,
+    NotOwner,
+    RobotOffline,
+    UnknownSession,
+    SessionLimit,
+    RateLimited,
+    NotSubscribed,
+    Internal,
+}
+
+/// A socket error to send back: code, message and the offending message's `id`.
+#[derive(Debug, Clone)]
+pub struct WireError {
+    pub code: WireCode,
+    pub message: String,
+    pub reference: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl WireError {
+    pub fn new(code: WireCode, message: impl Into<String>) -> Self {
+        WireError {
+            code,
+            message: message.into(),
+            reference: None,
+        }
+    }
+
+    pub fn with_ref(mut self, reference: Option<Box<serde_json::value::RawValue>>) -> Self {
+        self.reference = reference;
+        self
+    }
+
+    /// The `{"type":"error",...}` frame.
+    pub fn to_frame(&self) -> String {
+        #[derive(Serialize)]
+        struct Frame<'a> {
+            #[serde(rename = "type")]
+            ty: &'static str,
+            code: WireCode,
+            message: &'a str,
+            #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+            reference: Option<&'a serde_json::value::RawValue>,
+        }
+        serde_json::to_string(&Frame {
+            ty: "error",
+            code: self.code,
+            message: &self.message,
+            reference: self.reference.as_deref(),
+        })
+        .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"error"}"#.into())
+    }
+}

@@ -1,0 +1,119 @@
+//! `GET/POST /api/devices`, `DELETE /api/devices/{id}`.
+
+use super::extract::UserAuth;
+use crate::error::ApiError;
+use crate::ids::DeviceId;
+use crate::room::{messages::DeviceDeleted, messages::Snapshot, messages::SnapshotOf};
+use crate::secret::Secret;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDevice {
+    device_id: DeviceId,
+    name: String,
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    user: UserAuth,
+    body: web::Json<NewDevice>,
+) -> Result<HttpResponse, ApiError> {
+    let NewDevice { device_id, name } = body.into_inner();
+    let name = name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::BadRequest(
+            "name must be 1 to 100 characters".into(),
+        ));
+    }
+    if !state.store.user_exists(&user.0).await? {
+        return Err(ApiError::Unauthorized);
+    }
+    let secret = new_device_secret();
+    match state
+        .store
+        .create_device(&device_id, &name, &user.0, &secret)
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(device_id = %device_id, user_id = %user.0, "device registered");
+            Ok(HttpResponse::Created().json(json!({
+                "device_id": device_id,
+                "device_secret": secret.expose(),
+            })))
+        }
+        Err(crate::store::StoreError::Conflict) => {
+            Err(ApiError::Conflict("device_id is taken".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// 32 random bytes, hex.
+pub fn new_device_secret() -> Secret {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    Secret::new(hex::encode(bytes))
+}
+
+pub async fn list(state: web::Data<AppState>, user: UserAuth) -> Result<HttpResponse, ApiError> {
+    let devices = state.store.list_devices(&user.0).await?;
+    let mut out = Vec::with_capacity(devices.len());
+    for d in devices {
+        let snap = state
+            .directory
+            .send(SnapshotOf {
+                device: d.device_id.clone(),
+            })
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        out.push(device_json(&d, snap));
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+fn device_json(d: &crate::store::DeviceRecord, snap: Snapshot) -> serde_json::Value {
+    let last_seen = if snap.online {
+        Some(crate::ids::unix_now())
+    } else {
+        snap.last_seen.or(d.last_seen)
+    };
+    json!({
+        "device_id": d.device_id,
+        "name": d.name,
+        "online": snap.online,
+        "last_seen": last_seen,
+        "mode": snap.mode,
+        "mission": snap.mission,
+    })
+}
+
+pub async fn delete(
+    state: web::Data<AppState>,
+    user: UserAuth,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    // A stranger's device and a missing one answer alike.
+    let device = DeviceId::parse(&path.into_inner())
+        .map_err(|_| ApiError::NotFound("no such device".into()))?;
+    if !state.store.delete_device(&device, &user.0).await? {
+        return Err(ApiError::NotFound("no such device".into()));
+    }
+    tracing::info!(device_id = %device, "device deleted");
+    state.directory.do_send(DeviceDeleted {
+        device: device.clone(),
+    });
+    state
+        .sessions
+        .do_send(crate::webrtc::messages::EndDeviceSessions {
+            device,
+            reason: "device_deleted",
+        });
+    Ok(HttpResponse::NoContent().finish())
+}

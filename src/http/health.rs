@@ -1,0 +1,67 @@
+//! `GET /health`, `GET /stats`, `GET /metrics`.
+
+use super::extract::UserAuth;
+use crate::error::ApiError;
+use crate::metrics::{get_i, get_u};
+use crate::state::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+use std::time::Duration;
+
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let store_ok = matches!(
+        tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await,
+        Ok(Ok(()))
+    );
+    let cluster = if state.settings.clustered() {
+        "ok"
+    } else {
+        "disabled"
+    };
+    let healthy = store_ok;
+    let body = json!({
+        "status": if healthy { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "instance_id": &*state.instance_id,
+        "uptime_s": state.started.elapsed().as_secs(),
+        "store": if store_ok { "ok" } else { "unreachable" },
+        "cluster": cluster,
+    });
+    if healthy {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+fn require_stats_access(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    if state.settings.server.public_stats {
+        return Ok(());
+    }
+    use actix_web::FromRequest;
+    UserAuth::extract(req).into_inner().map(|_| ())
+}
+
+pub async fn stats(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    require_stats_access(&state, &req)?;
+    let m = &state.metrics;
+    Ok(HttpResponse::Ok().json(json!({
+        "robots_online": get_i(&m.robots_online),
+        "apps_connected": get_i(&m.apps_connected),
+        "rooms": get_i(&m.rooms),
+        "webrtc_sessions_active": get_i(&m.webrtc_sessions_active),
+        "messages_routed": get_u(&m.messages_routed),
+        "proxy_pending": get_i(&m.proxy_pending),
+        "instance_id": &*state.instance_id,
+    })))
+}
+
+pub async fn metrics(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    require_stats_access(&state, &req)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render(&state.instance_id)))
+}

@@ -1,0 +1,40 @@
+//! WIM-Z cloud relay.
+//!
+//! Robots (WIM-Z dog trainers) and their owners' apps never reach each other
+//! directly: both hold a WebSocket to this relay, which authenticates them,
+//! routes events robot → apps and commands app → robot in order, brokers
+//! WebRTC signaling with TURN credentials, and proxies the robot's REST API.
+//! The wire contract is `docs/PROTOCOL.md`; the design is `ARCHITECTURE.md`.
+//!
+//! # Layout
+//!
+//! - [`config`]: typed settings from TOML + `WIMZ__SECTION__KEY`.
+//! - [`startup`]: [`startup::Application`] wires everything; graceful shutdown.
+//! - [`http`]: REST routes; [`error`] maps failures to the protocol's bodies.
+//! - [`auth`]: JWTs, device signatures with replay refusal, passwords.
+//! - [`store`]: users, devices, session history (SQLite or PostgreSQL).
+//! - [`ws`]: socket endpoints and the robot/app socket actors, their
+//!   outboxes and the edge parser ([`ws::frames`]).
+//! - [`room`]: the [`room::Directory`] and one [`room::DeviceRoom`] per device.
+//! - [`webrtc`]: the [`webrtc::SessionSupervisor`].
+//! - [`turn`]: TURN credential providers.
+//! - [`proxy_paths`]: the REST proxy allow-list.
+//! - [`metrics`], [`telemetry`]: counters, `/metrics`, logs.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod metrics;
+pub mod proxy_paths;
+pub mod room;
+pub mod secret;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod turn;
+pub mod webrtc;
+pub mod ws;

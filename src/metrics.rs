@@ -1,0 +1,154 @@
+//! Process-wide counters for `/stats` and `/metrics`, shared by `Arc`
+//! (created in `startup`, passed down; not a global).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Live gauges and monotonically increasing counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub robots_online: AtomicI64,
+    pub apps_connected: AtomicI64,
+    pub rooms: AtomicI64,
+    pub webrtc_sessions_active: AtomicI64,
+    pub messages_routed: AtomicU64,
+    pub events_in: AtomicU64,
+    pub deliveries_out: AtomicU64,
+    pub commands: AtomicU64,
+    pub slow_consumers_closed: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub bad_messages: AtomicU64,
+    pub heartbeat_timeouts: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub webrtc_sessions_total: AtomicU64,
+    pub webrtc_relay_sessions: AtomicU64,
+    pub webrtc_direct_sessions: AtomicU64,
+    pub proxy_requests: AtomicU64,
+    pub proxy_timeouts: AtomicU64,
+    pub proxy_pending: AtomicI64,
+}
+
+pub fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn gauge_add(g: &AtomicI64, d: i64) {
+    g.fetch_add(d, Ordering::Relaxed);
+}
+
+pub fn get_i(g: &AtomicI64) -> i64 {
+    g.load(Ordering::Relaxed).max(0)
+}
+
+pub fn get_u(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+impl Metrics {
+    /// Prometheus text exposition.
+    pub fn render(&self, instance: &str) -> String {
+        let mut out = String::with_capacity(2048);
+        let mut gauge = |name: &str, help: &str, v: i64| {
+            let _ = writeln!(out, "# HELP wimz_{name} {help}\n# TYPE wimz_{name} gauge\nwimz_{name}{{instance=\"{instance}\"}} {v}");
+        };
+        gauge(
+            "robots_online",
+            "Robot sockets connected to this instance.",
+            get_i(&self.robots_online),
+        );
+        gauge(
+            "apps_connected",
+            "App sockets connected to this instance.",
+            get_i(&self.apps_connected),
+        );
+        gauge(
+            "rooms",
+            "Device rooms alive on this instance.",
+            get_i(&self.rooms),
+        );
+        gauge(
+            "webrtc_sessions_active",
+            "WebRTC sessions being brokered.",
+            get_i(&self.webrtc_sessions_active),
+        );
+        gauge(
+            "proxy_pending",
+            "REST proxy requests waiting on a robot.",
+            get_i(&self.proxy_pending),
+        );
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP wimz_{name}_total {help}\n# TYPE wimz_{name}_total counter\nwimz_{name}_total{{instance=\"{instance}\"}} {v}");
+        };
+        counter(
+            "messages_routed",
+            "Socket messages routed.",
+            get_u(&self.messages_routed),
+        );
+        counter(
+            "events_in",
+            "Robot events received.",
+            get_u(&self.events_in),
+        );
+        counter(
+            "deliveries_out",
+            "Event deliveries queued to apps.",
+            get_u(&self.deliveries_out),
+        );
+        counter(
+            "commands",
+            "App commands forwarded to robots.",
+            get_u(&self.commands),
+        );
+        counter(
+            "slow_consumers_closed",
+            "Peers closed for not reading.",
+            get_u(&self.slow_consumers_closed),
+        );
+        counter(
+            "rate_limited",
+            "Messages refused by the rate limit.",
+            get_u(&self.rate_limited),
+        );
+        counter(
+            "bad_messages",
+            "Malformed socket messages.",
+            get_u(&self.bad_messages),
+        );
+        counter(
+            "heartbeat_timeouts",
+            "Sockets closed by the heartbeat.",
+            get_u(&self.heartbeat_timeouts),
+        );
+        counter(
+            "auth_failures",
+            "Refused authentications.",
+            get_u(&self.auth_failures),
+        );
+        counter(
+            "webrtc_sessions",
+            "WebRTC sessions started.",
+            get_u(&self.webrtc_sessions_total),
+        );
+        counter(
+            "webrtc_relay_sessions",
+            "Sessions reported as connection_type relay.",
+            get_u(&self.webrtc_relay_sessions),
+        );
+        counter(
+            "webrtc_direct_sessions",
+            "Sessions reported as connection_type direct.",
+            get_u(&self.webrtc_direct_sessions),
+        );
+        counter(
+            "proxy_requests",
+            "REST proxy requests.",
+            get_u(&self.proxy_requests),
+        );
+        counter(
+            "proxy_timeouts",
+            "REST proxy requests that timed out.",
+            get_u(&self.proxy_timeouts),
+        );
+        out
+    }
+}

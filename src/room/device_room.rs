@@ -1,0 +1,552 @@
+//! `DeviceRoom`: the one place a device's live state lives.
+//!
+//! Owns: the robot link (at most one robot socket), the member apps (and
+//! which of them are subscribed), the event `epoch` and `seq`, the recovery
+//! [`History`], the last-known snapshot (mode, mission, battery) and the REST
+//! proxy requests waiting on the robot.
+//!
+//! Receives: robot events and results from the robot socket actor; joins,
+//! subscriptions, commands and leaves from app socket actors; proxy requests
+//! from HTTP handlers. Its mailbox is the order of the device: events are
+//! numbered and fanned out in the order they arrive, into each subscriber's
+//! bounded [`Outbox`] (never awaited: a full outbox closes that peer, not the
+//! room).
+//!
+//! Stops itself after `rooms.idle_grace_s` with no robot and no members,
+//! telling the [`Directory`](super::Directory).
+
+use super::history::History;
+use super::messages::*;
+use super::Directory;
+use crate::ids::{unix_now, unix_now_ms, ConnId, DeviceId, UserId};
+use crate::metrics::{self, Metrics};
+use crate::ws::app::AppConn;
+use crate::ws::frames::{json_str, splice};
+use crate::ws::outbox::Outbox;
+use crate::ws::robot::RobotConn;
+use actix::prelude::*;
+use bytestring::ByteString;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Keys the relay owns in an event envelope; a robot's own copies are dropped.
+const ENVELOPE_KEYS: &[&str] = &["device_id", "epoch", "seq", "ts_ms"];
+/// Keys the relay owns in a forwarded command.
+const COMMAND_KEYS: &[&str] = &["from_user", "reply_to"];
+
+/// The attached robot socket.
+struct RobotSide {
+    conn: ConnId,
+    outbox: Outbox,
+    addr: Addr<RobotConn>,
+}
+
+/// An app socket that joined this room.
+struct Member {
+    user: UserId,
+    outbox: Outbox,
+    addr: Addr<AppConn>,
+    subscribed: bool,
+}
+
+/// What a room needs from outside, shared by all rooms.
+#[derive(Clone)]
+pub struct RoomEnv {
+    pub metrics: Arc<Metrics>,
+    pub history_size: usize,
+    pub idle_grace: Duration,
+    pub max_pending_proxy: usize,
+    pub store: crate::store::Store,
+}
+
+pub struct DeviceRoom {
+    device: DeviceId,
+    /// The device id as a JSON string, pre-encoded for envelopes.
+    device_json: String,
+    owner: UserId,
+    room_id: u64,
+    epoch: i64,
+    /// Last assigned event number in this epoch (0 = none yet).
+    seq: u64,
+    robot: Option<RobotSide>,
+    members: HashMap<ConnId, Member>,
+    history: History,
+    snapshot: Snapshot,
+    /// Proxied REST calls waiting on the robot, by request id.
+    pending: HashMap<String, oneshot::Sender<ProxyReply>>,
+    /// Bumped whenever the room becomes non-empty; an idle timer only
+    /// retires the room if it still matches.
+    idle_generation: u64,
+    /// Set once the room has stopped accepting members.
+    retired: bool,
+    directory: Addr<Directory>,
+    env: RoomEnv,
+}
+
+impl DeviceRoom {
+    pub fn new(
+        device: DeviceId,
+        owner: UserId,
+        room_id: u64,
+        epoch: i64,
+        directory: Addr<Directory>,
+        env: RoomEnv,
+    ) -> Self {
+        DeviceRoom {
+            device_json: json_str(device.as_str()),
+            device,
+            owner,
+            room_id,
+            epoch,
+            seq: 0,
+            robot: None,
+            members: HashMap::new(),
+            history: History::new(env.history_size),
+            snapshot: Snapshot::default(),
+            pending: HashMap::new(),
+            idle_generation: 0,
+            retired: false,
+            directory,
+            env,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.robot.is_none() && self.members.is_empty()
+    }
+
+    /// Arms the idle timer if the room just became empty.
+    fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        if !self.is_empty() || self.retired {
+            return;
+        }
+        self.idle_generation += 1;
+        let generation = self.idle_generation;
+        ctx.run_later(self.env.idle_grace, move |room, ctx| {
+            if room.is_empty() && room.idle_generation == generation && !room.retired {
+                room.retire(ctx);
+            }
+        });
+    }
+
+    fn retire(&mut self, ctx: &mut Context<Self>) {
+        self.retired = true;
+        self.directory.do_send(RoomRetired {
+            device: self.device.clone(),
+            room_id: self.room_id,
+        });
+        ctx.stop();
+    }
+
+    /// Numbers a frame, keeps it for recovery and queues it to every subscriber.
+    fn publish(&mut self, frame_without_envelope: &str, strip: bool) {
+        self.seq += 1;
+        let envelope = format!(
+            "\"device_id\":{},\"epoch\":{},\"seq\":{},\"ts_ms\":{}",
+            self.device_json,
+            self.epoch,
+            self.seq,
+            unix_now_ms()
+        );
+        let frame = ByteString::from(splice(
+            frame_without_envelope,
+            ENVELOPE_KEYS,
+            strip,
+            &envelope,
+        ));
+        let mut delivered = 0u64;
+        for m in self.members.values() {
+            if m.subscribed && m.outbox.send(frame.clone()) {
+                delivered += 1;
+            }
+        }
+        self.history.push(self.seq, frame);
+        self.env
+            .metrics
+            .deliveries_out
+            .fetch_add(delivered, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn presence_event(&mut self, connected: bool, reason: Option<&str>) {
+        let frame = match (connected, reason) {
+            (true, _) => format!(
+                "{{\"type\":\"event\",\"event\":\"robot_connected\",\"timestamp\":{}}}",
+                unix_now()
+            ),
+            (false, r) => format!(
+                "{{\"type\":\"event\",\"event\":\"robot_disconnected\",\"timestamp\":{},\"reason\":{}}}",
+                unix_now(),
+                json_str(r.unwrap_or("disconnected"))
+            ),
+        };
+        self.publish(&frame, false);
+    }
+
+    fn update_snapshot(&mut self, name: &str, data: Option<&serde_json::value::RawValue>) {
+        let Some(data) = data else { return };
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(data.get()) else {
+            return;
+        };
+        match name {
+            "mission_progress" => self.snapshot.mission = Some(value),
+            "mode_changed" => {
+                self.snapshot.mode = Some(value.get("mode").cloned().unwrap_or(value));
+            }
+            "battery" => self.snapshot.battery = Some(value),
+            "status_update" => {
+                if let Some(mode) = value.get("mode") {
+                    self.snapshot.mode = Some(mode.clone());
+                }
+                if let Some(b) = value.get("battery") {
+                    self.snapshot.battery = Some(b.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let mut s = self.snapshot.clone();
+        s.online = self.robot.is_some();
+        s
+    }
+
+    fn send_error(&self, conn: &ConnId, err: crate::error::WireError) {
+        if let Some(m) = self.members.get(conn) {
+            m.outbox.send(err.to_frame());
+        }
+    }
+
+    /// Answers every waiting REST call with "robot offline" (the robot left).
+    fn fail_pending(&mut self) {
+        metrics::gauge_add(
+            &self.env.metrics.proxy_pending,
+            -(self.pending.len() as i64),
+        );
+        for (_, tx) in self.pending.drain() {
+            let _ = tx.send(ProxyReply::RobotOffline);
+        }
+    }
+}
+
+impl Actor for DeviceRoom {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        metrics::gauge_add(&self.env.metrics.rooms, 1);
+        // Unbounded: the robot actor uses do_send; order is the mailbox's.
+        ctx.set_mailbox_capacity(usize::MAX);
+        self.check_idle(ctx);
+        tracing::debug!(device_id = %self.device, epoch = self.epoch, "room started");
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        metrics::gauge_add(&self.env.metrics.rooms, -1);
+        self.fail_pending();
+        tracing::debug!(device_id = %self.device, "room stopped");
+    }
+}
+
+impl Handler<AttachRobot> for DeviceRoom {
+    type Result = Result<(), Retired>;
+
+    fn handle(&mut self, msg: AttachRobot, ctx: &mut Context<Self>) -> Self::Result {
+        if self.retired {
+            return Err(Retired);
+        }
+        if let Some(old) = self.robot.take() {
+            old.addr.do_send(CloseSocket {
+                code: 4001,
+                reason: "replaced",
+            });
+            self.fail_pending();
+            self.presence_event(false, Some("replaced"));
+        }
+        tracing::info!(device_id = %self.device, conn_id = %msg.conn, "robot attached");
+        self.robot = Some(RobotSide {
+            conn: msg.conn,
+            outbox: msg.outbox,
+            addr: msg.addr,
+        });
+        self.snapshot.last_seen = Some(unix_now());
+        self.presence_event(true, None);
+        self.idle_generation += 1;
+        let _ = ctx;
+        Ok(())
+    }
+}
+
+impl Handler<DetachRobot> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: DetachRobot, ctx: &mut Context<Self>) {
+        if self.robot.as_ref().map(|r| &r.conn) != Some(&msg.conn) {
+            return; // a replaced socket going away
+        }
+        self.robot = None;
+        self.snapshot.last_seen = Some(unix_now());
+        self.fail_pending();
+        tracing::info!(device_id = %self.device, conn_id = %msg.conn, reason = msg.reason, "robot detached");
+        self.presence_event(false, Some(msg.reason));
+        self.check_idle(ctx);
+    }
+}
+
+impl Handler<RobotEvent> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: RobotEvent, _ctx: &mut Context<Self>) {
+        if self.robot.as_ref().map(|r| &r.conn) != Some(&msg.conn) {
+            return; // from a socket that was replaced
+        }
+        metrics::inc(&self.env.metrics.events_in);
+        self.update_snapshot(&msg.event.name, msg.event.data.as_deref());
+        self.publish(&msg.event.raw, msg.event.has_envelope_keys);
+    }
+}
+
+impl Handler<CommandResult> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: CommandResult, _ctx: &mut Context<Self>) {
+        if self.robot.as_ref().map(|r| &r.conn) != Some(&msg.conn) {
+            return;
+        }
+        // Only an app that is a member of this room can be answered: a robot
+        // cannot reach arbitrary connections by guessing ids.
+        if let Some(m) = self.members.get(&msg.reply_to) {
+            m.outbox.send(msg.raw);
+        }
+    }
+}
+
+impl Handler<Join> for DeviceRoom {
+    type Result = Result<(), JoinError>;
+
+    fn handle(&mut self, msg: Join, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.retired {
+            return Err(JoinError::Retired);
+        }
+        if msg.user != self.owner {
+            return Err(JoinError::NotOwner);
+        }
+        self.idle_generation += 1;
+        self.members.entry(msg.conn).or_insert(Member {
+            user: msg.user,
+            outbox: msg.outbox,
+            addr: msg.addr,
+            subscribed: false,
+        });
+        Ok(())
+    }
+}
+
+impl Handler<Subscribe> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Context<Self>) {
+        let snapshot = self.snapshot();
+        let Some(m) = self.members.get_mut(&msg.conn) else {
+            return;
+        };
+        m.subscribed = true;
+        let subscribed = serde_json::json!({
+            "type": "subscribed",
+            "device_id": self.device,
+            "robot_online": snapshot.online,
+            "epoch": self.epoch,
+            "seq": self.seq,
+            "snapshot": {
+                "mode": snapshot.mode,
+                "mission": snapshot.mission,
+                "battery": snapshot.battery,
+            },
+        });
+        m.outbox.send(subscribed.to_string());
+        let Some(since) = msg.since_seq else { return };
+        let same_epoch = msg.epoch.is_none_or(|e| e == self.epoch);
+        let (frames, complete) = if same_epoch {
+            let r = self.history.since(since, self.seq);
+            (r.frames, r.complete)
+        } else {
+            (self.history.all(), false)
+        };
+        // A since_seq past our seq means the app saw another epoch.
+        let frames = if same_epoch && since > self.seq {
+            self.history.all()
+        } else {
+            frames
+        };
+        for f in frames {
+            if !m.outbox.send(f.clone()) {
+                return; // too slow to take its own replay: it is being closed
+            }
+        }
+        m.outbox.send(format!(
+            "{{\"type\":\"recovered\",\"device_id\":{},\"complete\":{}}}",
+            self.device_json, complete
+        ));
+    }
+}
+
+impl Handler<Unsubscribe> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Context<Self>) {
+        if let Some(m) = self.members.get_mut(&msg.conn) {
+            m.subscribed = false;
+            m.outbox.send(format!(
+                "{{\"type\":\"unsubscribed\",\"device_id\":{}}}",
+                self.device_json
+            ));
+        }
+    }
+}
+
+impl Handler<Leave> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
+        if self.members.remove(&msg.conn).is_some() {
+            self.check_idle(ctx);
+        }
+    }
+}
+
+impl Handler<Command> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Command, _ctx: &mut Context<Self>) {
+        let Some(member) = self.members.get(&msg.conn) else {
+            return;
+        };
+        let Some(robot) = &self.robot else {
+            self.send_error(
+                &msg.conn,
+                crate::error::WireError::new(
+                    crate::error::WireCode::RobotOffline,
+                    "the robot is offline",
+                )
+                .with_ref(msg.reference),
+            );
+            return;
+        };
+        metrics::inc(&self.env.metrics.commands);
+        let extra = format!(
+            "\"from_user\":{},\"reply_to\":{}",
+            json_str(member.user.as_str()),
+            json_str(msg.conn.as_str())
+        );
+        robot
+            .outbox
+            .send(splice(&msg.raw, COMMAND_KEYS, msg.spoofed, &extra));
+    }
+}
+
+impl Handler<GetSnapshot> for DeviceRoom {
+    type Result = MessageResult<GetSnapshot>;
+
+    fn handle(&mut self, _msg: GetSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.snapshot())
+    }
+}
+
+impl Handler<RobotLink> for DeviceRoom {
+    type Result = Option<(ConnId, Outbox)>;
+
+    fn handle(&mut self, _msg: RobotLink, _ctx: &mut Context<Self>) -> Self::Result {
+        self.robot
+            .as_ref()
+            .map(|r| (r.conn.clone(), r.outbox.clone()))
+    }
+}
+
+impl Handler<Flush> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Flush, _ctx: &mut Context<Self>) {}
+}
+
+impl Handler<CloseRoom> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseRoom, ctx: &mut Context<Self>) {
+        if let Some(robot) = self.robot.take() {
+            robot.addr.do_send(CloseSocket {
+                code: 4003,
+                reason: msg.reason,
+            });
+            self.presence_event(false, Some(msg.reason));
+        }
+        for (_, m) in self.members.drain() {
+            m.outbox.send(format!(
+                "{{\"type\":\"unsubscribed\",\"device_id\":{},\"reason\":{}}}",
+                self.device_json,
+                json_str(msg.reason)
+            ));
+            m.addr.do_send(DeviceGone {
+                device: self.device.clone(),
+            });
+        }
+        self.fail_pending();
+        self.retire(ctx);
+    }
+}
+
+impl Handler<ProxyRequest> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: ProxyRequest, _ctx: &mut Context<Self>) {
+        let Some(robot) = &self.robot else {
+            let _ = msg.reply.send(ProxyReply::RobotOffline);
+            return;
+        };
+        if self.pending.len() >= self.env.max_pending_proxy {
+            let _ = msg.reply.send(ProxyReply::TooMany);
+            return;
+        }
+        if !robot.outbox.send(msg.frame) {
+            let _ = msg.reply.send(ProxyReply::RobotOffline);
+            return;
+        }
+        self.pending.insert(msg.request_id, msg.reply);
+        metrics::gauge_add(&self.env.metrics.proxy_pending, 1);
+    }
+}
+
+impl Handler<ProxyCancel> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: ProxyCancel, _ctx: &mut Context<Self>) {
+        if self.pending.remove(&msg.request_id).is_some() {
+            metrics::gauge_add(&self.env.metrics.proxy_pending, -1);
+        }
+    }
+}
+
+impl Handler<ProxyResponse> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: ProxyResponse, _ctx: &mut Context<Self>) {
+        if self.robot.as_ref().map(|r| &r.conn) != Some(&msg.conn) {
+            return;
+        }
+        if let Some(tx) = self.pending.remove(&msg.request_id) {
+            metrics::gauge_add(&self.env.metrics.proxy_pending, -1);
+            let _ = tx.send(ProxyReply::Response {
+                status: msg.status,
+                body: msg.body,
+            });
+        }
+    }
+}
+
+impl Handler<PendingProxyCount> for DeviceRoom {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: PendingProxyCount, _ctx: &mut Context<Self>) -> usize {
+        self.pending.len()
+    }
+}

@@ -1,0 +1,157 @@
+//! `Directory`: finds or starts the [`DeviceRoom`] of a device.
+//!
+//! Owns the map device → live room and the pool of arbiters rooms run on
+//! (a room lives on the arbiter its device id hashes to, so rooms spread
+//! over the cores while each room stays single-threaded). Rooms tell it when
+//! they retire; a caller that reaches a retired room asks again.
+//!
+//! Started once at start-up under an actix `Supervisor`.
+
+use super::device_room::{DeviceRoom, RoomEnv};
+use super::messages::*;
+use crate::ids::{unix_now_ms, DeviceId};
+use actix::prelude::*;
+use actix::ArbiterHandle;
+use futures_util::future::join_all;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+pub struct Directory {
+    /// Live rooms by device, with the id the room was started with (a
+    /// retirement notice from an older room must not remove a newer one).
+    rooms: HashMap<DeviceId, (u64, Addr<DeviceRoom>)>,
+    /// Threads rooms run on.
+    arbiters: Vec<ArbiterHandle>,
+    next_room_id: u64,
+    /// Last epoch handed out: epochs only grow, even within one millisecond.
+    last_epoch: i64,
+    env: RoomEnv,
+}
+
+impl Directory {
+    pub fn new(arbiters: Vec<ArbiterHandle>, env: RoomEnv) -> Self {
+        Directory {
+            rooms: HashMap::new(),
+            arbiters,
+            next_room_id: 0,
+            last_epoch: 0,
+            env,
+        }
+    }
+
+    fn arbiter_for(&self, device: &DeviceId) -> Option<&ArbiterHandle> {
+        if self.arbiters.is_empty() {
+            return None;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        device.hash(&mut h);
+        self.arbiters
+            .get((h.finish() % self.arbiters.len() as u64) as usize)
+    }
+
+    fn next_epoch(&mut self) -> i64 {
+        self.last_epoch = unix_now_ms().max(self.last_epoch + 1);
+        self.last_epoch
+    }
+}
+
+impl Actor for Directory {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(usize::MAX);
+    }
+}
+
+impl Supervised for Directory {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        tracing::warn!("directory restarting; live rooms are kept");
+    }
+}
+
+impl Handler<GetRoom> for Directory {
+    type Result = MessageResult<GetRoom>;
+
+    fn handle(&mut self, msg: GetRoom, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some((_, addr)) = self.rooms.get(&msg.device) {
+            if addr.connected() {
+                return MessageResult(addr.clone());
+            }
+        }
+        self.next_room_id += 1;
+        let room_id = self.next_room_id;
+        let epoch = self.next_epoch();
+        let room = DeviceRoom::new(
+            msg.device.clone(),
+            msg.owner,
+            room_id,
+            epoch,
+            ctx.address(),
+            self.env.clone(),
+        );
+        let addr = match self.arbiter_for(&msg.device) {
+            Some(arbiter) => DeviceRoom::start_in_arbiter(arbiter, move |_| room),
+            None => room.start(),
+        };
+        self.rooms.insert(msg.device, (room_id, addr.clone()));
+        MessageResult(addr)
+    }
+}
+
+impl Handler<FindRoom> for Directory {
+    type Result = Option<Addr<DeviceRoom>>;
+
+    fn handle(&mut self, msg: FindRoom, _ctx: &mut Context<Self>) -> Self::Result {
+        self.rooms
+            .get(&msg.device)
+            .map(|(_, a)| a.clone())
+            .filter(|a| a.connected())
+    }
+}
+
+impl Handler<SnapshotOf> for Directory {
+    type Result = ResponseFuture<Option<Snapshot>>;
+
+    fn handle(&mut self, msg: SnapshotOf, _ctx: &mut Context<Self>) -> Self::Result {
+        let room = self.rooms.get(&msg.device).map(|(_, a)| a.clone());
+        Box::pin(async move {
+            match room {
+                Some(r) => r.send(GetSnapshot).await.ok(),
+                None => None,
+            }
+        })
+    }
+}
+
+impl Handler<RoomRetired> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoomRetired, _ctx: &mut Context<Self>) {
+        if self.rooms.get(&msg.device).map(|(id, _)| *id) == Some(msg.room_id) {
+            self.rooms.remove(&msg.device);
+        }
+    }
+}
+
+impl Handler<DeviceDeleted> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeviceDeleted, _ctx: &mut Context<Self>) {
+        if let Some((_, room)) = self.rooms.remove(&msg.device) {
+            room.do_send(CloseRoom {
+                reason: "device_deleted",
+            });
+        }
+    }
+}
+
+impl Handler<DrainRooms> for Directory {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _msg: DrainRooms, _ctx: &mut Context<Self>) -> Self::Result {
+        let rooms: Vec<_> = self.rooms.values().map(|(_, a)| a.clone()).collect();
+        Box::pin(async move {
+            join_all(rooms.iter().map(|r| r.send(Flush))).await;
+        })
+    }
+}

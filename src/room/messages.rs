@@ -1,0 +1,239 @@
+//! Messages to the [`Directory`](super::Directory) and to a
+//! [`DeviceRoom`](super::DeviceRoom). One struct per message.
+
+use super::device_room::DeviceRoom;
+use crate::ids::{ConnId, DeviceId, UserId};
+use crate::ws::app::AppConn;
+use crate::ws::frames::EventIn;
+use crate::ws::outbox::Outbox;
+use crate::ws::robot::RobotConn;
+use actix::prelude::*;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+
+// ---- to the Directory ----------------------------------------------------
+
+/// Find or start the room of `device`, owned by `owner` (checked against the store by the caller).
+#[derive(Message)]
+#[rtype(result = "Addr<DeviceRoom>")]
+pub struct GetRoom {
+    pub device: DeviceId,
+    pub owner: UserId,
+}
+
+/// The room of `device` if one is alive.
+#[derive(Message)]
+#[rtype(result = "Option<Addr<DeviceRoom>>")]
+pub struct FindRoom {
+    pub device: DeviceId,
+}
+
+/// The live snapshot of `device`, if it has a room.
+#[derive(Message)]
+#[rtype(result = "Option<Snapshot>")]
+pub struct SnapshotOf {
+    pub device: DeviceId,
+}
+
+/// A room stopped itself for being idle; forget it (if it is still `room_id`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RoomRetired {
+    pub device: DeviceId,
+    pub room_id: u64,
+}
+
+/// The device was deleted: close its room and robot.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeviceDeleted {
+    pub device: DeviceId,
+}
+
+/// Shutdown: wait until every room has handled all it was sent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DrainRooms;
+
+// ---- to a DeviceRoom -----------------------------------------------------
+
+/// The room stopped (idle or device deleted) before this message reached it; ask the directory again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retired;
+
+/// A robot socket for this device authenticated; it becomes the robot link (replacing any other).
+#[derive(Message)]
+#[rtype(result = "Result<(), Retired>")]
+pub struct AttachRobot {
+    pub conn: ConnId,
+    pub outbox: Outbox,
+    pub addr: Addr<RobotConn>,
+}
+
+/// The robot socket `conn` ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DetachRobot {
+    pub conn: ConnId,
+    pub reason: &'static str,
+}
+
+/// An event from the robot `conn`, to be enveloped and fanned out.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RobotEvent {
+    pub conn: ConnId,
+    pub event: EventIn,
+}
+
+/// A `command_result` from the robot, for the app `reply_to` only.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CommandResult {
+    pub conn: ConnId,
+    pub reply_to: ConnId,
+    pub raw: String,
+}
+
+/// Why an app could not join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinError {
+    Retired,
+    NotOwner,
+}
+
+/// An app socket starts talking to this device (subscribe or command); it
+/// stays a member until it sends [`Leave`].
+#[derive(Message)]
+#[rtype(result = "Result<(), JoinError>")]
+pub struct Join {
+    pub conn: ConnId,
+    pub user: UserId,
+    pub outbox: Outbox,
+    pub addr: Addr<AppConn>,
+}
+
+/// Subscribe member `conn` to events, replaying after `since_seq` if given.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe {
+    pub conn: ConnId,
+    pub since_seq: Option<u64>,
+    pub epoch: Option<i64>,
+}
+
+/// Stop sending events to `conn` (it stays a member for command results).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    pub conn: ConnId,
+}
+
+/// The app socket `conn` ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub conn: ConnId,
+}
+
+/// A command from member `conn` for the robot.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Command {
+    pub conn: ConnId,
+    pub raw: String,
+    pub spoofed: bool,
+    pub reference: Option<Box<RawValue>>,
+}
+
+/// The room's live state.
+#[derive(Message)]
+#[rtype(result = "Snapshot")]
+pub struct GetSnapshot;
+
+/// The robot link's id and outbox, if a robot is attached (for WebRTC sessions).
+#[derive(Message)]
+#[rtype(result = "Option<(ConnId, Outbox)>")]
+pub struct RobotLink;
+
+/// Answered once everything sent before it has been handled.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+/// Close the robot and end every membership: the device is gone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseRoom {
+    pub reason: &'static str,
+}
+
+/// The robot's answer to a proxied REST call, or why there is none.
+#[derive(Debug)]
+pub enum ProxyReply {
+    Response {
+        status: u16,
+        body: Option<Box<RawValue>>,
+    },
+    RobotOffline,
+    TooMany,
+}
+
+/// Forward a REST call to the robot; the answer comes on `reply`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ProxyRequest {
+    pub request_id: String,
+    pub frame: String,
+    pub reply: oneshot::Sender<ProxyReply>,
+}
+
+/// The caller gave up waiting (timeout): forget the request.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ProxyCancel {
+    pub request_id: String,
+}
+
+/// `http_response` from the robot.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ProxyResponse {
+    pub conn: ConnId,
+    pub request_id: String,
+    pub status: u16,
+    pub body: Option<Box<RawValue>>,
+}
+
+/// How many proxied requests wait on this robot (tests check it returns to 0).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct PendingProxyCount;
+
+/// The live state of a device as `/api/devices` and `subscribed` show it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Snapshot {
+    pub online: bool,
+    pub mode: Option<serde_json::Value>,
+    pub mission: Option<serde_json::Value>,
+    pub battery: Option<serde_json::Value>,
+    pub last_seen: Option<i64>,
+}
+
+// ---- from a room to an app socket ------------------------------------------
+
+/// The device is gone (deleted); drop it from the app's caches.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeviceGone {
+    pub device: DeviceId,
+}
+
+/// Close this socket with `code` and `reason` (replacement, device deleted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseSocket {
+    pub code: u16,
+    pub reason: &'static str,
+}

@@ -1,0 +1,10 @@
+//! Device rooms: one [`DeviceRoom`] actor per device, found or started by the
+//! [`Directory`].
+
+pub mod device_room;
+pub mod directory;
+pub mod history;
+pub mod messages;
+
+pub use device_room::DeviceRoom;
+pub use directory::Directory;

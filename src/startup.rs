@@ -1,0 +1,265 @@
+//! Building and running the relay: [`Application::build`] wires the store,
+//! auth, actors and HTTP server; [`Application::run_until_stopped`] serves
+//! until [`AppHandle::shutdown`] (SIGTERM in `serve`, the harness in tests).
+
+use crate::auth::{MemoryReplayGuard, SignatureVerifier, TokenService};
+use crate::config::{secs, Settings};
+use crate::metrics::{get_i, Metrics};
+use crate::room::device_room::RoomEnv;
+use crate::room::messages::DrainRooms;
+use crate::room::Directory;
+use crate::secret::Secret;
+use crate::state::AppState;
+use crate::store::Store;
+use crate::turn::TurnService;
+use crate::webrtc::SessionSupervisor;
+use actix::{Arbiter, Supervisor};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// A built, not yet running, relay.
+pub struct Application {
+    port: u16,
+    server: Server,
+    handle: AppHandle,
+    /// Threads the rooms run on; kept so they live as long as the server.
+    _arbiters: Vec<Arbiter>,
+}
+
+/// Cloneable control of a running relay.
+#[derive(Clone)]
+pub struct AppHandle {
+    server: ServerHandle,
+    pub state: web::Data<AppState>,
+    robots_down: Arc<watch::Sender<bool>>,
+    apps_down: Arc<watch::Sender<bool>>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let settings = Arc::new(settings);
+        let instance_id: Arc<str> = if settings.server.instance_id.is_empty() {
+            Arc::from(format!(
+                "relay-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ))
+        } else {
+            Arc::from(settings.server.instance_id.as_str())
+        };
+        let jwt_secret = jwt_secret(&settings)?;
+        let tokens = Arc::new(TokenService::new(&jwt_secret, settings.auth.token_ttl_s));
+        tokens.self_test().context("JWT self-test")?;
+        let store = Store::connect(&settings.store.url, settings.store.max_connections).await?;
+        let metrics = Arc::new(Metrics::default());
+
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
+        let env = RoomEnv {
+            metrics: metrics.clone(),
+            history_size: settings.history.size,
+            idle_grace: secs(settings.rooms.idle_grace_s),
+            max_pending_proxy: settings.proxy.max_pending_per_device,
+            store: store.clone(),
+        };
+        let handles = arbiters.iter().map(|a| a.handle()).collect::<Vec<_>>();
+        let directory = Supervisor::start(move |_| Directory::new(handles.clone(), env.clone()));
+        let sessions = Supervisor::start(|_| SessionSupervisor);
+
+        let (robots_tx, robots_rx) = watch::channel(false);
+        let (apps_tx, apps_rx) = watch::channel(false);
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            instance_id: instance_id.clone(),
+            store,
+            tokens,
+            signatures: Arc::new(SignatureVerifier::new(
+                settings.auth.signature_window_s,
+                Arc::new(MemoryReplayGuard::default()),
+            )),
+            metrics,
+            turn: Arc::new(TurnService::new(settings.turn.clone())),
+            allow_list: crate::proxy_paths::AllowList::new(&settings.proxy.allowed_paths),
+            directory,
+            sessions,
+            next_conn: Default::default(),
+            robots_shutdown: robots_rx,
+            apps_shutdown: apps_rx,
+            started: Instant::now(),
+            dummy_hash: crate::auth::password::dummy_hash(),
+        });
+
+        let listener = TcpListener::bind(settings.server.bind)
+            .with_context(|| format!("server.bind: cannot listen on {}", settings.server.bind))?;
+        let port = listener.local_addr()?.port();
+        let max_body = settings.server.max_body_bytes;
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    crate::telemetry::request_span,
+                ))
+                .configure(|cfg| crate::http::routes(cfg, max_body))
+        })
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_timeout_s.ceil() as u64)
+        .listen(listener)?;
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = server.run();
+        tracing::info!(
+            instance_id = %instance_id,
+            bind = %settings.server.bind,
+            port,
+            store = state.store.backend(),
+            clustered = settings.clustered(),
+            "relay listening"
+        );
+        let handle = AppHandle {
+            server: server.handle(),
+            state,
+            robots_down: Arc::new(robots_tx),
+            apps_down: Arc::new(apps_tx),
+        };
+        Ok(Application {
+            port,
+            server,
+            handle,
+            _arbiters: arbiters,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> AppHandle {
+        self.handle.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let arbiters = self._arbiters;
+        let result = self.server.await;
+        for a in arbiters {
+            a.stop();
+        }
+        result
+    }
+}
+
+impl AppHandle {
+    /// Graceful stop, losing nothing already received: robots are closed
+    /// first (each detaches from its room after its last event), then every
+    /// room drains its mailbox, then apps are closed (their close frame goes
+    /// after every event already queued to them), then the server stops.
+    pub async fn shutdown(&self) {
+        let metrics: &Metrics = &self.state.metrics;
+        let budget = secs(self.state.settings.server.shutdown_timeout_s);
+        let started = Instant::now();
+        self.server.pause().await;
+        let _ = self.robots_down.send(true);
+        wait_until(|| get_i(&metrics.robots_online) == 0, budget / 2).await;
+        let _ = self.state.directory.send(DrainRooms).await;
+        let _ = self.apps_down.send(true);
+        wait_until(
+            || get_i(&metrics.apps_connected) == 0,
+            budget.saturating_sub(started.elapsed()),
+        )
+        .await;
+        // Let the writers put the close frames on the wire.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.server.stop(true).await;
+    }
+
+    /// Immediate stop (tests).
+    pub async fn stop_now(&self) {
+        self.server.stop(false).await;
+    }
+}
+
+async fn wait_until(done: impl Fn() -> bool, budget: Duration) {
+    let deadline = Instant::now() + budget;
+    while !done() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `auth.jwt_secret`, or one generated once and kept in `server.data_dir`.
+fn jwt_secret(settings: &Settings) -> anyhow::Result<Secret> {
+    if !settings.auth.jwt_secret.is_empty() {
+        return Ok(settings.auth.jwt_secret.clone());
+    }
+    let dir = &settings.server.data_dir;
+    let path = dir.join("jwt_secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_string();
+        if existing.len() >= 32 {
+            tracing::warn!(path = %path.display(), "auth.jwt_secret is not set; using the generated secret kept in the data dir (set auth.jwt_secret for a cluster)");
+            return Ok(Secret::new(existing));
+        }
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("server.data_dir: creating {}", dir.display()))?;
+    let secret = crate::http::devices::new_device_secret();
+    write_private(&path, secret.expose())
+        .with_context(|| format!("server.data_dir: writing {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "auth.jwt_secret is not set; generated one and kept it in the data dir (set auth.jwt_secret for a cluster)");
+    Ok(secret)
+}
+
+fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(content.as_bytes())
+}
+
+/// `wimz-relay serve`: build, run, stop gracefully on SIGTERM or Ctrl-C.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    let handle = app.handle();
+    actix_rt::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received; closing sockets");
+        handle.shutdown().await;
+    });
+    app.run_until_stopped().await?;
+    tracing::info!("relay stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

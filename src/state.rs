@@ -1,0 +1,51 @@
+//! [`AppState`]: what every HTTP handler and socket actor is handed. Built
+//! once in `startup` (outside the `HttpServer::new` factory, which runs once
+//! per worker) and shared as `web::Data`.
+
+use crate::auth::{SignatureVerifier, TokenService};
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::room::Directory;
+use crate::store::Store;
+use crate::turn::TurnService;
+use crate::webrtc::SessionSupervisor;
+use actix::Addr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// Shared, read-mostly service state.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub instance_id: Arc<str>,
+    pub store: Store,
+    pub tokens: Arc<TokenService>,
+    pub signatures: Arc<SignatureVerifier>,
+    pub metrics: Arc<Metrics>,
+    pub turn: Arc<TurnService>,
+    /// `proxy.allowed_paths`, compiled.
+    pub allow_list: crate::proxy_paths::AllowList,
+    /// Finds or starts the `DeviceRoom` of a device.
+    pub directory: Addr<Directory>,
+    /// Owns every WebRTC session.
+    pub sessions: Addr<SessionSupervisor>,
+    /// Source of connection ids (`<instance>.<n>`).
+    pub next_conn: AtomicU64,
+    /// Flipped on shutdown: robot sockets close first...
+    pub robots_shutdown: watch::Receiver<bool>,
+    /// ...then, after rooms drained, app sockets.
+    pub apps_shutdown: watch::Receiver<bool>,
+    pub started: Instant,
+    /// Verified against when a login names an unknown user (equal timing).
+    pub dummy_hash: String,
+}
+
+impl AppState {
+    pub fn conn_id(&self) -> crate::ids::ConnId {
+        let n = self
+            .next_conn
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::ids::ConnId::new(&self.instance_id, n)
+    }
+}

@@ -1,0 +1,316 @@
+//! The store: users, devices and WebRTC session history.
+//!
+//! One code path for both backends through sqlx's `Any` driver: SQLite (the
+//! embedded default, file created on first start) and PostgreSQL (a cluster's
+//! shared store). Queries use `$N` placeholders, which both accept; the
+//! migrations in `migrations/` are written in SQL both understand and are
+//! applied at start-up.
+
+use crate::ids::{DeviceId, UserId};
+use crate::secret::{redact_url, Secret};
+use anyhow::Context;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::time::Duration;
+
+/// Store failures callers act on; everything else is `Other`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    Conflict,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return StoreError::Conflict;
+            }
+        }
+        StoreError::Other(anyhow::Error::new(e))
+    }
+}
+
+/// A user row as login needs it.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub user_id: UserId,
+    pub password_hash: String,
+}
+
+/// A device row as `/api/devices` shows it.
+#[derive(Debug, Clone)]
+pub struct DeviceRecord {
+    pub device_id: DeviceId,
+    pub name: String,
+    pub owner: UserId,
+    pub last_seen: Option<i64>,
+}
+
+/// One finished WebRTC session, for the history table.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub device_id: String,
+    pub user_id: String,
+    pub started_at: i64,
+    pub ended_at: i64,
+    pub duration_ms: i64,
+    pub connection_type: Option<String>,
+    pub rtt_ms: Option<f64>,
+    pub ice_restarts: i64,
+    pub close_reason: String,
+}
+
+/// Handle to the database; cheap to clone (a pool).
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: &'static str,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.backend)
+    }
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Store {
+    /// Connects (creating a SQLite file and its folder when missing) and migrates.
+    pub async fn connect(url: &Secret, max_connections: u32) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let raw = url.expose();
+        let (url, backend) = if let Some(path) = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+        {
+            let file = path.split('?').next().unwrap_or("");
+            if !file.is_empty() && file != ":memory:" {
+                if let Some(parent) = std::path::Path::new(file).parent() {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(parent)
+                            .with_context(|| format!("creating {}", parent.display()))?;
+                    }
+                }
+            }
+            let url = if raw.contains("mode=") {
+                raw.to_string()
+            } else if raw.contains('?') {
+                format!("{raw}&mode=rwc")
+            } else {
+                format!("{raw}?mode=rwc")
+            };
+            (url, "sqlite")
+        } else {
+            (raw.to_string(), "postgres")
+        };
+        let is_sqlite = backend == "sqlite";
+        let pool = AnyPoolOptions::new()
+            .max_connections(if is_sqlite {
+                max_connections.clamp(1, 4)
+            } else {
+                max_connections
+            })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .with_context(|| format!("connecting to store {}", redact_url(&url)))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("applying store migrations")?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// Round trip to the database, for `/health`.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<UserId, StoreError> {
+        let id = UserId::new_random();
+        sqlx::query("INSERT INTO users (user_id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(id.as_str())
+            .bind(username)
+            .bind(password_hash)
+            .bind(crate::ids::unix_now())
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn find_user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query("SELECT user_id, password_hash FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r: AnyRow| UserRecord {
+            user_id: UserId::from_stored(r.get::<String, _>(0).as_str()),
+            password_hash: r.get(1),
+        }))
+    }
+
+    pub async fn user_exists(&self, user: &UserId) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM users WHERE user_id = $1")
+            .bind(user.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    pub async fn create_device(
+        &self,
+        device: &DeviceId,
+        name: &str,
+        owner: &UserId,
+        secret: &Secret,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO devices (device_id, name, owner_id, device_secret, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(device.as_str())
+        .bind(name)
+        .bind(owner.as_str())
+        .bind(secret.expose())
+        .bind(crate::ids::unix_now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn device_secret(&self, device: &DeviceId) -> Result<Option<Secret>, StoreError> {
+        let row = sqlx::query("SELECT device_secret FROM devices WHERE device_id = $1")
+            .bind(device.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r: AnyRow| Secret::new(r.get::<String, _>(0))))
+    }
+
+    pub async fn device_owner(&self, device: &DeviceId) -> Result<Option<UserId>, StoreError> {
+        let row = sqlx::query("SELECT owner_id FROM devices WHERE device_id = $1")
+            .bind(device.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r: AnyRow| UserId::from_stored(r.get::<String, _>(0).as_str())))
+    }
+
+    pub async fn list_devices(&self, owner: &UserId) -> Result<Vec<DeviceRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT device_id, name, owner_id, last_seen FROM devices WHERE owner_id = $1 ORDER BY device_id",
+        )
+        .bind(owner.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let id: String = r.get(0);
+                Ok(DeviceRecord {
+                    device_id: DeviceId::parse(&id)
+                        .map_err(|e| anyhow::anyhow!("stored device id {id:?}: {e}"))?,
+                    name: r.get(1),
+                    owner: UserId::from_stored(r.get::<String, _>(2).as_str()),
+                    last_seen: r.get(3),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes `device` if `owner` owns it; false when it does not exist or is someone else's.
+    pub async fn delete_device(
+        &self,
+        device: &DeviceId,
+        owner: &UserId,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM devices WHERE device_id = $1 AND owner_id = $2")
+            .bind(device.as_str())
+            .bind(owner.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records when the robot was last connected.
+    pub async fn touch_device(&self, device: &DeviceId, at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE devices SET last_seen = $1 WHERE device_id = $2")
+            .bind(at)
+            .bind(device.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn record_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO webrtc_sessions (session_id, device_id, user_id, started_at, ended_at, duration_ms, connection_type, rtt_ms, ice_restarts, close_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&s.session_id)
+        .bind(&s.device_id)
+        .bind(&s.user_id)
+        .bind(s.started_at)
+        .bind(s.ended_at)
+        .bind(s.duration_ms)
+        .bind(s.connection_type.clone())
+        .bind(s.rtt_ms)
+        .bind(s.ice_restarts)
+        .bind(&s.close_reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn sessions_for_device(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT session_id, device_id, user_id, started_at, ended_at, duration_ms, connection_type, rtt_ms, ice_restarts, close_reason FROM webrtc_sessions WHERE device_id = $1 ORDER BY started_at",
+        )
+        .bind(device.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SessionRecord {
+                session_id: r.get(0),
+                device_id: r.get(1),
+                user_id: r.get(2),
+                started_at: r.get(3),
+                ended_at: r.get(4),
+                duration_ms: r.get(5),
+                connection_type: r.get(6),
+                rtt_ms: r.get(7),
+                ice_restarts: r.get(8),
+                close_reason: r.get(9),
+            })
+            .collect())
+    }
+}

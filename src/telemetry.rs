@@ -1,0 +1,61 @@
+//! Logging: `tracing` with a request id per HTTP request. Only the path is
+//! logged, never the query string (apps may carry `?token=` there) and never
+//! headers (bearer tokens, signatures).
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use std::time::Instant;
+use tracing::Instrument;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber once (later calls are ignored, for tests).
+pub fn init(level: &str, format: &str) {
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Middleware: a span with `request_id`, method and path; one line per
+/// response with status and latency; `x-request-id` on the response.
+pub async fn request_span(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let span = tracing::info_span!(
+        "http",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.path(),
+    );
+    let started = Instant::now();
+    let result = next.call(req).instrument(span.clone()).await;
+    let _enter = span.enter();
+    match result {
+        Ok(mut res) => {
+            let status = res.status().as_u16();
+            tracing::info!(
+                status,
+                latency_ms = started.elapsed().as_millis() as u64,
+                "request"
+            );
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                res.headers_mut()
+                    .insert(HeaderName::from_static("x-request-id"), v);
+            }
+            Ok(res)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "request failed");
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! WebRTC sessions (PROTOCOL.md §3.5): the [`SessionSupervisor`] actor.
+
+pub mod messages;
+pub mod supervisor;
+
+pub use supervisor::SessionSupervisor;

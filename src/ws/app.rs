@@ -1,0 +1,282 @@
+//! `AppConn`: the actor of one app socket.
+//!
+//! Owns its socket (via [`SocketCore`]), the rooms it has joined (ownership
+//! proven against the store once per device, then cached) and the devices
+//! it is subscribed to. Sends on: subscribe/unsubscribe/command to rooms,
+//! WebRTC signaling to the session supervisor. Rooms write events straight
+//! into its outbox. On every exit path (`stopped`) it leaves each room and
+//! tells the session supervisor.
+
+use super::conn::{on_item, start_common, SocketActor, SocketCore};
+use super::frames::{parse_app, AppFrame};
+use crate::error::{WireCode, WireError};
+use crate::ids::{DeviceId, UserId};
+use crate::metrics::gauge_add;
+use crate::room::messages::*;
+use crate::room::DeviceRoom;
+use crate::webrtc::messages::{ConnGone, FromApp};
+use actix::prelude::*;
+use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
+use serde_json::value::RawValue;
+use std::collections::{HashMap, HashSet};
+
+pub struct AppConn {
+    core: SocketCore,
+    user: UserId,
+    /// Rooms joined (the user owns each device), by device.
+    rooms: HashMap<DeviceId, Addr<DeviceRoom>>,
+    /// Devices whose events this socket receives.
+    subscribed: HashSet<DeviceId>,
+    /// `?device_id=` from the handshake: subscribed at start.
+    initial: Option<DeviceId>,
+}
+
+/// Why `with_room` could not reach a device's room.
+enum RoomError {
+    NotOwner,
+    Unavailable,
+}
+
+impl AppConn {
+    pub fn new(core: SocketCore, user: UserId, initial: Option<DeviceId>) -> Self {
+        AppConn {
+            core,
+            user,
+            rooms: HashMap::new(),
+            subscribed: HashSet::new(),
+            initial,
+        }
+    }
+
+    /// Runs `then` with the room of `device` once ownership is proven. The
+    /// first time for a device this waits (no other frame of this socket is
+    /// handled meanwhile, so the socket's order is kept).
+    fn with_room<F>(
+        &mut self,
+        device: DeviceId,
+        reference: Option<Box<RawValue>>,
+        ctx: &mut Context<Self>,
+        then: F,
+    ) where
+        F: FnOnce(&mut Self, Addr<DeviceRoom>, &mut Context<Self>) + 'static,
+    {
+        if let Some(room) = self.rooms.get(&device) {
+            if room.connected() {
+                let room = room.clone();
+                then(self, room, ctx);
+                return;
+            }
+            self.rooms.remove(&device);
+        }
+        let state = self.core.state.clone();
+        let user = self.user.clone();
+        let conn = self.core.conn.clone();
+        let outbox = self.core.outbox.clone();
+        let me = ctx.address();
+        let dev = device.clone();
+        ctx.wait(
+            async move {
+                let owner = match state.store.device_owner(&dev).await {
+                    Ok(Some(owner)) => owner,
+                    Ok(None) => return Err(RoomError::NotOwner),
+                    Err(_) => return Err(RoomError::Unavailable),
+                };
+                if owner != user {
+                    return Err(RoomError::NotOwner);
+                }
+                for _ in 0..3 {
+                    let room = state
+                        .directory
+                        .send(GetRoom {
+                            device: dev.clone(),
+                            owner: owner.clone(),
+                        })
+                        .await
+                        .map_err(|_| RoomError::Unavailable)?;
+                    let joined = room
+                        .send(Join {
+                            conn: conn.clone(),
+                            user: user.clone(),
+                            outbox: outbox.clone(),
+                            addr: me.clone(),
+                        })
+                        .await;
+                    match joined {
+                        Ok(Ok(())) => return Ok(room),
+                        Ok(Err(JoinError::NotOwner)) => return Err(RoomError::NotOwner),
+                        _ => continue, // retired meanwhile: ask again
+                    }
+                }
+                Err(RoomError::Unavailable)
+            }
+            .into_actor(self)
+            .map(move |res, act, ctx| match res {
+                Ok(room) => {
+                    act.rooms.insert(device, room.clone());
+                    then(act, room, ctx);
+                }
+                Err(RoomError::NotOwner) => act.core.send_error(
+                    WireError::new(WireCode::NotOwner, "not your device").with_ref(reference),
+                ),
+                Err(RoomError::Unavailable) => act.core.send_error(
+                    WireError::new(WireCode::Internal, "device temporarily unavailable; retry")
+                        .with_ref(reference),
+                ),
+            }),
+        );
+    }
+
+    fn subscribe(
+        &mut self,
+        device: DeviceId,
+        since_seq: Option<u64>,
+        epoch: Option<i64>,
+        reference: Option<Box<RawValue>>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.with_room(device.clone(), reference, ctx, move |act, room, _ctx| {
+            room.do_send(Subscribe {
+                conn: act.core.conn.clone(),
+                since_seq,
+                epoch,
+            });
+            act.subscribed.insert(device);
+        });
+    }
+}
+
+impl Actor for AppConn {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        gauge_add(&self.core.state.metrics.apps_connected, 1);
+        tracing::debug!(user_id = %self.user, conn_id = %self.core.conn, "app connected");
+        let shutdown = self.core.state.apps_shutdown.clone();
+        start_common(self, ctx, shutdown);
+        if let Some(device) = self.initial.take() {
+            self.subscribe(device, None, None, None, ctx);
+        }
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        gauge_add(&self.core.state.metrics.apps_connected, -1);
+        for room in self.rooms.values() {
+            room.do_send(Leave {
+                conn: self.core.conn.clone(),
+            });
+        }
+        self.core.state.sessions.do_send(ConnGone {
+            conn: self.core.conn.clone(),
+            robot: false,
+        });
+        tracing::debug!(user_id = %self.user, conn_id = %self.core.conn, reason = self.core.stop_reason, "app disconnected");
+    }
+}
+
+impl SocketActor for AppConn {
+    fn core(&mut self) -> &mut SocketCore {
+        &mut self.core
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let parsed = match parse_app(text) {
+            Ok(p) => p,
+            Err(e) => {
+                crate::metrics::inc(&self.core.state.metrics.bad_messages);
+                self.core.send_error(e);
+                return;
+            }
+        };
+        let reference = parsed.reference;
+        match parsed.frame {
+            AppFrame::Ping => {
+                self.core.outbox.send(SocketCore::pong_frame());
+            }
+            AppFrame::Pong => {}
+            AppFrame::Subscribe {
+                device,
+                since_seq,
+                epoch,
+            } => self.subscribe(device, since_seq, epoch, reference, ctx),
+            AppFrame::Unsubscribe { device } => {
+                match (self.subscribed.remove(&device), self.rooms.get(&device)) {
+                    (true, Some(room)) => room.do_send(Unsubscribe {
+                        conn: self.core.conn.clone(),
+                    }),
+                    _ => self.core.send_error(
+                        WireError::new(WireCode::NotSubscribed, "not subscribed to that device")
+                            .with_ref(reference),
+                    ),
+                }
+            }
+            AppFrame::Command {
+                device,
+                raw,
+                spoofed,
+            } => {
+                let r = reference.clone();
+                self.with_room(device, reference, ctx, move |act, room, _ctx| {
+                    room.do_send(Command {
+                        conn: act.core.conn.clone(),
+                        raw,
+                        spoofed,
+                        reference: r,
+                    });
+                });
+            }
+            frame @ AppFrame::WebrtcRequest { .. } => {
+                let AppFrame::WebrtcRequest { device, .. } = &frame else {
+                    return;
+                };
+                let device = device.clone();
+                let r = reference.clone();
+                self.with_room(device, reference, ctx, move |act, room, _ctx| {
+                    act.core.state.sessions.do_send(FromApp {
+                        conn: act.core.conn.clone(),
+                        user: act.user.clone(),
+                        outbox: act.core.outbox.clone(),
+                        room: Some(room),
+                        frame,
+                        reference: r,
+                    });
+                });
+            }
+            frame @ (AppFrame::WebrtcAnswer(_)
+            | AppFrame::WebrtcIce(_)
+            | AppFrame::WebrtcClose(_)
+            | AppFrame::WebrtcStats(_)) => {
+                self.core.state.sessions.do_send(FromApp {
+                    conn: self.core.conn.clone(),
+                    user: self.user.clone(),
+                    outbox: self.core.outbox.clone(),
+                    room: None,
+                    frame,
+                    reference,
+                });
+            }
+        }
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for AppConn {
+    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+        on_item(self, item, ctx);
+    }
+}
+
+impl Handler<DeviceGone> for AppConn {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeviceGone, _ctx: &mut Context<Self>) {
+        self.rooms.remove(&msg.device);
+        self.subscribed.remove(&msg.device);
+    }
+}
+
+impl Handler<CloseSocket> for AppConn {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseSocket, ctx: &mut Context<Self>) {
+        self.core.close(ctx, CloseCode::Other(msg.code), msg.reason);
+    }
+}

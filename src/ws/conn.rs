@@ -1,0 +1,179 @@
+//! What robot and app socket actors share: the [`SocketCore`] (outbox,
+//! writer handle, heartbeat clock, rate limit) and the handling of raw
+//! WebSocket items (pings, binary frames, oversize frames, close).
+
+use super::outbox::{spawn_writer, Outbox, WriterHandle};
+use super::ratelimit::TokenBucket;
+use crate::config::secs;
+use crate::error::{WireCode, WireError};
+use crate::ids::ConnId;
+use crate::metrics::inc;
+use crate::state::AppState;
+use actix::prelude::*;
+use actix_web::web;
+use actix_ws::{AggregatedMessage, CloseCode, ProtocolError, Session};
+use serde_json::value::RawValue;
+use std::time::Instant;
+
+/// Per-socket state common to robots and apps.
+pub struct SocketCore {
+    pub conn: ConnId,
+    /// The bounded queue to this peer; rooms hold clones.
+    pub outbox: Outbox,
+    /// Slow signal and kill switch of the writer task.
+    pub writer: WriterHandle,
+    /// Last time anything (frame, ping, pong) came from the peer.
+    pub last_seen: Instant,
+    /// `limits.messages_per_s` for this connection.
+    pub bucket: TokenBucket,
+    /// Why the socket ended, for `robot_disconnected` and logs.
+    pub stop_reason: &'static str,
+    pub state: web::Data<AppState>,
+}
+
+impl SocketCore {
+    pub fn new(conn: ConnId, session: Session, state: web::Data<AppState>) -> Self {
+        let limits = &state.settings.limits;
+        let (outbox, writer) = spawn_writer(session, limits.outbound_queue);
+        SocketCore {
+            conn,
+            outbox,
+            writer,
+            last_seen: Instant::now(),
+            bucket: TokenBucket::new(limits.messages_per_s, limits.messages_burst),
+            stop_reason: "closed",
+            state,
+        }
+    }
+
+    pub fn send_error(&self, err: WireError) {
+        self.outbox.send(err.to_frame());
+    }
+
+    /// Close frame after the queued frames, then stop.
+    pub fn close<A: Actor<Context = Context<A>>>(
+        &mut self,
+        ctx: &mut Context<A>,
+        code: CloseCode,
+        reason: &'static str,
+    ) {
+        self.stop_reason = reason;
+        self.outbox.close(code, reason);
+        ctx.stop();
+    }
+
+    pub fn pong_frame() -> String {
+        format!(
+            "{{\"type\":\"pong\",\"ts_ms\":{}}}",
+            crate::ids::unix_now_ms()
+        )
+    }
+}
+
+/// A socket actor: robots and apps.
+pub trait SocketActor: Actor<Context = Context<Self>> {
+    fn core(&mut self) -> &mut SocketCore;
+    /// A text frame that passed the rate limit.
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>);
+}
+
+/// Heartbeat, slow-consumer watch and shutdown watch; call from `started`.
+pub fn start_common<A: SocketActor>(
+    act: &mut A,
+    ctx: &mut Context<A>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let core = act.core();
+    let hb = &core.state.settings.heartbeat;
+    let (interval, timeout) = (secs(hb.interval_s), secs(hb.timeout_s));
+    ctx.run_interval(interval, move |act, ctx| {
+        let core = act.core();
+        if core.last_seen.elapsed() > timeout {
+            inc(&core.state.metrics.heartbeat_timeouts);
+            tracing::info!(conn_id = %core.conn, "heartbeat timeout");
+            core.close(ctx, CloseCode::Away, "heartbeat_timeout");
+        } else {
+            core.outbox.ping();
+        }
+    });
+
+    let slow = core.writer.slow.clone();
+    ctx.spawn(
+        async move { slow.notify.notified().await }
+            .into_actor(act)
+            .map(|_, act, ctx| {
+                let core = act.core();
+                inc(&core.state.metrics.slow_consumers_closed);
+                tracing::info!(conn_id = %core.conn, "closing slow consumer");
+                core.stop_reason = "slow_consumer";
+                core.writer.kill();
+                ctx.stop();
+            }),
+    );
+
+    ctx.spawn(
+        async move {
+            let _ = shutdown.wait_for(|down| *down).await;
+        }
+        .into_actor(act)
+        .map(|_, act, ctx| {
+            act.core().close(ctx, CloseCode::Away, "relay_shutdown");
+        }),
+    );
+}
+
+/// The `id` of a frame, if it has one (for `ref` on errors raised before parsing).
+fn frame_id(text: &str) -> Option<Box<RawValue>> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        #[serde(default)]
+        id: Option<Box<RawValue>>,
+    }
+    serde_json::from_str::<Id>(text).ok().and_then(|i| i.id)
+}
+
+/// Handles one item from the socket's stream.
+pub fn on_item<A: SocketActor>(
+    act: &mut A,
+    item: Result<AggregatedMessage, ProtocolError>,
+    ctx: &mut Context<A>,
+) {
+    let core = act.core();
+    core.last_seen = Instant::now();
+    match item {
+        Ok(AggregatedMessage::Text(text)) => {
+            if !core.bucket.take() {
+                inc(&core.state.metrics.rate_limited);
+                core.send_error(
+                    WireError::new(WireCode::RateLimited, "too many messages; slow down")
+                        .with_ref(frame_id(&text)),
+                );
+                return;
+            }
+            inc(&core.state.metrics.messages_routed);
+            act.on_text(&text, ctx);
+        }
+        Ok(AggregatedMessage::Binary(_)) => {
+            core.send_error(WireError::new(
+                WireCode::Unsupported,
+                "binary frames are not supported; send JSON text frames",
+            ));
+        }
+        Ok(AggregatedMessage::Ping(data)) => {
+            core.outbox.pong(data);
+        }
+        Ok(AggregatedMessage::Pong(_)) => {}
+        Ok(AggregatedMessage::Close(_)) => {
+            core.close(ctx, CloseCode::Normal, "closed");
+        }
+        Err(ProtocolError::Overflow) => {
+            inc(&core.state.metrics.bad_messages);
+            core.close(ctx, CloseCode::Size, "message_too_big");
+        }
+        Err(e) => {
+            inc(&core.state.metrics.bad_messages);
+            tracing::debug!(conn_id = %core.conn, error = %e, "protocol error");
+            core.close(ctx, CloseCode::Protocol, "protocol_error");
+        }
+    }
+}

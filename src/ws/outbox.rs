@@ -1,0 +1,171 @@
+//! The bounded outbound queue of one socket, and the single writer task that
+//! drains it into the `actix_ws::Session`.
+//!
+//! Rooms and actors only ever `try_send` into an [`Outbox`]: they never await
+//! a peer. When the queue is full the peer is not reading; the outbox raises
+//! its slow signal, the owning socket actor closes the peer (1008) and
+//! deregisters, and nobody else waits.
+
+use actix_ws::{CloseCode, CloseReason, Session};
+use bytestring::ByteString;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+
+/// One item for the writer.
+#[derive(Debug)]
+pub enum Out {
+    Text(ByteString),
+    Ping,
+    Pong(bytes::Bytes),
+    Close(CloseReason),
+}
+
+/// Raised when a peer's queue overflowed.
+#[derive(Default)]
+pub struct SlowSignal {
+    fired: AtomicBool,
+    /// Wakes the socket actor (stores a permit if it is not waiting yet).
+    pub notify: Notify,
+}
+
+impl SlowSignal {
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::Relaxed)
+    }
+    fn fire(&self) {
+        if !self.fired.swap(true, Ordering::Relaxed) {
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// Sending half of a socket's queue. Cheap to clone; rooms hold one per member.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<Out>,
+    slow: Arc<SlowSignal>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Outbox(cap={})", self.tx.max_capacity())
+    }
+}
+
+impl Outbox {
+    /// Queues a text frame; false (and the slow signal raised) when full,
+    /// false when the writer is gone.
+    pub fn send(&self, text: impl Into<ByteString>) -> bool {
+        self.push(Out::Text(text.into()))
+    }
+
+    pub fn ping(&self) -> bool {
+        self.push(Out::Ping)
+    }
+
+    pub fn pong(&self, data: bytes::Bytes) -> bool {
+        self.push(Out::Pong(data))
+    }
+
+    /// Queues a close frame after whatever is queued; if the queue is full
+    /// the writer is told to drop the peer at once instead.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        let reason = CloseReason {
+            code,
+            description: Some(reason.to_string()),
+        };
+        if self.tx.try_send(Out::Close(reason)).is_err() {
+            self.slow.fire();
+        }
+    }
+
+    fn push(&self, out: Out) -> bool {
+        match self.tx.try_send(out) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.slow.fire();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    pub fn is_slow(&self) -> bool {
+        self.slow.fired()
+    }
+}
+
+/// Handle the socket actor keeps: the slow signal and a way to kill the writer.
+pub struct WriterHandle {
+    pub slow: Arc<SlowSignal>,
+    kill: Arc<Notify>,
+}
+
+impl WriterHandle {
+    /// Drops the peer now: a best-effort close frame, then the session goes.
+    pub fn kill(&self) {
+        self.kill.notify_one();
+    }
+}
+
+/// Starts the writer task on the current arbiter.
+pub fn spawn_writer(session: Session, capacity: usize) -> (Outbox, WriterHandle) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let slow = Arc::new(SlowSignal::default());
+    let kill = Arc::new(Notify::new());
+    actix_rt::spawn(writer(session, rx, kill.clone()));
+    (
+        Outbox {
+            tx,
+            slow: slow.clone(),
+        },
+        WriterHandle { slow, kill },
+    )
+}
+
+async fn writer(mut session: Session, mut rx: mpsc::Receiver<Out>, kill: Arc<Notify>) {
+    let slow_close = CloseReason {
+        code: CloseCode::Policy,
+        description: Some("slow_consumer".into()),
+    };
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = kill.notified() => {
+                // The peer is not reading: a close frame may not get through;
+                // try briefly, then drop the session (ends the connection).
+                let _ = tokio::time::timeout(Duration::from_millis(200), session.close(Some(slow_close))).await;
+                return;
+            }
+            item = rx.recv() => item,
+        };
+        let sent = match item {
+            None => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), session.close(None)).await;
+                return;
+            }
+            Some(Out::Close(reason)) => {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), session.close(Some(reason))).await;
+                return;
+            }
+            Some(Out::Text(t)) => {
+                tokio::select! {
+                    biased;
+                    _ = kill.notified() => {
+                        let _ = tokio::time::timeout(Duration::from_millis(200), session.close(Some(slow_close))).await;
+                        return;
+                    }
+                    r = session.text(t) => r,
+                }
+            }
+            Some(Out::Ping) => session.ping(b"hb").await,
+            Some(Out::Pong(d)) => session.pong(&d).await,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}

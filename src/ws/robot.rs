@@ -1,0 +1,178 @@
+//! `RobotConn`: the actor of one robot socket.
+//!
+//! Owns its socket (via [`SocketCore`]). On start it attaches to its
+//! device's room (replacing any earlier robot socket, which the room closes
+//! with 4001). Sends on: events, command results and proxy responses to the
+//! room; WebRTC signaling to the session supervisor. On every exit path
+//! (`stopped`) it detaches from the room with the reason and tells the
+//! session supervisor its end is gone.
+
+use super::conn::{on_item, start_common, SocketActor, SocketCore};
+use super::frames::{parse_robot, RobotFrame};
+use crate::ids::{unix_now, DeviceId};
+use crate::metrics::gauge_add;
+use crate::room::messages::*;
+use crate::room::DeviceRoom;
+use crate::webrtc::messages::{ConnGone, FromRobot};
+use actix::prelude::*;
+use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
+
+pub struct RobotConn {
+    core: SocketCore,
+    device: DeviceId,
+    /// The device's room, once attached.
+    room: Option<Addr<DeviceRoom>>,
+}
+
+impl RobotConn {
+    pub fn new(core: SocketCore, device: DeviceId) -> Self {
+        RobotConn {
+            core,
+            device,
+            room: None,
+        }
+    }
+
+    fn attach(&mut self, ctx: &mut Context<Self>) {
+        let state = self.core.state.clone();
+        let device = self.device.clone();
+        let conn = self.core.conn.clone();
+        let outbox = self.core.outbox.clone();
+        let me = ctx.address();
+        // `wait`: no frame from the robot is handled before it is attached.
+        ctx.wait(
+            async move {
+                let owner = state.store.device_owner(&device).await.ok().flatten()?;
+                for _ in 0..3 {
+                    let room = state
+                        .directory
+                        .send(GetRoom {
+                            device: device.clone(),
+                            owner: owner.clone(),
+                        })
+                        .await
+                        .ok()?;
+                    let attached = room
+                        .send(AttachRobot {
+                            conn: conn.clone(),
+                            outbox: outbox.clone(),
+                            addr: me.clone(),
+                        })
+                        .await;
+                    if let Ok(Ok(())) = attached {
+                        return Some(room);
+                    }
+                }
+                None
+            }
+            .into_actor(self)
+            .map(|room, act, ctx| match room {
+                Some(room) => act.room = Some(room),
+                None => act.core.close(ctx, CloseCode::Error, "device_unavailable"),
+            }),
+        );
+    }
+
+    fn touch(&self) {
+        let store = self.core.state.store.clone();
+        let device = self.device.clone();
+        actix_rt::spawn(async move {
+            if let Err(e) = store.touch_device(&device, unix_now()).await {
+                tracing::warn!(device_id = %device, error = %e, "recording last_seen failed");
+            }
+        });
+    }
+}
+
+impl Actor for RobotConn {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        gauge_add(&self.core.state.metrics.robots_online, 1);
+        tracing::info!(device_id = %self.device, conn_id = %self.core.conn, "robot connected");
+        let shutdown = self.core.state.robots_shutdown.clone();
+        start_common(self, ctx, shutdown);
+        self.attach(ctx);
+        self.touch();
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        gauge_add(&self.core.state.metrics.robots_online, -1);
+        if let Some(room) = &self.room {
+            room.do_send(DetachRobot {
+                conn: self.core.conn.clone(),
+                reason: self.core.stop_reason,
+            });
+        }
+        self.core.state.sessions.do_send(ConnGone {
+            conn: self.core.conn.clone(),
+            robot: true,
+        });
+        self.touch();
+        tracing::info!(device_id = %self.device, conn_id = %self.core.conn, reason = self.core.stop_reason, "robot disconnected");
+    }
+}
+
+impl SocketActor for RobotConn {
+    fn core(&mut self) -> &mut SocketCore {
+        &mut self.core
+    }
+
+    fn on_text(&mut self, text: &str, _ctx: &mut Context<Self>) {
+        let parsed = match parse_robot(text) {
+            Ok(p) => p,
+            Err(e) => {
+                crate::metrics::inc(&self.core.state.metrics.bad_messages);
+                self.core.send_error(e);
+                return;
+            }
+        };
+        let Some(room) = &self.room else { return };
+        let conn = self.core.conn.clone();
+        match parsed.frame {
+            RobotFrame::Ping => {
+                self.core.outbox.send(SocketCore::pong_frame());
+            }
+            RobotFrame::Pong => {}
+            RobotFrame::Event(event) => room.do_send(RobotEvent { conn, event }),
+            RobotFrame::CommandResult { reply_to, raw } => room.do_send(CommandResult {
+                conn,
+                reply_to,
+                raw,
+            }),
+            RobotFrame::HttpResponse(r) => room.do_send(ProxyResponse {
+                conn,
+                request_id: r.request_id,
+                status: r.status,
+                body: r.body,
+            }),
+            frame @ (RobotFrame::WebrtcOffer(_)
+            | RobotFrame::WebrtcIce(_)
+            | RobotFrame::WebrtcClose(_)
+            | RobotFrame::WebrtcStats(_)) => {
+                self.core.state.sessions.do_send(FromRobot {
+                    conn,
+                    device: self.device.clone(),
+                    outbox: self.core.outbox.clone(),
+                    frame,
+                    reference: parsed.reference,
+                });
+            }
+        }
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for RobotConn {
+    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+        on_item(self, item, ctx);
+    }
+}
+
+impl Handler<CloseSocket> for RobotConn {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseSocket, ctx: &mut Context<Self>) {
+        let code = CloseCode::Other(msg.code);
+        self.core.close(ctx, code, msg.reason);
+    }
+}

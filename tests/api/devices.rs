@@ -1,0 +1,117 @@
+use crate::helpers::*;
+use serde_json::{json, Value};
+
+async fn device_crud(app: TestApp) {
+    let owner = app.user("owner1").await;
+    let other = app.user("other1").await;
+    let r = app
+        .post_json(
+            "/api/devices",
+            &json!({"device_id": "wimz-a", "name": "Kitchen"}),
+            Some(&owner.token),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["device_id"], "wimz-a");
+    assert_eq!(v["device_secret"].as_str().unwrap().len(), 64);
+
+    // Taken id, even by someone else.
+    let r = app
+        .post_json(
+            "/api/devices",
+            &json!({"device_id": "wimz-a", "name": "Mine"}),
+            Some(&other.token),
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    // Invalid ids and names.
+    for body in [
+        json!({"device_id": "bad id", "name": "x"}),
+        json!({"device_id": "../x", "name": "x"}),
+        json!({"device_id": "ok-id", "name": ""}),
+        json!({"device_id": "ok-id"}),
+    ] {
+        let r = app
+            .post_json("/api/devices", &body, Some(&owner.token))
+            .await;
+        assert_eq!(r.status(), 400, "{body}");
+    }
+    assert_eq!(
+        app.post_json(
+            "/api/devices",
+            &json!({"device_id": "x1", "name": "x"}),
+            None
+        )
+        .await
+        .status(),
+        401
+    );
+
+    // Listing shows the caller's devices only.
+    let v: Value = app
+        .get("/api/devices", Some(&owner.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["device_id"], "wimz-a");
+    assert_eq!(list[0]["name"], "Kitchen");
+    assert_eq!(list[0]["online"], false);
+    assert!(list[0]["mission"].is_null());
+    assert!(list[0].get("device_secret").is_none());
+    let v: Value = app
+        .get("/api/devices", Some(&other.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 0);
+
+    // A stranger cannot delete it, and learns nothing (same 404 as a missing id).
+    let r = app
+        .http
+        .delete(app.url("/api/devices/wimz-a"))
+        .bearer_auth(&other.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = app
+        .http
+        .delete(app.url("/api/devices/wimz-zzz"))
+        .bearer_auth(&other.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = app
+        .http
+        .delete(app.url("/api/devices/wimz-a"))
+        .bearer_auth(&owner.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let v: Value = app
+        .get("/api/devices", Some(&owner.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn device_crud_sqlite() {
+    device_crud(spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn device_crud_postgres() {
+    if let Some(app) = spawn_app_pg_with(|_| {}).await {
+        device_crud(app).await;
+    }
+}

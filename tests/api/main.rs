@@ -1,0 +1,8 @@
+//! Integration tests: the relay started in-process on port 0 with a fresh
+//! database per test, driven over real HTTP and real WebSockets.
+
+mod helpers;
+
+mod auth;
+mod devices;
+mod health;
