@@ -70,7 +70,16 @@ impl Application {
         };
         let handles = arbiters.iter().map(|a| a.handle()).collect::<Vec<_>>();
         let directory = Supervisor::start(move |_| Directory::new(handles.clone(), env.clone()));
-        let sessions = Supervisor::start(|_| SessionSupervisor);
+        let turn = Arc::new(TurnService::new(settings.turn.clone()));
+        let sessions = {
+            let (webrtc, turn, store, metrics) = (
+                settings.webrtc.clone(),
+                turn.clone(),
+                store.clone(),
+                metrics.clone(),
+            );
+            Supervisor::start(move |_| SessionSupervisor::new(webrtc, turn, store, metrics))
+        };
 
         let (robots_tx, robots_rx) = watch::channel(false);
         let (apps_tx, apps_rx) = watch::channel(false);
@@ -84,7 +93,7 @@ impl Application {
                 Arc::new(MemoryReplayGuard::default()),
             )),
             metrics,
-            turn: Arc::new(TurnService::new(settings.turn.clone())),
+            turn,
             allow_list: crate::proxy_paths::AllowList::new(&settings.proxy.allowed_paths),
             directory,
             sessions,

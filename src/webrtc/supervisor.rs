@@ -1,60 +1,315 @@
-//! `SessionSupervisor`: owns every WebRTC session of this instance.
-//! (Being built under issue 4; signaling frames are refused until then.)
+//! `SessionSupervisor`: owns every WebRTC session of this instance
+//! (PROTOCOL.md §3.5). Started once in `startup`, addressed through
+//! `AppState::sessions`.
+//!
+//! Who sends it what:
+//! - app sockets: [`FromApp`] (`webrtc_request` with the device's room, its
+//!   ownership already proven; `webrtc_answer` / `_ice` / `_close` / `_stats`);
+//! - robot sockets: [`FromRobot`] (`webrtc_offer` / `_ice` / `_close` / `_stats`);
+//! - both, on every exit path: [`ConnGone`];
+//! - `DELETE /api/devices/{id}`: [`EndDeviceSessions`];
+//! - tests: [`ActiveSessions`].
+//!
+//! What it sends on: signaling frames, raw as received, to the session's
+//! other end only; its own `webrtc_request` / `webrtc_credentials` /
+//! `webrtc_close` / `error` frames. Every send is a non-blocking
+//! [`Outbox::send`](crate::ws::outbox::Outbox::send); the only awaits (the
+//! room's robot link, TURN credentials, history writes) run beside the
+//! actor, never inside a handler. A session id used by a connection that is
+//! not one of its two ends gets `unknown_session`, exactly like an id that
+//! never existed.
 
 use super::messages::*;
+use super::session::{AppEnd, RobotEnd, Session, SessionState};
+use crate::config::{secs, WebrtcSettings};
 use crate::error::{WireCode, WireError};
+use crate::ids::{ConnId, DeviceId, SessionId};
+use crate::metrics::{gauge_add, inc, Metrics};
+use crate::room::messages::RobotLink;
+use crate::store::Store;
+use crate::turn::TurnService;
+use crate::ws::outbox::Outbox;
 use actix::prelude::*;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-#[derive(Default)]
-pub struct SessionSupervisor;
+type Reference = Option<Box<RawValue>>;
+
+pub struct SessionSupervisor {
+    pub(super) settings: WebrtcSettings,
+    /// Fresh credentials for every request and ICE restart.
+    pub(super) turn: Arc<TurnService>,
+    /// Finished sessions are written here (spawned, never awaited in a handler).
+    pub(super) store: Store,
+    pub(super) metrics: Arc<Metrics>,
+    /// Every open session, including ones still fetching their robot link.
+    pub(super) sessions: HashMap<SessionId, Session>,
+}
+
+/// Which ends hear the relay's `webrtc_close` when a session ends.
+#[derive(Clone, Copy)]
+pub(super) enum Tell {
+    Both,
+    App,
+    Robot,
+    Nobody,
+}
+
+impl SessionSupervisor {
+    pub fn new(
+        settings: WebrtcSettings,
+        turn: Arc<TurnService>,
+        store: Store,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        SessionSupervisor {
+            settings,
+            turn,
+            store,
+            metrics,
+            sessions: HashMap::new(),
+        }
+    }
+
+    /// How often the timeout sweep runs: a fifth of the shortest timeout,
+    /// between 20 ms and 1 s.
+    fn sweep_every(&self) -> Duration {
+        let shortest = self
+            .settings
+            .setup_timeout_s
+            .min(self.settings.idle_timeout_s);
+        secs(shortest / 5.0).clamp(Duration::from_millis(20), Duration::from_secs(1))
+    }
+
+    /// Ends sessions whose setup or idle timeout has passed.
+    fn sweep(&mut self) {
+        let setup = secs(self.settings.setup_timeout_s);
+        let idle = secs(self.settings.idle_timeout_s);
+        let expired: Vec<(SessionId, &'static str)> = self
+            .sessions
+            .values()
+            .filter_map(|s| {
+                if s.state != SessionState::Answered && s.setup_since.elapsed() > setup {
+                    Some((s.id.clone(), "timeout"))
+                } else if s.last_activity.elapsed() > idle {
+                    Some((s.id.clone(), "idle_timeout"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, reason) in expired {
+            self.end(&id, reason, Tell::Both);
+        }
+    }
+
+    /// Removes a session, tells the ends named by `tell`, and (if it had
+    /// become active) writes its history row.
+    pub(super) fn end(&mut self, id: &SessionId, reason: &str, tell: Tell) {
+        let Some(s) = self.sessions.remove(id) else {
+            return;
+        };
+        let frame = s.close_frame(reason);
+        if matches!(tell, Tell::Both | Tell::App) {
+            s.app.outbox.send(frame.clone());
+        }
+        if let (Tell::Both | Tell::Robot, Some(r)) = (tell, &s.robot) {
+            r.outbox.send(frame);
+        }
+        if s.robot.is_none() {
+            return; // never became active: nothing to record
+        }
+        gauge_add(&self.metrics.webrtc_sessions_active, -1);
+        tracing::info!(session_id = %s.id, device_id = %s.device, reason, "webrtc session ended");
+        let record = s.record(reason);
+        let store = self.store.clone();
+        actix::spawn(async move {
+            if let Err(e) = store.record_session(&record).await {
+                tracing::warn!(session_id = %record.session_id, error = %e, "session history not written");
+            }
+        });
+    }
+
+    /// The session `id` if `conn` is its app end.
+    pub(super) fn app_side(&mut self, id: &SessionId, conn: &ConnId) -> Option<&mut Session> {
+        self.sessions.get_mut(id).filter(|s| s.is_app(conn))
+    }
+
+    /// The session `id` if `conn` is its robot end.
+    pub(super) fn robot_side(&mut self, id: &SessionId, conn: &ConnId) -> Option<&mut Session> {
+        self.sessions.get_mut(id).filter(|s| s.is_robot(conn))
+    }
+
+    pub(super) fn new_session(
+        &mut self,
+        msg: FromApp,
+        device: DeviceId,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), WireError> {
+        let room = msg
+            .room
+            .ok_or_else(|| WireError::new(WireCode::Internal, "no room for webrtc_request"))?;
+        let open = self
+            .sessions
+            .values()
+            .filter(|s| s.device == device)
+            .count();
+        if open >= self.settings.max_sessions_per_device {
+            return Err(WireError::new(
+                WireCode::SessionLimit,
+                format!(
+                    "at most {} WebRTC sessions per device",
+                    self.settings.max_sessions_per_device
+                ),
+            ));
+        }
+        let id = SessionId::new_random();
+        let app = AppEnd {
+            conn: msg.conn,
+            user: msg.user,
+            outbox: msg.outbox,
+        };
+        self.sessions
+            .insert(id.clone(), Session::new(id.clone(), device.clone(), app));
+        let turn = self.turn.clone();
+        let fetch = async move {
+            let link = match room.send(RobotLink).await {
+                Ok(Some(link)) => link,
+                Ok(None) | Err(_) => {
+                    return Err(WireError::new(
+                        WireCode::RobotOffline,
+                        "the robot is offline",
+                    ))
+                }
+            };
+            let creds = turn.credentials(&device).await.map_err(|e| {
+                tracing::warn!(device_id = %device, error = %e, "no TURN credentials");
+                WireError::new(WireCode::Internal, "TURN credentials unavailable")
+            })?;
+            Ok((link, creds))
+        };
+        let reference = msg.reference;
+        ctx.spawn(fetch.into_actor(self).map(move |res, act, _ctx| {
+            act.established(id, res, reference);
+        }));
+        Ok(())
+    }
+
+    /// The robot link and credentials of a new session arrived (or failed).
+    fn established(
+        &mut self,
+        id: SessionId,
+        res: Result<((ConnId, Outbox), Value), WireError>,
+        reference: Reference,
+    ) {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return; // the app left meanwhile
+        };
+        let ((conn, outbox), creds) = match res {
+            Ok(ok) => ok,
+            Err(e) => {
+                s.app.outbox.send(e.with_ref(reference).to_frame());
+                self.sessions.remove(&id);
+                return;
+            }
+        };
+        if !outbox.send(s.robot_request_frame(&creds, false)) {
+            s.app.outbox.send(
+                WireError::new(WireCode::RobotOffline, "the robot is offline")
+                    .with_ref(reference)
+                    .to_frame(),
+            );
+            self.sessions.remove(&id);
+            return;
+        }
+        s.app.outbox.send(s.app_credentials_frame(&creds, false));
+        s.robot = Some(RobotEnd { conn, outbox });
+        s.touch();
+        gauge_add(&self.metrics.webrtc_sessions_active, 1);
+        inc(&self.metrics.webrtc_sessions_total);
+        tracing::info!(session_id = %id, device_id = %s.device, "webrtc session started");
+    }
+}
 
 impl Actor for SessionSupervisor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.sweep_every(), |act, _ctx| act.sweep());
+    }
 }
 
 impl Supervised for SessionSupervisor {}
 
 impl Handler<FromApp> for SessionSupervisor {
     type Result = ();
-    fn handle(&mut self, msg: FromApp, _ctx: &mut Context<Self>) {
-        msg.outbox.send(
-            WireError::new(
-                WireCode::Unsupported,
-                "WebRTC signaling is not available yet",
-            )
-            .with_ref(msg.reference)
-            .to_frame(),
-        );
+    fn handle(&mut self, msg: FromApp, ctx: &mut Context<Self>) {
+        let outbox = msg.outbox.clone();
+        let reference = msg.reference.clone();
+        if let Err(e) = self.on_app(msg, ctx) {
+            outbox.send(e.with_ref(reference).to_frame());
+        }
     }
 }
 
 impl Handler<FromRobot> for SessionSupervisor {
     type Result = ();
     fn handle(&mut self, msg: FromRobot, _ctx: &mut Context<Self>) {
-        msg.outbox.send(
-            WireError::new(
-                WireCode::Unsupported,
-                "WebRTC signaling is not available yet",
-            )
-            .with_ref(msg.reference)
-            .to_frame(),
-        );
+        let outbox = msg.outbox.clone();
+        let reference = msg.reference.clone();
+        if let Err(e) = self.on_robot(msg) {
+            outbox.send(e.with_ref(reference).to_frame());
+        }
     }
 }
 
 impl Handler<ConnGone> for SessionSupervisor {
     type Result = ();
-    fn handle(&mut self, _msg: ConnGone, _ctx: &mut Context<Self>) {}
+    fn handle(&mut self, msg: ConnGone, _ctx: &mut Context<Self>) {
+        let (reason, tell) = if msg.robot {
+            ("robot_disconnected", Tell::App)
+        } else {
+            ("app_disconnected", Tell::Robot)
+        };
+        let ids: Vec<SessionId> = self
+            .sessions
+            .values()
+            .filter(|s| {
+                if msg.robot {
+                    s.is_robot(&msg.conn)
+                } else {
+                    s.is_app(&msg.conn)
+                }
+            })
+            .map(|s| s.id.clone())
+            .collect();
+        for id in ids {
+            self.end(&id, reason, tell);
+        }
+    }
 }
 
 impl Handler<EndDeviceSessions> for SessionSupervisor {
     type Result = ();
-    fn handle(&mut self, _msg: EndDeviceSessions, _ctx: &mut Context<Self>) {}
+    fn handle(&mut self, msg: EndDeviceSessions, _ctx: &mut Context<Self>) {
+        let ids: Vec<SessionId> = self
+            .sessions
+            .values()
+            .filter(|s| s.device == msg.device)
+            .map(|s| s.id.clone())
+            .collect();
+        for id in ids {
+            self.end(&id, msg.reason, Tell::Both);
+        }
+    }
 }
 
 impl Handler<ActiveSessions> for SessionSupervisor {
     type Result = usize;
     fn handle(&mut self, _msg: ActiveSessions, _ctx: &mut Context<Self>) -> usize {
-        0
+        self.sessions.values().filter(|s| s.robot.is_some()).count()
     }
 }
