@@ -6,3 +6,4 @@ mod helpers;
 mod auth;
 mod devices;
 mod health;
+mod webrtc;

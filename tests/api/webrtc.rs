@@ -1,0 +1,558 @@
+//! WebRTC signaling (PROTOCOL.md §3.5) over real sockets: the whole flow,
+//! bystanders, disconnects, timeouts, the session limit, ICE restart, late
+//! messages, stats and the session-history row.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+use wimz_relay::ids::DeviceId;
+use wimz_relay::store::SessionRecord;
+
+const SECRET: &str = "turn-secret-for-tests";
+
+/// A relay with the `hmac` provider and the given WebRTC timers.
+async fn relay(setup_s: f64, idle_s: f64, max: usize) -> TestApp {
+    spawn_app_with(|s| {
+        s.turn.provider = wimz_relay::config::TurnProvider::Hmac;
+        s.turn.secret = wimz_relay::secret::Secret::new(SECRET);
+        s.turn.urls = vec!["turn:127.0.0.1:3478?transport=udp".into()];
+        s.webrtc.setup_timeout_s = setup_s;
+        s.webrtc.idle_timeout_s = idle_s;
+        s.webrtc.max_sessions_per_device = max;
+    })
+    .await
+}
+
+/// The owner, their robot (online) and one app socket.
+struct Scene {
+    app: TestApp,
+    user: User,
+    robot: Ws,
+    phone: Ws,
+}
+
+async fn scene(app: TestApp, device: &str) -> Scene {
+    let user = app.user("alice").await;
+    let secret = app.device(&user, device).await;
+    let robot = app.robot(device, &secret).await;
+    app.wait_stats("robot online", |s| s["robots_online"] == 1)
+        .await;
+    let phone = app.app(&user).await;
+    Scene {
+        app,
+        user,
+        robot,
+        phone,
+    }
+}
+
+/// app → `webrtc_request`; returns (robot's request, app's credentials).
+async fn request(phone: &mut Ws, robot: &mut Ws, device: &str) -> (Value, Value) {
+    send(
+        phone,
+        json!({"type": "webrtc_request", "device_id": device, "id": "r1"}),
+    )
+    .await;
+    let creds = recv_type(phone, "webrtc_credentials").await;
+    let req = recv_type(robot, "webrtc_request").await;
+    (req, creds)
+}
+
+fn sid(v: &Value) -> String {
+    v["session_id"].as_str().expect("session_id").to_string()
+}
+
+async fn history(app: &TestApp, device: &str) -> Vec<SessionRecord> {
+    let d = DeviceId::parse(device).expect("valid id");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let rows = app
+            .handle
+            .state
+            .store
+            .sessions_for_device(&d)
+            .await
+            .unwrap();
+        if !rows.is_empty() || tokio::time::Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn whole_flow_routes_each_step_to_the_other_end_only() {
+    let Scene {
+        app,
+        user,
+        mut robot,
+        mut phone,
+    } = scene(relay(30.0, 300.0, 4).await, "wimz-1").await;
+    let (req, creds) = request(&mut phone, &mut robot, "wimz-1").await;
+    let s = sid(&req);
+    assert_eq!(sid(&creds), s);
+    assert_eq!(req["from_user"], user.id.as_str());
+    assert_eq!(creds["device_id"], "wimz-1");
+    let tc = &req["turn_credentials"];
+    assert!(
+        tc["username"].as_str().unwrap().ends_with(":wimz-1"),
+        "{tc}"
+    );
+    assert_eq!(tc["urls"][0], "turn:127.0.0.1:3478?transport=udp");
+    assert_eq!(
+        creds["credentials"]["ice_servers"][1]["username"],
+        tc["username"]
+    );
+    app.wait_stats("one session", |s| s["webrtc_sessions_active"] == 1)
+        .await;
+
+    // Offer: robot → app, raw, unknown fields kept.
+    let offer = format!(
+        r#"{{"type":"webrtc_offer","session_id":"{s}","sdp":"v=0 offer","x_extra":[1,2]}}"#
+    );
+    send_text(&mut robot, &offer).await;
+    let got = recv_type(&mut phone, "webrtc_offer").await;
+    assert_eq!(got, serde_json::from_str::<Value>(&offer).unwrap());
+    // Answer: app → robot.
+    send(
+        &mut phone,
+        json!({"type":"webrtc_answer","session_id":s,"sdp":"v=0 answer"}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut robot, "webrtc_answer").await["sdp"],
+        "v=0 answer"
+    );
+    // ICE both ways.
+    send(
+        &mut robot,
+        json!({"type":"webrtc_ice","session_id":s,"candidate":{"candidate":"r"}}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut phone, "webrtc_ice").await["candidate"]["candidate"],
+        "r"
+    );
+    send(
+        &mut phone,
+        json!({"type":"webrtc_ice","session_id":s,"candidate":{"candidate":"a"}}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut robot, "webrtc_ice").await["candidate"]["candidate"],
+        "a"
+    );
+    // Stats: recorded, not forwarded.
+    send(
+        &mut phone,
+        json!({"type":"webrtc_stats","session_id":s,"connection_type":"relay","rtt_ms":42.5}),
+    )
+    .await;
+    assert_silent(&mut robot, Duration::from_millis(200)).await;
+    // Close from the app: the robot hears it, the session ends.
+    send(
+        &mut phone,
+        json!({"type":"webrtc_close","session_id":s,"reason":"user_hangup"}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut robot, "webrtc_close").await["reason"],
+        "user_hangup"
+    );
+    app.wait_stats("no session", |s| s["webrtc_sessions_active"] == 0)
+        .await;
+
+    let rows = history(&app, "wimz-1").await;
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r.session_id, s);
+    assert_eq!(r.user_id, user.id);
+    assert_eq!(r.connection_type.as_deref(), Some("relay"));
+    assert_eq!(r.rtt_ms, Some(42.5));
+    assert_eq!(r.ice_restarts, 0);
+    assert_eq!(r.close_reason, "closed_by_app");
+    assert!(r.duration_ms >= 0 && r.ended_at >= r.started_at);
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(metrics.contains("webrtc_relay_sessions"), "{metrics}");
+}
+
+#[tokio::test]
+async fn bystanders_receive_nothing_and_cannot_inject() {
+    let Scene {
+        app,
+        user,
+        mut robot,
+        mut phone,
+    } = scene(relay(30.0, 300.0, 4).await, "wimz-1").await;
+    let mut twin = app.app(&user).await; // same user, other socket
+    let bob = app.user("bob").await;
+    let mut stranger = app.app(&bob).await;
+    let (req, _) = request(&mut phone, &mut robot, "wimz-1").await;
+    let s = sid(&req);
+
+    send(
+        &mut robot,
+        json!({"type":"webrtc_offer","session_id":s,"sdp":"o"}),
+    )
+    .await;
+    recv_type(&mut phone, "webrtc_offer").await;
+    for ws in [&mut twin, &mut stranger] {
+        for ty in [
+            "webrtc_answer",
+            "webrtc_ice",
+            "webrtc_stats",
+            "webrtc_close",
+        ] {
+            send(
+                ws,
+                json!({"type":ty,"session_id":s,"sdp":"evil","candidate":{},"id":ty}),
+            )
+            .await;
+            let e = recv_type(ws, "error").await;
+            assert_eq!(e["code"], "unknown_session", "{ty}: {e}");
+            assert_eq!(e["ref"], ty);
+        }
+        // A restart of someone else's session is refused too.
+        send(
+            ws,
+            json!({"type":"webrtc_request","device_id":"wimz-1","session_id":s,"ice_restart":true}),
+        )
+        .await;
+        let e = recv_type(ws, "error").await;
+        assert!(
+            e["code"] == "unknown_session" || e["code"] == "not_owner",
+            "{e}"
+        );
+    }
+    assert_silent(&mut robot, Duration::from_millis(300)).await;
+    assert_silent(&mut twin, Duration::from_millis(50)).await;
+    assert_silent(&mut stranger, Duration::from_millis(50)).await;
+    // The session survived: the real app still talks to the robot.
+    send(
+        &mut phone,
+        json!({"type":"webrtc_answer","session_id":s,"sdp":"real"}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut robot, "webrtc_answer").await["sdp"], "real");
+    // The stranger cannot even start a session on the device.
+    send(
+        &mut stranger,
+        json!({"type":"webrtc_request","device_id":"wimz-1"}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut stranger, "error").await["code"], "not_owner");
+    // A robot cannot inject into another device's session.
+    let secret2 = app.device(&user, "wimz-2").await;
+    let mut robot2 = app.robot("wimz-2", &secret2).await;
+    send(
+        &mut robot2,
+        json!({"type":"webrtc_offer","session_id":s,"sdp":"evil"}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut robot2, "error").await["code"],
+        "unknown_session"
+    );
+    assert_silent(&mut phone, Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn app_disconnect_closes_the_session_for_the_robot() {
+    let Scene {
+        app,
+        mut robot,
+        mut phone,
+        ..
+    } = scene(relay(30.0, 300.0, 4).await, "wimz-1").await;
+    let (req, _) = request(&mut phone, &mut robot, "wimz-1").await;
+    drop(phone);
+    let c = recv_type(&mut robot, "webrtc_close").await;
+    assert_eq!(c["session_id"], req["session_id"]);
+    assert_eq!(c["reason"], "app_disconnected");
+    app.wait_stats("no session", |s| s["webrtc_sessions_active"] == 0)
+        .await;
+    assert_eq!(
+        history(&app, "wimz-1").await[0].close_reason,
+        "app_disconnected"
+    );
+}
+
+#[tokio::test]
+async fn robot_disconnect_closes_the_session_for_the_app() {
+    let Scene {
+        app,
+        mut robot,
+        mut phone,
+        ..
+    } = scene(relay(30.0, 300.0, 4).await, "wimz-1").await;
+    let (req, _) = request(&mut phone, &mut robot, "wimz-1").await;
+    drop(robot);
+    let c = recv_type(&mut phone, "webrtc_close").await;
+    assert_eq!(c["session_id"], req["session_id"]);
+    assert_eq!(c["reason"], "robot_disconnected");
+    app.wait_stats("no session", |s| s["webrtc_sessions_active"] == 0)
+        .await;
+    // Late messages after close: unknown_session, nothing else.
+    send(
+        &mut phone,
+        json!({"type":"webrtc_answer","session_id":req["session_id"],"sdp":"late","id":7}),
+    )
+    .await;
+    let e = recv_type(&mut phone, "error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_i64()),
+        (Some("unknown_session"), Some(7))
+    );
+    // And a new request finds the robot offline.
+    send(
+        &mut phone,
+        json!({"type":"webrtc_request","device_id":"wimz-1","id":"again"}),
+    )
+    .await;
+    let e = recv_type(&mut phone, "error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_str()),
+        (Some("robot_offline"), Some("again"))
+    );
+}
+
+#[tokio::test]
+async fn setup_timeout_closes_both_ends() {
+    let Scene {
+        app,
+        mut robot,
+        mut phone,
+        ..
+    } = scene(relay(0.4, 300.0, 4).await, "wimz-1").await;
+    let (req, _) = request(&mut phone, &mut robot, "wimz-1").await;
+    let s = sid(&req);
+    send(
+        &mut robot,
+        json!({"type":"webrtc_offer","session_id":s,"sdp":"o"}),
+    )
+    .await;
+    recv_type(&mut phone, "webrtc_offer").await;
+    // No answer: both ends are told.
+    assert_eq!(
+        recv_type(&mut phone, "webrtc_close").await["reason"],
+        "timeout"
+    );
+    assert_eq!(
+        recv_type(&mut robot, "webrtc_close").await["reason"],
+        "timeout"
+    );
+    assert_eq!(history(&app, "wimz-1").await[0].close_reason, "timeout");
+    // Late messages from either end.
+    send(
+        &mut robot,
+        json!({"type":"webrtc_ice","session_id":s,"candidate":{}}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut robot, "error").await["code"],
+        "unknown_session"
+    );
+    send(&mut phone, json!({"type":"webrtc_close","session_id":s})).await;
+    assert_eq!(
+        recv_type(&mut phone, "error").await["code"],
+        "unknown_session"
+    );
+}
+
+#[tokio::test]
+async fn completed_setup_survives_the_setup_timeout_but_not_idleness() {
+    let Scene {
+        app,
+        mut robot,
+        mut phone,
+        ..
+    } = scene(relay(0.3, 1.2, 4).await, "wimz-1").await;
+    let (req, _) = request(&mut phone, &mut robot, "wimz-1").await;
+    let s = sid(&req);
+    send(
+        &mut robot,
+        json!({"type":"webrtc_offer","session_id":s,"sdp":"o"}),
+    )
+    .await;
+    recv_type(&mut phone, "webrtc_offer").await;
+    send(
+        &mut phone,
+        json!({"type":"webrtc_answer","session_id":s,"sdp":"a"}),
+    )
+    .await;
+    recv_type(&mut robot, "webrtc_answer").await;
+    // Past the setup timeout, still open: stats keep it alive.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    send(
+        &mut robot,
+        json!({"type":"webrtc_stats","session_id":s,"connection_type":"direct"}),
+    )
+    .await;
+    assert_silent(&mut phone, Duration::from_millis(100)).await;
+    // Then silence: idle timeout.
+    assert_eq!(
+        recv_type(&mut phone, "webrtc_close").await["reason"],
+        "idle_timeout"
+    );
+    assert_eq!(
+        recv_type(&mut robot, "webrtc_close").await["reason"],
+        "idle_timeout"
+    );
+    let rows = history(&app, "wimz-1").await;
+    assert_eq!(rows[0].close_reason, "idle_timeout");
+    assert_eq!(rows[0].connection_type.as_deref(), Some("direct"));
+}
+
+#[tokio::test]
+async fn session_limit_per_device() {
+    let Scene {
+        app,
+        user,
+        mut robot,
+        mut phone,
+    } = scene(relay(30.0, 300.0, 2).await, "wimz-1").await;
+    let (a, _) = request(&mut phone, &mut robot, "wimz-1").await;
+    let mut other = app.app(&user).await;
+    request(&mut other, &mut robot, "wimz-1").await;
+    send(
+        &mut phone,
+        json!({"type":"webrtc_request","device_id":"wimz-1","id":"third"}),
+    )
+    .await;
+    let e = recv_type(&mut phone, "error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_str()),
+        (Some("session_limit"), Some("third"))
+    );
+    assert_silent(&mut robot, Duration::from_millis(200)).await;
+    // Closing one frees a slot.
+    send(
+        &mut robot,
+        json!({"type":"webrtc_close","session_id":a["session_id"],"reason":"bye"}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut phone, "webrtc_close").await["reason"], "bye");
+    request(&mut phone, &mut robot, "wimz-1").await;
+    assert_eq!(
+        history(&app, "wimz-1").await[0].close_reason,
+        "closed_by_robot"
+    );
+}
+
+#[tokio::test]
+async fn ice_restart_keeps_the_session_with_fresh_credentials() {
+    let Scene {
+        app,
+        mut robot,
+        mut phone,
+        ..
+    } = scene(relay(30.0, 300.0, 4).await, "wimz-1").await;
+    let (req, _) = request(&mut phone, &mut robot, "wimz-1").await;
+    let s = sid(&req);
+    send(
+        &mut robot,
+        json!({"type":"webrtc_offer","session_id":s,"sdp":"o"}),
+    )
+    .await;
+    recv_type(&mut phone, "webrtc_offer").await;
+    send(
+        &mut phone,
+        json!({"type":"webrtc_answer","session_id":s,"sdp":"a"}),
+    )
+    .await;
+    recv_type(&mut robot, "webrtc_answer").await;
+    // Credentials are per second; make sure the fresh ones differ.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    send(
+        &mut phone,
+        json!({"type":"webrtc_request","device_id":"wimz-1","session_id":s,"ice_restart":true}),
+    )
+    .await;
+    let creds = recv_type(&mut phone, "webrtc_credentials").await;
+    let again = recv_type(&mut robot, "webrtc_request").await;
+    assert_eq!(sid(&creds), s);
+    assert_eq!(sid(&again), s);
+    assert_eq!(again["ice_restart"], true);
+    assert_ne!(
+        again["turn_credentials"]["username"],
+        req["turn_credentials"]["username"]
+    );
+    assert_eq!(
+        again["turn_credentials"]["username"],
+        creds["credentials"]["username"]
+    );
+    // The robot's new offer reaches the same app.
+    send(
+        &mut robot,
+        json!({"type":"webrtc_offer","session_id":s,"sdp":"o2"}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut phone, "webrtc_offer").await["sdp"], "o2");
+    // A restart naming an unknown session.
+    send(&mut phone, json!({"type":"webrtc_request","device_id":"wimz-1","session_id":"s-nope","ice_restart":true,"id":1})).await;
+    assert_eq!(
+        recv_type(&mut phone, "error").await["code"],
+        "unknown_session"
+    );
+    send(&mut phone, json!({"type":"webrtc_close","session_id":s})).await;
+    recv_type(&mut robot, "webrtc_close").await;
+    assert_eq!(history(&app, "wimz-1").await[0].ice_restarts, 1);
+}
+
+#[tokio::test]
+async fn deleting_the_device_ends_its_sessions() {
+    let Scene {
+        app,
+        user,
+        mut robot,
+        mut phone,
+    } = scene(relay(30.0, 300.0, 4).await, "wimz-1").await;
+    request(&mut phone, &mut robot, "wimz-1").await;
+    let r = app
+        .http
+        .delete(app.url("/api/devices/wimz-1"))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        recv_type(&mut phone, "webrtc_close").await["reason"],
+        "device_deleted"
+    );
+    app.wait_stats("no session", |s| s["webrtc_sessions_active"] == 0)
+        .await;
+}
+
+#[tokio::test]
+async fn hostile_stats_get_a_clear_error() {
+    let Scene {
+        mut robot,
+        mut phone,
+        ..
+    } = scene(relay(30.0, 300.0, 4).await, "wimz-1").await;
+    let (req, _) = request(&mut phone, &mut robot, "wimz-1").await;
+    let s = sid(&req);
+    send(
+        &mut phone,
+        json!({"type":"webrtc_stats","session_id":s,"connection_type":"carrier-pigeon"}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut phone, "error").await["code"], "bad_message");
+    send(
+        &mut phone,
+        json!({"type":"webrtc_stats","session_id":s,"rtt_ms":-1}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut phone, "error").await["code"], "bad_message");
+    send(&mut phone, json!({"type":"webrtc_offer","session_id":s})).await;
+    assert_eq!(recv_type(&mut phone, "error").await["code"], "unsupported");
+    send(&mut phone, json!({"type":"webrtc_answer"})).await;
+    assert_eq!(recv_type(&mut phone, "error").await["code"], "bad_message");
+    send(
+        &mut phone,
+        json!({"type":"webrtc_request","device_id":"wimz-1","ice_restart":true}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut phone, "error").await["code"], "bad_message");
+}
