@@ -5,4 +5,9 @@ mod helpers;
 
 mod auth;
 mod devices;
+mod faults;
 mod health;
+mod process;
+mod proxy;
+mod recovery;
+mod routing;
