@@ -385,7 +385,14 @@ impl Settings {
         let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| {
                 let key = e.path().to_string();
-                ConfigError::new(key, e.into_inner().to_string())
+                let message = e.into_inner().to_string();
+                // One line: the deserializer appends "in `key`" on its own line.
+                let first = message
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid value")
+                    .to_string();
+                ConfigError::new(key, first)
             })?;
         settings.validate()?;
         Ok(settings)

@@ -10,6 +10,7 @@ use crate::room::messages::DrainRooms;
 use crate::room::Directory;
 use crate::secret::Secret;
 use crate::state::AppState;
+use crate::store::last_seen::{LastSeenTask, LastSeenWriter};
 use crate::store::Store;
 use crate::turn::TurnService;
 use crate::webrtc::SessionSupervisor;
@@ -29,6 +30,8 @@ pub struct Application {
     handle: AppHandle,
     /// Threads the rooms run on; kept so they live as long as the server.
     _arbiters: Vec<Arbiter>,
+    /// Drained after the server stops.
+    last_seen_task: LastSeenTask,
 }
 
 /// Cloneable control of a running relay.
@@ -55,6 +58,7 @@ impl Application {
         let tokens = Arc::new(TokenService::new(&jwt_secret, settings.auth.token_ttl_s));
         tokens.self_test().context("JWT self-test")?;
         let store = Store::connect(&settings.store.url, settings.store.max_connections).await?;
+        let (last_seen, last_seen_task) = LastSeenWriter::start(store.clone());
         let metrics = Arc::new(Metrics::default());
 
         let cores = std::thread::available_parallelism()
@@ -66,7 +70,6 @@ impl Application {
             history_size: settings.history.size,
             idle_grace: secs(settings.rooms.idle_grace_s),
             max_pending_proxy: settings.proxy.max_pending_per_device,
-            store: store.clone(),
         };
         let handles = arbiters.iter().map(|a| a.handle()).collect::<Vec<_>>();
         let directory = Supervisor::start(move |_| Directory::new(handles.clone(), env.clone()));
@@ -87,6 +90,7 @@ impl Application {
             settings: settings.clone(),
             instance_id: instance_id.clone(),
             store,
+            last_seen,
             tokens,
             signatures: Arc::new(SignatureVerifier::new(
                 settings.auth.signature_window_s,
@@ -143,6 +147,7 @@ impl Application {
             server,
             handle,
             _arbiters: arbiters,
+            last_seen_task,
         })
     }
 
@@ -157,6 +162,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let arbiters = self._arbiters;
         let result = self.server.await;
+        self.last_seen_task.finish().await;
         for a in arbiters {
             a.stop();
         }

@@ -20,6 +20,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub instance_id: Arc<str>,
     pub store: Store,
+    /// Records robots' `last_seen` without making socket actors wait.
+    pub last_seen: crate::store::last_seen::LastSeenWriter,
     pub tokens: Arc<TokenService>,
     pub signatures: Arc<SignatureVerifier>,
     pub metrics: Arc<Metrics>,

@@ -58,7 +58,6 @@ pub struct RoomEnv {
     pub history_size: usize,
     pub idle_grace: Duration,
     pub max_pending_proxy: usize,
-    pub store: crate::store::Store,
 }
 
 pub struct DeviceRoom {
@@ -236,8 +235,9 @@ impl Actor for DeviceRoom {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         metrics::gauge_add(&self.env.metrics.rooms, 1);
-        // Unbounded: the robot actor uses do_send; order is the mailbox's.
-        ctx.set_mailbox_capacity(usize::MAX);
+        // Bounds `send` (joins, snapshots) only; robots use `do_send`, which
+        // is not held back, so a robot never waits on its room.
+        ctx.set_mailbox_capacity(4096);
         self.check_idle(ctx);
         tracing::debug!(device_id = %self.device, epoch = self.epoch, "room started");
     }

@@ -6,6 +6,8 @@
 //! migrations in `migrations/` are written in SQL both understand and are
 //! applied at start-up.
 
+pub mod last_seen;
+
 use crate::ids::{DeviceId, UserId};
 use crate::secret::{redact_url, Secret};
 use anyhow::Context;

@@ -9,7 +9,7 @@
 
 use super::conn::{on_item, start_common, SocketActor, SocketCore};
 use super::frames::{parse_robot, RobotFrame};
-use crate::ids::{unix_now, DeviceId};
+use crate::ids::DeviceId;
 use crate::metrics::gauge_add;
 use crate::room::messages::*;
 use crate::room::DeviceRoom;
@@ -74,13 +74,7 @@ impl RobotConn {
     }
 
     fn touch(&self) {
-        let store = self.core.state.store.clone();
-        let device = self.device.clone();
-        actix_rt::spawn(async move {
-            if let Err(e) = store.touch_device(&device, unix_now()).await {
-                tracing::warn!(device_id = %device, error = %e, "recording last_seen failed");
-            }
-        });
+        self.core.state.last_seen.note(&self.device);
     }
 }
 

@@ -254,10 +254,16 @@ impl TestApp {
     }
 
     /// A robot socket authenticated with signature headers.
+    /// A robot socket, attached to its room when this returns (the relay
+    /// handles a robot's frames only after attaching it, so a pong proves it).
     pub async fn robot(&self, device_id: &str, secret: &str) -> Ws {
-        self.try_robot(device_id, secret)
+        let mut ws = self
+            .try_robot(device_id, secret)
             .await
-            .expect("robot socket opens")
+            .expect("robot socket opens");
+        send(&mut ws, serde_json::json!({"type": "ping"})).await;
+        recv_type(&mut ws, "pong").await;
+        ws
     }
 
     pub async fn try_robot(

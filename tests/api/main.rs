@@ -5,5 +5,10 @@ mod helpers;
 
 mod auth;
 mod devices;
+mod faults;
 mod health;
+mod process;
+mod proxy;
+mod recovery;
+mod routing;
 mod webrtc;

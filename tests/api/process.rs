@@ -1,0 +1,329 @@
+//! The real `wimz-relay` binary: CLI, configuration errors, SIGTERM in the
+//! middle of a mission, and what its logs never contain.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wimz-relay");
+const JWT: &str = "process-test-secret-process-test-secret-42";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn relay_cmd(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env(
+            "WIMZ__STORE__URL",
+            format!("sqlite://{}/relay.db", dir.display()),
+        )
+        .env("WIMZ__SERVER__DATA_DIR", dir.join("data"))
+        .env("WIMZ__AUTH__JWT_SECRET", JWT);
+    c
+}
+
+struct Relay {
+    child: Child,
+    base: String,
+    ws: String,
+    stderr_path: std::path::PathBuf,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_relay(dir: &std::path::Path, level: &str) -> Relay {
+    let port = free_port();
+    let stderr_path = dir.join("relay.log");
+    let child = relay_cmd(dir)
+        .args(["serve"])
+        .env("WIMZ__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("WIMZ__LOG__LEVEL", level)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("relay starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(r) = reqwest::get(format!("{base}/health")).await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "relay did not come up: {}",
+            std::fs::read_to_string(&stderr_path).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Relay {
+        child,
+        ws: format!("ws://127.0.0.1:{port}"),
+        base,
+        stderr_path,
+    }
+}
+
+#[test]
+fn bad_configuration_stops_start_up_with_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, named) in [
+        ("WIMZ__SERVER__BIND", "not-an-address", "server.bind"),
+        ("WIMZ__HEARTBEAT__TIMEOUT_S", "1", "heartbeat.timeout_s"),
+        ("WIMZ__TURN__PROVIDER", "carrier-pigeon", "turn.provider"),
+    ] {
+        let out = relay_cmd(dir.path())
+            .arg("serve")
+            .env(key, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{key}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(named), "{err}");
+    }
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["serve", "user", "device", "WIMZ__"] {
+        assert!(help.contains(word), "--help mentions {word}: {help}");
+    }
+}
+
+#[tokio::test]
+async fn cli_adds_users_and_devices_that_then_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = relay_cmd(dir.path())
+        .args(["user", "add", "cliuser"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"cli-password-1\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = relay_cmd(dir.path())
+        .args(["device", "add", "wimz-cli", "--owner", "cliuser"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(secret.len(), 64);
+    let out = relay_cmd(dir.path())
+        .args(["device", "add", "wimz-cli2", "--owner", "nobody"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    let relay = start_relay(dir.path(), "warn").await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/auth/login", relay.base))
+        .json(&json!({"username": "cliuser", "password": "cli-password-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ts = wimz_relay::ids::unix_now();
+    let url = format!(
+        "{}/ws/device?device_id=wimz-cli&timestamp={ts}&signature={}",
+        relay.ws,
+        sign(&secret, "wimz-cli", ts)
+    );
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("robot with the CLI's secret");
+}
+
+#[tokio::test]
+async fn sigterm_mid_mission_loses_nothing_and_logs_hold_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path(), "debug").await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/auth/register", relay.base))
+        .json(&json!({"username": "mission", "password": "password-123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let login: Value = http
+        .post(format!("{}/api/auth/login", relay.base))
+        .json(&json!({"username": "mission", "password": "password-123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_string();
+    let dev: Value = http
+        .post(format!("{}/api/devices", relay.base))
+        .bearer_auth(&token)
+        .json(&json!({"device_id": "wimz-m", "name": "Mission"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = dev["device_secret"].as_str().unwrap().to_string();
+    let ts = wimz_relay::ids::unix_now();
+    let signature = sign(&secret, "wimz-m", ts);
+    let url = format!(
+        "{}/ws/device?device_id=wimz-m&timestamp={ts}&signature={signature}",
+        relay.ws
+    );
+    let (mut robot, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    // The app authenticates with ?token= (the query is never logged).
+    let (mut app, _) = tokio_tungstenite::connect_async(format!(
+        "{}/ws/app?token={token}&device_id=wimz-m",
+        relay.ws
+    ))
+    .await
+    .unwrap();
+    recv_type(&mut app, "subscribed").await;
+
+    // The robot runs a mission until the relay closes it.
+    let robot_task = tokio::spawn(async move {
+        use futures_util::{SinkExt, StreamExt};
+        let mut stage = 0u64;
+        loop {
+            let ev = json!({"type": "event", "event": "mission_progress", "data": {"mission": "sit_training", "stage": stage}});
+            if robot
+                .send(tokio_tungstenite::tungstenite::Message::Text(
+                    ev.to_string().into(),
+                ))
+                .await
+                .is_err()
+            {
+                return None;
+            }
+            stage += 1;
+            if stage % 10 == 0 {
+                // Read what the relay says, to see the close frame.
+                if let Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(f)))) =
+                    tokio::time::timeout(Duration::from_millis(20), robot.next()).await
+                {
+                    return f.map(|f| u16::from(f.code));
+                }
+            }
+        }
+    });
+
+    let mut seqs = Vec::new();
+    let mut stages = Vec::new();
+    let mut signalled = false;
+    let mut last_event = Value::Null;
+    let close_code = loop {
+        use futures_util::StreamExt;
+        let msg = tokio::time::timeout(PATIENCE, app.next())
+            .await
+            .expect("app keeps hearing");
+        match msg {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "event" {
+                    seqs.push(v["seq"].as_u64().unwrap());
+                    if v["event"] == "mission_progress" {
+                        stages.push(v["data"]["stage"].as_u64().unwrap());
+                    }
+                    last_event = v;
+                }
+                if stages.len() == 200 && !signalled {
+                    signalled = true;
+                    let st = Command::new("kill")
+                        .args(["-TERM", &relay.child.id().to_string()])
+                        .status()
+                        .unwrap();
+                    assert!(st.success());
+                }
+            }
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(f))) => {
+                break f.map(|f| u16::from(f.code))
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("app socket error instead of a close: {e}"),
+            None => panic!("app socket ended without a close frame"),
+        }
+    };
+    assert!(signalled);
+    assert_eq!(
+        close_code,
+        Some(1001),
+        "apps are told the relay is going away"
+    );
+    assert_eq!(
+        last_event["event"], "robot_disconnected",
+        "last event {last_event}"
+    );
+    assert_eq!(last_event["reason"], "relay_shutdown");
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "no gap in seq");
+    assert!(
+        stages.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gap in the mission"
+    );
+    assert!(stages.len() >= 200);
+    let robot_close = tokio::time::timeout(PATIENCE, robot_task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(robot_close, Some(1001) | None),
+        "robot close {robot_close:?}"
+    );
+
+    // The process exits on its own, successfully.
+    let mut relay = relay;
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(st) = relay.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "relay did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+
+    let log = std::fs::read_to_string(&relay.stderr_path).unwrap();
+    assert!(log.contains("request"), "debug log was written");
+    for (what, s) in [
+        ("user token", token.as_str()),
+        ("jwt secret", JWT),
+        ("device secret", secret.as_str()),
+        ("signature", signature.as_str()),
+        ("password", "password-123"),
+    ] {
+        assert!(!log.contains(s), "log holds the {what}");
+    }
+}
