@@ -527,6 +527,7 @@ async fn deleting_the_device_ends_its_sessions() {
 #[tokio::test]
 async fn hostile_stats_get_a_clear_error() {
     let Scene {
+        app: _relay, // kept alive for the whole test
         mut robot,
         mut phone,
         ..
