@@ -11,4 +11,5 @@ mod process;
 mod proxy;
 mod recovery;
 mod routing;
+mod turn;
 mod webrtc;
