@@ -106,14 +106,15 @@ pub async fn delete(
         return Err(ApiError::NotFound("no such device".into()));
     }
     tracing::info!(device_id = %device, "device deleted");
-    state.directory.do_send(DeviceDeleted {
-        device: device.clone(),
-    });
+    // Sessions first: closing the room disconnects the robot, and its
+    // `ConnGone` must not reach the supervisor before this (the apps are
+    // told `device_deleted`, not `robot_disconnected`).
     state
         .sessions
         .do_send(crate::webrtc::messages::EndDeviceSessions {
-            device,
+            device: device.clone(),
             reason: "device_deleted",
         });
+    state.directory.do_send(DeviceDeleted { device });
     Ok(HttpResponse::NoContent().finish())
 }

@@ -169,6 +169,10 @@ impl SessionSupervisor {
             .ok_or_else(unknown_session)?;
         s.touch();
         if offer {
+            if s.state == SessionState::Answered {
+                // A renegotiation: its own setup window starts now.
+                s.setup_since = std::time::Instant::now();
+            }
             s.state = SessionState::Offered;
         }
         s.app.outbox.send(sig.raw.clone());

@@ -389,6 +389,20 @@ async fn completed_setup_survives_the_setup_timeout_but_not_idleness() {
     )
     .await;
     assert_silent(&mut phone, Duration::from_millis(100)).await;
+    // A renegotiation offer long after setup gets its own setup window.
+    send(
+        &mut robot,
+        json!({"type":"webrtc_offer","session_id":s,"sdp":"o2"}),
+    )
+    .await;
+    assert_eq!(recv(&mut phone).await["sdp"], "o2");
+    send(
+        &mut phone,
+        json!({"type":"webrtc_answer","session_id":s,"sdp":"a2"}),
+    )
+    .await;
+    assert_eq!(recv(&mut robot).await["sdp"], "a2");
+    assert_silent(&mut phone, Duration::from_millis(400)).await;
     // Then silence: idle timeout.
     assert_eq!(
         recv_type(&mut phone, "webrtc_close").await["reason"],
