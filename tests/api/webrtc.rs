@@ -173,7 +173,15 @@ async fn whole_flow_routes_each_step_to_the_other_end_only() {
     assert_eq!(r.close_reason, "closed_by_app");
     assert!(r.duration_ms >= 0 && r.ended_at >= r.started_at);
     let metrics = app.get("/metrics", None).await.text().await.unwrap();
-    assert!(metrics.contains("webrtc_relay_sessions"), "{metrics}");
+    let value = |name: &str| -> Option<u64> {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("wimz_{name}{{")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    assert_eq!(value("webrtc_relay_sessions_total"), Some(1), "{metrics}");
+    assert_eq!(value("webrtc_direct_sessions_total"), Some(0), "{metrics}");
+    assert_eq!(value("webrtc_sessions_total"), Some(1), "{metrics}");
 }
 
 #[tokio::test]
