@@ -579,3 +579,33 @@ async fn hostile_stats_get_a_clear_error() {
     .await;
     assert_eq!(recv_type(&mut phone, "error").await["code"], "bad_message");
 }
+
+#[tokio::test]
+async fn session_limit_holds_under_a_burst() {
+    let Scene {
+        app: _relay, // kept alive for the whole test
+        mut robot,
+        mut phone,
+        ..
+    } = scene(relay(30.0, 300.0, 2).await, "wimz-1").await;
+    for i in 0..3 {
+        send(
+            &mut phone,
+            json!({"type":"webrtc_request","device_id":"wimz-1","id":i}),
+        )
+        .await;
+    }
+    let (mut creds, mut limited) = (0, 0);
+    for _ in 0..3 {
+        let v = recv(&mut phone).await;
+        match (v["type"].as_str(), v["code"].as_str()) {
+            (Some("webrtc_credentials"), _) => creds += 1,
+            (Some("error"), Some("session_limit")) => limited += 1,
+            _ => panic!("unexpected {v}"),
+        }
+    }
+    assert_eq!((creds, limited), (2, 1));
+    recv_type(&mut robot, "webrtc_request").await;
+    recv_type(&mut robot, "webrtc_request").await;
+    assert_silent(&mut robot, Duration::from_millis(200)).await;
+}
