@@ -91,6 +91,13 @@ impl ConnId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The instance the connection lives on (before the last `.`).
+    pub fn instance(&self) -> Option<&str> {
+        self.0
+            .rsplit_once('.')
+            .map(|(i, _)| i)
+            .filter(|i| !i.is_empty())
+    }
 }
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

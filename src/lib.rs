@@ -18,11 +18,13 @@
 //! - [`room`]: the [`room::Directory`] and one [`room::DeviceRoom`] per device.
 //! - [`webrtc`]: the [`webrtc::SessionSupervisor`].
 //! - [`turn`]: TURN credential providers.
+//! - [`cluster`]: the Redis bridge that makes instances one relay.
 //! - [`proxy_paths`]: the REST proxy allow-list.
 //! - [`metrics`], [`telemetry`]: counters, `/metrics`, logs.
 
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;

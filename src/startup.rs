@@ -2,7 +2,10 @@
 //! auth, actors and HTTP server; [`Application::run_until_stopped`] serves
 //! until [`AppHandle::shutdown`] (SIGTERM in `serve`, the harness in tests).
 
-use crate::auth::{MemoryReplayGuard, SignatureVerifier, TokenService};
+use crate::auth::{
+    MemoryReplayGuard, RedisReplayGuard, ReplayGuard, SignatureVerifier, TokenService,
+};
+use crate::cluster::ClusterBridge;
 use crate::config::{secs, Settings};
 use crate::metrics::{get_i, Metrics};
 use crate::room::device_room::RoomEnv;
@@ -14,6 +17,7 @@ use crate::store::last_seen::{LastSeenTask, LastSeenWriter};
 use crate::store::Store;
 use crate::turn::TurnService;
 use crate::webrtc::SessionSupervisor;
+use actix::Actor;
 use actix::{Arbiter, Supervisor};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
@@ -70,9 +74,40 @@ impl Application {
             history_size: settings.history.size,
             idle_grace: secs(settings.rooms.idle_grace_s),
             max_pending_proxy: settings.proxy.max_pending_per_device,
+            bridge: None,
+            instance: instance_id.clone(),
+        };
+        let cluster_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cluster = if settings.clustered() {
+            let bridge = ClusterBridge::connect(
+                settings.cluster.redis_url.expose(),
+                instance_id.clone(),
+                settings.cluster.presence_ttl_s,
+                settings.history.size,
+                metrics.clone(),
+                cluster_up.clone(),
+            )
+            .await?;
+            Some(bridge.start())
+        } else {
+            None
+        };
+        let env = RoomEnv {
+            bridge: cluster.clone(),
+            instance: instance_id.clone(),
+            ..env
         };
         let handles = arbiters.iter().map(|a| a.handle()).collect::<Vec<_>>();
         let directory = Supervisor::start(move |_| Directory::new(handles.clone(), env.clone()));
+        if let Some(bridge) = &cluster {
+            bridge.do_send(crate::cluster::messages::SetDirectory {
+                directory: directory.clone(),
+            });
+        }
+        let replay: Arc<dyn ReplayGuard> = match &settings.clustered() {
+            true => Arc::new(RedisReplayGuard::connect(settings.cluster.redis_url.expose()).await?),
+            false => Arc::new(MemoryReplayGuard::default()),
+        };
         let turn = Arc::new(TurnService::new(settings.turn.clone()));
         let sessions = {
             let (webrtc, turn, store, metrics) = (
@@ -94,13 +129,15 @@ impl Application {
             tokens,
             signatures: Arc::new(SignatureVerifier::new(
                 settings.auth.signature_window_s,
-                Arc::new(MemoryReplayGuard::default()),
+                replay,
             )),
             metrics,
             turn,
             allow_list: crate::proxy_paths::AllowList::new(&settings.proxy.allowed_paths),
             directory,
             sessions,
+            cluster,
+            cluster_up,
             next_conn: Default::default(),
             robots_shutdown: robots_rx,
             apps_shutdown: apps_rx,

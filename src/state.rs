@@ -32,6 +32,10 @@ pub struct AppState {
     pub directory: Addr<Directory>,
     /// Owns every WebRTC session.
     pub sessions: Addr<SessionSupervisor>,
+    /// Set when clustered: the Redis bridge.
+    pub cluster: Option<Addr<crate::cluster::ClusterBridge>>,
+    /// Clustered: true while Redis pub/sub is live.
+    pub cluster_up: Arc<std::sync::atomic::AtomicBool>,
     /// Source of connection ids (`<instance>.<n>`).
     pub next_conn: AtomicU64,
     /// Flipped on shutdown: robot sockets close first...

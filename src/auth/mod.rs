@@ -7,5 +7,5 @@ pub mod replay;
 pub mod signature;
 
 pub use jwt::{Claims, Role, TokenService};
-pub use replay::{MemoryReplayGuard, ReplayGuard};
+pub use replay::{MemoryReplayGuard, RedisReplayGuard, ReplayGuard};
 pub use signature::SignatureVerifier;

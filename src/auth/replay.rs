@@ -1,14 +1,16 @@
 //! Replay refusal for device signatures: a signature is accepted at most
-//! once while it could still be valid. Single instance: in memory. A cluster
-//! plugs in a Redis `SET NX EX` guard behind the same trait.
+//! once while it could still be valid. Single instance: in memory
+//! ([`MemoryReplayGuard`]). Clustered: Redis `SET NX EX` ([`RedisReplayGuard`]),
+//! so a captured signature cannot be replayed against another instance.
 
+use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// Remembers signatures already used.
 pub trait ReplayGuard: Send + Sync {
     /// Records `key` until `expires_at` (Unix s); false if it was already there.
-    fn first_use(&self, key: &str, expires_at: i64) -> bool;
+    fn first_use<'a>(&'a self, key: &'a str, expires_at: i64) -> BoxFuture<'a, bool>;
 }
 
 /// In-process guard: a map pruned of expired entries as it grows.
@@ -18,8 +20,8 @@ pub struct MemoryReplayGuard {
     seen: Mutex<HashMap<String, i64>>,
 }
 
-impl ReplayGuard for MemoryReplayGuard {
-    fn first_use(&self, key: &str, expires_at: i64) -> bool {
+impl MemoryReplayGuard {
+    pub fn check(&self, key: &str, expires_at: i64) -> bool {
         let now = crate::ids::unix_now();
         // A poisoned lock only means another thread panicked mid-insert; the
         // map is still usable.
@@ -37,18 +39,77 @@ impl ReplayGuard for MemoryReplayGuard {
     }
 }
 
+impl ReplayGuard for MemoryReplayGuard {
+    fn first_use<'a>(&'a self, key: &'a str, expires_at: i64) -> BoxFuture<'a, bool> {
+        let fresh = self.check(key, expires_at);
+        Box::pin(async move { fresh })
+    }
+}
+
+/// Cluster-wide guard in Redis. While Redis is unreachable it falls back to
+/// this instance's memory (a replay against another instance is then
+/// possible; the window is `auth.signature_window_s`).
+pub struct RedisReplayGuard {
+    redis: redis::aio::ConnectionManager,
+    fallback: MemoryReplayGuard,
+}
+
+impl RedisReplayGuard {
+    pub async fn connect(url: &str) -> anyhow::Result<RedisReplayGuard> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(std::time::Duration::from_secs(2))
+            .set_response_timeout(std::time::Duration::from_secs(2))
+            .set_number_of_retries(1);
+        let redis = redis::aio::ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| anyhow::anyhow!("cluster.redis_url: cannot connect to Redis: {e}"))?;
+        Ok(RedisReplayGuard {
+            redis,
+            fallback: MemoryReplayGuard::default(),
+        })
+    }
+}
+
+impl ReplayGuard for RedisReplayGuard {
+    fn first_use<'a>(&'a self, key: &'a str, expires_at: i64) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let ttl = (expires_at - crate::ids::unix_now()).max(1);
+            let mut redis = self.redis.clone();
+            let r: redis::RedisResult<Option<String>> = redis::cmd("SET")
+                .arg(crate::cluster::keys::signature(key))
+                .arg(1)
+                .arg("NX")
+                .arg("EX")
+                .arg(ttl)
+                .query_async(&mut redis)
+                .await;
+            match r {
+                Ok(set) => set.is_some() && self.fallback.check(key, expires_at),
+                Err(e) => {
+                    tracing::warn!(error = %e, "replay guard: Redis unreachable, using this instance's memory");
+                    self.fallback.check(key, expires_at)
+                }
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn second_use_refused_until_expiry() {
+    #[tokio::test]
+    async fn second_use_refused_until_expiry() {
         let g = MemoryReplayGuard::default();
         let now = crate::ids::unix_now();
-        assert!(g.first_use("a", now + 10));
-        assert!(!g.first_use("a", now + 10));
-        assert!(g.first_use("b", now + 10));
-        assert!(g.first_use("old", now - 1));
-        assert!(g.first_use("old", now - 1), "expired entries do not block");
+        assert!(g.first_use("a", now + 10).await);
+        assert!(!g.first_use("a", now + 10).await);
+        assert!(g.first_use("b", now + 10).await);
+        assert!(g.first_use("old", now - 1).await);
+        assert!(
+            g.first_use("old", now - 1).await,
+            "expired entries do not block"
+        );
     }
 }

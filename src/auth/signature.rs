@@ -66,7 +66,7 @@ impl SignatureVerifier {
     }
 
     /// Full check. Only a verified signature is remembered for replay.
-    pub fn verify(
+    pub async fn verify(
         &self,
         secret: &Secret,
         device: &DeviceId,
@@ -79,7 +79,7 @@ impl SignatureVerifier {
             return Err(SignatureError::Mismatch);
         }
         let key = format!("{}:{}", device.as_str(), signature_hex.to_ascii_lowercase());
-        if !self.replay.first_use(&key, timestamp + self.window_s) {
+        if !self.replay.first_use(&key, timestamp + self.window_s).await {
             return Err(SignatureError::Replayed);
         }
         Ok(())
@@ -91,8 +91,8 @@ mod tests {
     use super::*;
     use crate::auth::MemoryReplayGuard;
 
-    #[test]
-    fn window_hmac_and_replay() {
+    #[tokio::test]
+    async fn window_hmac_and_replay() {
         let v = SignatureVerifier::new(300, Arc::new(MemoryReplayGuard::default()));
         let secret = Secret::new("s3cret");
         let dev = DeviceId::parse("wimz-1").unwrap();
@@ -105,34 +105,40 @@ mod tests {
                 now - 301,
                 &sign(&secret, "wimz-1", now - 301),
                 now
-            ),
+            )
+            .await,
             Err(SignatureError::OutsideWindow)
         );
         let mut bad = sig.clone().into_bytes();
         bad[0] = if bad[0] == b'0' { b'1' } else { b'0' };
         assert_eq!(
-            v.verify(&secret, &dev, now, std::str::from_utf8(&bad).unwrap(), now),
+            v.verify(&secret, &dev, now, std::str::from_utf8(&bad).unwrap(), now)
+                .await,
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            v.verify(&secret, &dev, now, "zz", now),
+            v.verify(&secret, &dev, now, "zz", now).await,
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            v.verify(&Secret::new("other"), &dev, now, &sig, now),
+            v.verify(&Secret::new("other"), &dev, now, &sig, now).await,
             Err(SignatureError::Mismatch)
         );
         // verify() uses the real clock for the replay entry's expiry check;
         // use a timestamp near now so the entry is live.
         let real_now = crate::ids::unix_now();
         let sig = sign(&secret, "wimz-1", real_now);
-        assert_eq!(v.verify(&secret, &dev, real_now, &sig, real_now), Ok(()));
         assert_eq!(
-            v.verify(&secret, &dev, real_now, &sig, real_now),
+            v.verify(&secret, &dev, real_now, &sig, real_now).await,
+            Ok(())
+        );
+        assert_eq!(
+            v.verify(&secret, &dev, real_now, &sig, real_now).await,
             Err(SignatureError::Replayed)
         );
         assert_eq!(
-            v.verify(&secret, &dev, real_now, &sig.to_uppercase(), real_now),
+            v.verify(&secret, &dev, real_now, &sig.to_uppercase(), real_now)
+                .await,
             Err(SignatureError::Replayed)
         );
     }

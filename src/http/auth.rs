@@ -131,5 +131,6 @@ pub async fn verify_device(
     state
         .signatures
         .verify(&secret, device, timestamp, signature, now)
+        .await
         .map_err(|e| refuse(&e.to_string()))
 }

@@ -64,15 +64,35 @@ pub async fn list(state: web::Data<AppState>, user: UserAuth) -> Result<HttpResp
     let devices = state.store.list_devices(&user.0).await?;
     let mut out = Vec::with_capacity(devices.len());
     for d in devices {
-        let snap = state
+        let local = state
             .directory
             .send(SnapshotOf {
                 device: d.device_id.clone(),
             })
             .await
             .ok()
-            .flatten()
-            .unwrap_or_default();
+            .flatten();
+        // Clustered: presence and snapshot are the cluster's, read from Redis.
+        let remote = match &state.cluster {
+            Some(bridge) => bridge
+                .send(crate::cluster::messages::DeviceStatus {
+                    device: d.device_id.clone(),
+                })
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        let snap = match (local, remote) {
+            (Some(l), Some(r)) => Snapshot {
+                online: l.online || r.online,
+                mode: l.mode.or(r.mode),
+                mission: l.mission.or(r.mission),
+                battery: l.battery.or(r.battery),
+                last_seen: l.last_seen.max(r.last_seen),
+            },
+            (l, r) => l.or(r).unwrap_or_default(),
+        };
         out.push(device_json(&d, snap));
     }
     Ok(HttpResponse::Ok().json(out))

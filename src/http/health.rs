@@ -13,12 +13,12 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await,
         Ok(Ok(()))
     );
-    let cluster = if state.settings.clustered() {
-        "ok"
-    } else {
-        "disabled"
+    let (cluster, cluster_ok) = match &state.cluster {
+        None => ("disabled", true),
+        Some(_) if state.cluster_up.load(std::sync::atomic::Ordering::Relaxed) => ("ok", true),
+        Some(_) => ("degraded", false),
     };
-    let healthy = store_ok;
+    let healthy = store_ok && cluster_ok;
     let body = json!({
         "status": if healthy { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
@@ -45,7 +45,15 @@ fn require_stats_access(state: &AppState, req: &HttpRequest) -> Result<(), ApiEr
 pub async fn stats(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     require_stats_access(&state, &req)?;
     let m = &state.metrics;
-    Ok(HttpResponse::Ok().json(json!({
+    let cluster = match &state.cluster {
+        Some(bridge) => bridge
+            .send(crate::cluster::messages::ClusterTotals)
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let mut body = json!({
         "robots_online": get_i(&m.robots_online),
         "apps_connected": get_i(&m.apps_connected),
         "rooms": get_i(&m.rooms),
@@ -53,7 +61,11 @@ pub async fn stats(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
         "messages_routed": get_u(&m.messages_routed),
         "proxy_pending": get_i(&m.proxy_pending),
         "instance_id": &*state.instance_id,
-    })))
+    });
+    if let Some(c) = cluster {
+        body["cluster"] = c;
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
 
 pub async fn metrics(

@@ -34,21 +34,21 @@ use tokio::sync::oneshot;
 /// Keys the relay owns in an event envelope; a robot's own copies are dropped.
 const ENVELOPE_KEYS: &[&str] = &["device_id", "epoch", "seq", "ts_ms"];
 /// Keys the relay owns in a forwarded command.
-const COMMAND_KEYS: &[&str] = &["from_user", "reply_to"];
+pub(super) const COMMAND_KEYS: &[&str] = &["from_user", "reply_to"];
 
 /// The attached robot socket.
-struct RobotSide {
-    conn: ConnId,
-    outbox: Outbox,
-    addr: Addr<RobotConn>,
+pub(super) struct RobotSide {
+    pub(super) conn: ConnId,
+    pub(super) outbox: Outbox,
+    pub(super) addr: Addr<RobotConn>,
 }
 
 /// An app socket that joined this room.
-struct Member {
-    user: UserId,
-    outbox: Outbox,
-    addr: Addr<AppConn>,
-    subscribed: bool,
+pub(super) struct Member {
+    pub(super) user: UserId,
+    pub(super) outbox: Outbox,
+    pub(super) addr: Addr<AppConn>,
+    pub(super) subscribed: bool,
 }
 
 /// What a room needs from outside, shared by all rooms.
@@ -58,21 +58,24 @@ pub struct RoomEnv {
     pub history_size: usize,
     pub idle_grace: Duration,
     pub max_pending_proxy: usize,
+    /// Set when clustered: the room's outward edge.
+    pub bridge: Option<Addr<crate::cluster::ClusterBridge>>,
+    pub instance: std::sync::Arc<str>,
 }
 
 pub struct DeviceRoom {
-    device: DeviceId,
+    pub(super) device: DeviceId,
     /// The device id as a JSON string, pre-encoded for envelopes.
-    device_json: String,
+    pub(super) device_json: String,
     owner: UserId,
     room_id: u64,
-    epoch: i64,
+    pub(super) epoch: i64,
     /// Last assigned event number in this epoch (0 = none yet).
-    seq: u64,
-    robot: Option<RobotSide>,
-    members: HashMap<ConnId, Member>,
-    history: History,
-    snapshot: Snapshot,
+    pub(super) seq: u64,
+    pub(super) robot: Option<RobotSide>,
+    pub(super) members: HashMap<ConnId, Member>,
+    pub(super) history: History,
+    pub(super) snapshot: Snapshot,
     /// Proxied REST calls waiting on the robot, by request id.
     pending: HashMap<String, oneshot::Sender<ProxyReply>>,
     /// Bumped whenever the room becomes non-empty; an idle timer only
@@ -81,7 +84,17 @@ pub struct DeviceRoom {
     /// Set once the room has stopped accepting members.
     retired: bool,
     directory: Addr<Directory>,
-    env: RoomEnv,
+    pub(super) env: RoomEnv,
+    /// Clustered: this instance holds the robot and numbers the events.
+    pub(super) home: bool,
+    /// Clustered: this room receives the device's events from Redis.
+    pub(super) watching: bool,
+    /// Clustered mirror: the robot is online on another instance...
+    pub(super) remote_online: bool,
+    /// ...this one.
+    pub(super) holder: Option<String>,
+    /// When the mirror last learned the robot's presence from an event.
+    pub(super) presence_changed: std::time::Instant,
 }
 
 impl DeviceRoom {
@@ -109,6 +122,11 @@ impl DeviceRoom {
             retired: false,
             directory,
             env,
+            home: false,
+            watching: false,
+            remote_online: false,
+            holder: None,
+            presence_changed: std::time::Instant::now(),
         }
     }
 
@@ -139,40 +157,66 @@ impl DeviceRoom {
         ctx.stop();
     }
 
-    /// Numbers a frame, keeps it for recovery and queues it to every subscriber.
-    fn publish(&mut self, frame_without_envelope: &str, strip: bool) {
-        self.seq += 1;
+    /// Numbers an event and sends it out: to local subscribers at once on a
+    /// single instance; through the cluster first (append, then local
+    /// delivery) when clustered and the robot is here.
+    pub(super) fn publish(
+        &mut self,
+        raw: String,
+        strip: bool,
+        save_snapshot: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        match self.env.bridge.clone() {
+            Some(bridge) if self.home => {
+                self.publish_clustered(bridge, raw, strip, save_snapshot, ctx)
+            }
+            _ => {
+                self.seq += 1;
+                let frame = self.envelope(&raw, strip, self.epoch, self.seq);
+                self.deliver(self.seq, frame);
+            }
+        }
+    }
+
+    /// The event with the relay's envelope spliced in.
+    pub(super) fn envelope(&self, raw: &str, strip: bool, epoch: i64, seq: u64) -> ByteString {
         let envelope = format!(
             "\"device_id\":{},\"epoch\":{},\"seq\":{},\"ts_ms\":{}",
             self.device_json,
-            self.epoch,
-            self.seq,
+            epoch,
+            seq,
             unix_now_ms()
         );
-        let frame = ByteString::from(splice(
-            frame_without_envelope,
-            ENVELOPE_KEYS,
-            strip,
-            &envelope,
-        ));
+        ByteString::from(splice(raw, ENVELOPE_KEYS, strip, &envelope))
+    }
+
+    /// Keeps a numbered frame for recovery and queues it to every subscriber.
+    pub(super) fn deliver(&mut self, seq: u64, frame: ByteString) {
         let mut delivered = 0u64;
         for m in self.members.values() {
             if m.subscribed && m.outbox.send(frame.clone()) {
                 delivered += 1;
             }
         }
-        self.history.push(self.seq, frame);
+        self.history.push(seq, frame);
         self.env
             .metrics
             .deliveries_out
             .fetch_add(delivered, std::sync::atomic::Ordering::Relaxed);
     }
 
-    fn presence_event(&mut self, connected: bool, reason: Option<&str>) {
+    pub(super) fn presence_event(
+        &mut self,
+        connected: bool,
+        reason: Option<&str>,
+        ctx: &mut Context<Self>,
+    ) {
         let frame = match (connected, reason) {
             (true, _) => format!(
-                "{{\"type\":\"event\",\"event\":\"robot_connected\",\"timestamp\":{}}}",
-                unix_now()
+                "{{\"type\":\"event\",\"event\":\"robot_connected\",\"timestamp\":{},\"instance\":{}}}",
+                unix_now(),
+                json_str(&self.env.instance)
             ),
             (false, r) => format!(
                 "{{\"type\":\"event\",\"event\":\"robot_disconnected\",\"timestamp\":{},\"reason\":{}}}",
@@ -180,13 +224,24 @@ impl DeviceRoom {
                 json_str(r.unwrap_or("disconnected"))
             ),
         };
-        self.publish(&frame, false);
+        self.publish(frame, false, false, ctx);
     }
 
-    fn update_snapshot(&mut self, name: &str, data: Option<&serde_json::value::RawValue>) {
-        let Some(data) = data else { return };
+    /// Updates the snapshot from an event; true if it changed.
+    pub(super) fn update_snapshot(
+        &mut self,
+        name: &str,
+        data: Option<&serde_json::value::RawValue>,
+    ) -> bool {
+        if !matches!(
+            name,
+            "mission_progress" | "mode_changed" | "battery" | "status_update"
+        ) {
+            return false;
+        }
+        let Some(data) = data else { return false };
         let Ok(value) = serde_json::from_str::<serde_json::Value>(data.get()) else {
-            return;
+            return false;
         };
         match name {
             "mission_progress" => self.snapshot.mission = Some(value),
@@ -204,22 +259,23 @@ impl DeviceRoom {
             }
             _ => {}
         }
+        true
     }
 
-    fn snapshot(&self) -> Snapshot {
+    pub(super) fn snapshot(&self) -> Snapshot {
         let mut s = self.snapshot.clone();
-        s.online = self.robot.is_some();
+        s.online = self.robot.is_some() || self.remote_online;
         s
     }
 
-    fn send_error(&self, conn: &ConnId, err: crate::error::WireError) {
+    pub(super) fn send_error(&self, conn: &ConnId, err: crate::error::WireError) {
         if let Some(m) = self.members.get(conn) {
             m.outbox.send(err.to_frame());
         }
     }
 
     /// Answers every waiting REST call with "robot offline" (the robot left).
-    fn fail_pending(&mut self) {
+    pub(super) fn fail_pending(&mut self) {
         metrics::gauge_add(
             &self.env.metrics.proxy_pending,
             -(self.pending.len() as i64),
@@ -238,13 +294,17 @@ impl Actor for DeviceRoom {
         // Bounds `send` (joins, snapshots) only; robots use `do_send`, which
         // is not held back, so a robot never waits on its room.
         ctx.set_mailbox_capacity(4096);
+        // Clustered: start as a mirror (the robot may be elsewhere); nothing
+        // else is handled until the device's state is read from Redis.
+        self.watch(ctx);
         self.check_idle(ctx);
         tracing::debug!(device_id = %self.device, epoch = self.epoch, "room started");
     }
 
-    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
         metrics::gauge_add(&self.env.metrics.rooms, -1);
         self.fail_pending();
+        self.leave_cluster(ctx);
         tracing::debug!(device_id = %self.device, "room stopped");
     }
 }
@@ -256,13 +316,16 @@ impl Handler<AttachRobot> for DeviceRoom {
         if self.retired {
             return Err(Retired);
         }
+        let replaced_elsewhere = self.become_home(msg.claim.as_ref(), ctx);
         if let Some(old) = self.robot.take() {
             old.addr.do_send(CloseSocket {
                 code: 4001,
                 reason: "replaced",
             });
             self.fail_pending();
-            self.presence_event(false, Some("replaced"));
+            self.presence_event(false, Some("replaced"), ctx);
+        } else if replaced_elsewhere {
+            self.presence_event(false, Some("replaced"), ctx);
         }
         tracing::info!(device_id = %self.device, conn_id = %msg.conn, "robot attached");
         self.robot = Some(RobotSide {
@@ -271,9 +334,8 @@ impl Handler<AttachRobot> for DeviceRoom {
             addr: msg.addr,
         });
         self.snapshot.last_seen = Some(unix_now());
-        self.presence_event(true, None);
+        self.presence_event(true, None, ctx);
         self.idle_generation += 1;
-        let _ = ctx;
         Ok(())
     }
 }
@@ -289,7 +351,8 @@ impl Handler<DetachRobot> for DeviceRoom {
         self.snapshot.last_seen = Some(unix_now());
         self.fail_pending();
         tracing::info!(device_id = %self.device, conn_id = %msg.conn, reason = msg.reason, "robot detached");
-        self.presence_event(false, Some(msg.reason));
+        self.presence_event(false, Some(msg.reason), ctx);
+        self.release_home(ctx);
         self.check_idle(ctx);
     }
 }
@@ -297,13 +360,13 @@ impl Handler<DetachRobot> for DeviceRoom {
 impl Handler<RobotEvent> for DeviceRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: RobotEvent, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: RobotEvent, ctx: &mut Context<Self>) {
         if self.robot.as_ref().map(|r| &r.conn) != Some(&msg.conn) {
             return; // from a socket that was replaced
         }
         metrics::inc(&self.env.metrics.events_in);
-        self.update_snapshot(&msg.event.name, msg.event.data.as_deref());
-        self.publish(&msg.event.raw, msg.event.has_envelope_keys);
+        let changed = self.update_snapshot(&msg.event.name, msg.event.data.as_deref());
+        self.publish(msg.event.raw, msg.event.has_envelope_keys, changed, ctx);
     }
 }
 
@@ -315,9 +378,12 @@ impl Handler<CommandResult> for DeviceRoom {
             return;
         }
         // Only an app that is a member of this room can be answered: a robot
-        // cannot reach arbitrary connections by guessing ids.
+        // cannot reach arbitrary connections by guessing ids. An app on
+        // another instance is checked the same way by that instance's room.
         if let Some(m) = self.members.get(&msg.reply_to) {
             m.outbox.send(msg.raw);
+        } else {
+            self.result_to_other_instance(msg.reply_to, msg.raw);
         }
     }
 }
@@ -423,6 +489,9 @@ impl Handler<Command> for DeviceRoom {
             return;
         };
         let Some(robot) = &self.robot else {
+            if self.command_to_other_instance(&msg.conn, &msg.raw, msg.spoofed) {
+                return;
+            }
             self.send_error(
                 &msg.conn,
                 crate::error::WireError::new(
@@ -478,7 +547,8 @@ impl Handler<CloseRoom> for DeviceRoom {
                 code: 4003,
                 reason: msg.reason,
             });
-            self.presence_event(false, Some(msg.reason));
+            self.presence_event(false, Some(msg.reason), ctx);
+            self.release_home(ctx);
         }
         for (_, m) in self.members.drain() {
             m.outbox.send(format!(

@@ -69,6 +69,9 @@ pub struct AttachRobot {
     pub conn: ConnId,
     pub outbox: Outbox,
     pub addr: Addr<RobotConn>,
+    /// Clustered: what claiming the device in Redis found (None: single
+    /// instance, or Redis unreachable).
+    pub claim: Option<crate::cluster::messages::Claimed>,
 }
 
 /// The robot socket `conn` ended.
@@ -237,3 +240,53 @@ pub struct CloseSocket {
     pub code: u16,
     pub reason: &'static str,
 }
+
+// ---- from the cluster bridge to a room ---------------------------------------
+
+/// An event numbered by the robot's instance (this room mirrors the device).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteEvent {
+    pub epoch: i64,
+    pub seq: u64,
+    pub frame: bytestring::ByteString,
+}
+
+/// Events `from..=to` of `epoch` could not be recovered from Redis.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteGap {
+    pub epoch: i64,
+    pub from: u64,
+    pub to: u64,
+}
+
+/// A command (already carrying `from_user`/`reply_to`) from an app on another instance.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct RemoteCommand {
+    pub raw: String,
+}
+
+/// A frame for app connection `conn`, if it is a member here.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeliverToMember {
+    pub conn: ConnId,
+    pub raw: String,
+}
+
+/// Which other instance holds this device's robot now (None: no one).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HolderIs {
+    pub holder: Option<String>,
+    /// When the read started: a read older than the room's last presence
+    /// change is stale and ignored.
+    pub read_at: std::time::Instant,
+}
+
+/// The robot connected to another instance: drop ours (4001) without publishing.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RobotReplacedElsewhere;

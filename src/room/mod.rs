@@ -1,6 +1,7 @@
 //! Device rooms: one [`DeviceRoom`] actor per device, found or started by the
 //! [`Directory`].
 
+pub mod cluster_edge;
 pub mod device_room;
 pub mod directory;
 pub mod history;

@@ -170,6 +170,13 @@ pub fn on_item<A: SocketActor>(
             inc(&core.state.metrics.bad_messages);
             core.close(ctx, CloseCode::Size, "message_too_big");
         }
+        Err(ProtocolError::Io(e)) => {
+            // The peer went away without a close frame (or the read failed).
+            tracing::debug!(conn_id = %core.conn, error = %e, "connection lost");
+            // No close frame: there is no one to read it.
+            core.stop_reason = "connection_lost";
+            ctx.stop();
+        }
         Err(e) => {
             inc(&core.state.metrics.bad_messages);
             tracing::debug!(conn_id = %core.conn, error = %e, "protocol error");

@@ -43,6 +43,18 @@ impl RobotConn {
         ctx.wait(
             async move {
                 let owner = state.store.device_owner(&device).await.ok().flatten()?;
+                // Clustered: take the device over (fencing any other
+                // instance's robot) and learn where its numbering stands.
+                let claim = match &state.cluster {
+                    Some(bridge) => bridge
+                        .send(crate::cluster::messages::Claim {
+                            device: device.clone(),
+                        })
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok()),
+                    None => None,
+                };
                 for _ in 0..3 {
                     let room = state
                         .directory
@@ -57,6 +69,7 @@ impl RobotConn {
                             conn: conn.clone(),
                             outbox: outbox.clone(),
                             addr: me.clone(),
+                            claim: claim.clone(),
                         })
                         .await;
                     if let Ok(Ok(())) = attached {

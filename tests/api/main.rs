@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod cluster;
 mod devices;
 mod faults;
 mod health;

@@ -1,0 +1,49 @@
+//! Lua scripts: each runs atomically inside Redis.
+
+/// Append one event. KEYS: presence, last, stream, channel.
+/// ARGV: instance, expected previous ("<epoch>:<seq>" or "" for a new
+/// epoch), new ("<epoch>:<seq>"), epoch, seq, frame, maxlen, ttl.
+/// Returns "ok", "fenced" (another instance holds the robot) or "broken"
+/// (the stream does not continue from what we expect: start a new epoch).
+/// A claim that expired or vanished (Redis restarted empty) is re-taken.
+pub const APPEND: &str = r#"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 'fenced' end
+if not holder then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[8]) end
+local cur = redis.call('GET', KEYS[2])
+if ARGV[2] ~= '' and cur ~= ARGV[2] then return 'broken' end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'e', ARGV[4], 's', ARGV[5], 'f', ARGV[6])
+redis.call('PUBLISH', KEYS[4], ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. ARGV[6])
+return 'ok'
+"#;
+
+/// Claim a device's robot. KEYS: presence, last. ARGV: instance, ttl.
+/// Returns {previous holder or '', last "<epoch>:<seq>" or ''}.
+pub const CLAIM: &str = r#"
+local prev = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local last = redis.call('GET', KEYS[2])
+return {prev or '', last or ''}
+"#;
+
+/// Release a claim only if we still hold it. KEYS: presence. ARGV: instance.
+pub const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+/// Refresh our claims. KEYS: presence keys. ARGV: instance, ttl.
+/// Returns how many were still ours.
+pub const REFRESH: &str = r#"
+local n = 0
+for i, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[1] then
+    redis.call('EXPIRE', k, ARGV[2])
+    n = n + 1
+  end
+end
+return n
+"#;

@@ -1,0 +1,411 @@
+//! A [`DeviceRoom`]'s outward edge when clustered: how a room becomes the
+//! device's home (its robot is here: it numbers events through Redis) or a
+//! mirror (the robot is elsewhere: it receives numbered events from the
+//! bridge), and the cross-instance paths of commands and results.
+//! With no bridge (single instance) every function here is a no-op.
+
+use super::device_room::{DeviceRoom, COMMAND_KEYS};
+use super::messages::*;
+use crate::cluster::messages::{
+    Append, AppendResult, Claimed, Directed, Release, SaveSnapshot, SendDirected, SyncState,
+    Unwatch, Watch,
+};
+use crate::cluster::ClusterBridge;
+use crate::ids::{unix_now, unix_now_ms, ConnId};
+use crate::ws::frames::{json_str, parse_robot, splice, RobotFrame};
+use actix::prelude::*;
+use bytestring::ByteString;
+
+impl DeviceRoom {
+    /// Mirrors the device (subscribes to its events and reads its state);
+    /// holds the room's mailbox until done.
+    pub(super) fn watch(&mut self, ctx: &mut Context<Self>) {
+        let Some(bridge) = self.env.bridge.clone() else {
+            return;
+        };
+        if self.home || self.watching {
+            return;
+        }
+        self.watching = true;
+        let msg = Watch {
+            device: self.device.clone(),
+            room: ctx.address(),
+        };
+        ctx.wait(bridge.send(msg).into_actor(self).map(|res, room, _ctx| {
+            if let Ok(Some(state)) = res {
+                room.apply_sync(state);
+            }
+        }));
+    }
+
+    fn apply_sync(&mut self, state: SyncState) {
+        if self.home {
+            return;
+        }
+        if let Some((epoch, seq)) = state.last {
+            if epoch != self.epoch {
+                self.epoch = epoch;
+                self.seq = 0;
+                self.history = super::history::History::new(self.env.history_size);
+            }
+            for (e, s, f) in state.frames {
+                if e == self.epoch && s > self.seq {
+                    self.history.push(s, f);
+                    self.seq = s;
+                }
+            }
+            self.seq = self.seq.max(seq);
+        }
+        self.remote_online = state.holder.is_some();
+        self.holder = state.holder;
+        let snap = state.snapshot;
+        if snap.mode.is_some() {
+            self.snapshot.mode = snap.mode;
+        }
+        if snap.mission.is_some() {
+            self.snapshot.mission = snap.mission;
+        }
+        if snap.battery.is_some() {
+            self.snapshot.battery = snap.battery;
+        }
+        if snap.last_seen.is_some() {
+            self.snapshot.last_seen = snap.last_seen;
+        }
+    }
+
+    /// The robot is attaching here. Returns true if it was held by another
+    /// instance (so apps should hear it was replaced).
+    pub(super) fn become_home(&mut self, claim: Option<&Claimed>, ctx: &mut Context<Self>) -> bool {
+        let Some(bridge) = self.env.bridge.clone() else {
+            return false;
+        };
+        if self.watching {
+            bridge.do_send(Unwatch {
+                device: self.device.clone(),
+                room: ctx.address(),
+            });
+            self.watching = false;
+        }
+        self.home = true;
+        self.remote_online = false;
+        self.holder = None;
+        let Some(claim) = claim else {
+            return false; // Redis unreachable: local numbering, a new epoch later
+        };
+        if let Some((epoch, seq)) = claim.last {
+            if epoch != self.epoch {
+                self.epoch = epoch;
+                self.seq = seq;
+                self.history = super::history::History::new(self.env.history_size);
+            } else if seq > self.seq {
+                self.seq = seq;
+            }
+        }
+        claim.previous.is_some()
+    }
+
+    /// The robot left: give the device up in Redis (after its last event),
+    /// and keep mirroring for the members still here.
+    pub(super) fn release_home(&mut self, ctx: &mut Context<Self>) {
+        let Some(bridge) = self.env.bridge.clone() else {
+            return;
+        };
+        if !self.home {
+            return;
+        }
+        ctx.wait(
+            bridge
+                .send(Release {
+                    device: self.device.clone(),
+                })
+                .into_actor(self)
+                .map(|_, room, ctx| {
+                    room.home = false;
+                    if !room.members.is_empty() {
+                        room.watch(ctx);
+                    }
+                }),
+        );
+    }
+
+    pub(super) fn leave_cluster(&mut self, ctx: &mut Context<Self>) {
+        let Some(bridge) = self.env.bridge.clone() else {
+            return;
+        };
+        if self.watching {
+            bridge.do_send(Unwatch {
+                device: self.device.clone(),
+                room: ctx.address(),
+            });
+        }
+        if self.home {
+            bridge.do_send(Release {
+                device: self.device.clone(),
+            });
+        }
+    }
+
+    /// Numbers the event through Redis, then delivers it here. The room's
+    /// mailbox waits for the append, so events keep the robot's order.
+    pub(super) fn publish_clustered(
+        &mut self,
+        bridge: Addr<ClusterBridge>,
+        raw: String,
+        strip: bool,
+        save_snapshot: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let expected = (self.seq > 0).then_some((self.epoch, self.seq));
+        self.seq += 1;
+        let (epoch, seq) = (self.epoch, self.seq);
+        let frame = self.envelope(&raw, strip, epoch, seq);
+        let append = Append {
+            device: self.device.clone(),
+            expected,
+            epoch,
+            seq,
+            frame: frame.clone(),
+        };
+        ctx.wait(
+            bridge
+                .clone()
+                .send(append)
+                .into_actor(self)
+                .map(move |res, room, ctx| {
+                    match res.unwrap_or(AppendResult::Down) {
+                        AppendResult::Ok => {
+                            room.deliver(seq, frame);
+                            if save_snapshot {
+                                bridge.do_send(SaveSnapshot {
+                                    device: room.device.clone(),
+                                    snapshot: room.snapshot(),
+                                });
+                            }
+                        }
+                        // Degraded: serve local apps; the next append after Redis is
+                        // back finds the stream broken and starts a new epoch.
+                        AppendResult::Down => room.deliver(seq, frame),
+                        AppendResult::Fenced => room.lost_robot(ctx),
+                        AppendResult::Broken => {
+                            // Continuity cannot be proven: a new epoch for everyone.
+                            room.epoch = unix_now_ms().max(room.epoch + 1);
+                            room.seq = 0;
+                            room.history = super::history::History::new(room.env.history_size);
+                            room.publish_clustered(bridge, raw, strip, save_snapshot, ctx);
+                        }
+                    }
+                }),
+        );
+    }
+
+    /// Another instance took the robot over: drop ours without publishing.
+    fn lost_robot(&mut self, ctx: &mut Context<Self>) {
+        if let Some(robot) = self.robot.take() {
+            robot.addr.do_send(CloseSocket {
+                code: 4001,
+                reason: "replaced",
+            });
+        }
+        self.fail_pending();
+        self.home = false;
+        self.watch(ctx);
+    }
+
+    /// A command for a robot on another instance; false if there is none.
+    pub(super) fn command_to_other_instance(
+        &self,
+        conn: &ConnId,
+        raw: &str,
+        spoofed: bool,
+    ) -> bool {
+        let (Some(bridge), Some(holder), true) =
+            (&self.env.bridge, &self.holder, self.remote_online)
+        else {
+            return false;
+        };
+        let Some(member) = self.members.get(conn) else {
+            return false;
+        };
+        let extra = format!(
+            "\"from_user\":{},\"reply_to\":{}",
+            json_str(member.user.as_str()),
+            json_str(conn.as_str())
+        );
+        bridge.do_send(SendDirected {
+            instance: holder.clone(),
+            msg: Directed::Cmd {
+                d: self.device.clone(),
+                c: conn.to_string(),
+                raw: splice(raw, COMMAND_KEYS, spoofed, &extra),
+            },
+        });
+        true
+    }
+
+    pub(super) fn result_to_other_instance(&self, reply_to: ConnId, raw: String) {
+        let Some(bridge) = &self.env.bridge else {
+            return;
+        };
+        let Some(instance) = reply_to.instance() else {
+            return;
+        };
+        if instance == &*self.env.instance {
+            return;
+        }
+        bridge.do_send(SendDirected {
+            instance: instance.to_string(),
+            msg: Directed::Res {
+                d: self.device.clone(),
+                c: reply_to.to_string(),
+                raw,
+            },
+        });
+    }
+
+    /// Tells subscribers that events were lost (a gap or a new epoch).
+    fn notify_incomplete(&self, reason: &str) {
+        let frame = format!(
+            "{{\"type\":\"recovered\",\"device_id\":{},\"complete\":false,\"reason\":{}}}",
+            self.device_json,
+            json_str(reason)
+        );
+        for m in self.members.values().filter(|m| m.subscribed) {
+            m.outbox.send(frame.clone());
+        }
+    }
+}
+
+impl Handler<RemoteEvent> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteEvent, _ctx: &mut Context<Self>) {
+        if self.home {
+            return;
+        }
+        if msg.epoch != self.epoch {
+            let had_events = self.seq > 0;
+            self.epoch = msg.epoch;
+            self.seq = 0;
+            self.history = super::history::History::new(self.env.history_size);
+            if had_events {
+                self.notify_incomplete("epoch_changed");
+            }
+        }
+        if msg.seq <= self.seq {
+            return; // already have it
+        }
+        if self.seq > 0 && msg.seq > self.seq + 1 {
+            self.notify_incomplete("gap");
+        }
+        self.seq = msg.seq;
+        if let Ok(parsed) = parse_robot(&msg.frame) {
+            if let RobotFrame::Event(e) = parsed.frame {
+                match e.name.as_str() {
+                    "robot_connected" => {
+                        self.remote_online = true;
+                        self.holder = instance_of(&msg.frame);
+                        self.presence_changed = std::time::Instant::now();
+                    }
+                    "robot_disconnected" => {
+                        self.remote_online = false;
+                        self.holder = None;
+                        self.presence_changed = std::time::Instant::now();
+                    }
+                    name => {
+                        self.update_snapshot(name, e.data.as_deref());
+                    }
+                }
+            }
+        }
+        self.deliver(msg.seq, msg.frame);
+    }
+}
+
+fn instance_of(frame: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct I {
+        instance: Option<String>,
+    }
+    serde_json::from_str::<I>(frame)
+        .ok()
+        .and_then(|i| i.instance)
+}
+
+impl Handler<RemoteGap> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteGap, _ctx: &mut Context<Self>) {
+        if !self.home && msg.epoch == self.epoch {
+            tracing::warn!(device_id = %self.device, from = msg.from, to = msg.to, "events lost between instances");
+            self.notify_incomplete("gap");
+        }
+    }
+}
+
+impl Handler<RemoteCommand> for DeviceRoom {
+    type Result = bool;
+
+    fn handle(&mut self, msg: RemoteCommand, _ctx: &mut Context<Self>) -> bool {
+        match &self.robot {
+            Some(robot) => {
+                crate::metrics::inc(&self.env.metrics.commands);
+                robot.outbox.send(msg.raw)
+            }
+            None => false,
+        }
+    }
+}
+
+impl Handler<DeliverToMember> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeliverToMember, _ctx: &mut Context<Self>) {
+        if let Some(m) = self.members.get(&msg.conn) {
+            m.outbox.send(msg.raw);
+        }
+    }
+}
+
+impl Handler<HolderIs> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: HolderIs, _ctx: &mut Context<Self>) {
+        if self.home || msg.read_at < self.presence_changed {
+            return;
+        }
+        match msg.holder {
+            Some(h) => {
+                self.holder = Some(h);
+                self.remote_online = true;
+            }
+            None if self.remote_online => {
+                // The robot's instance stopped refreshing its claim (it died).
+                // No instance can number this event: it carries the last seq.
+                self.remote_online = false;
+                self.holder = None;
+                let frame = ByteString::from(format!(
+                    "{{\"type\":\"event\",\"event\":\"robot_disconnected\",\"timestamp\":{},\"reason\":\"instance_lost\",\"device_id\":{},\"epoch\":{},\"seq\":{},\"ts_ms\":{},\"unnumbered\":true}}",
+                    unix_now(),
+                    self.device_json,
+                    self.epoch,
+                    self.seq,
+                    unix_now_ms()
+                ));
+                for m in self.members.values().filter(|m| m.subscribed) {
+                    m.outbox.send(frame.clone());
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+impl Handler<RobotReplacedElsewhere> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, _msg: RobotReplacedElsewhere, ctx: &mut Context<Self>) {
+        if self.robot.is_some() {
+            self.lost_robot(ctx);
+        }
+    }
+}

@@ -1,0 +1,574 @@
+//! Several relay instances sharing one real `redis-server` (started here on
+//! a free port) and one store behave as one relay (PROTOCOL.md §5).
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wimz_relay::config::Settings;
+
+/// A `redis-server` of the test's own.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let mut r = Redis {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        r.restart();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again, empty) on the same port.
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/test installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Instances `A`, `B`, `C`... on one Redis and one store.
+pub struct Cluster {
+    pub redis: Redis,
+    pub nodes: Vec<TestApp>,
+    pub store_url: String,
+    _store: SharedStore,
+}
+
+enum SharedStore {
+    /// Held for its `Drop` (removes the shared SQLite file's folder).
+    #[allow(dead_code)]
+    Sqlite(tempfile::TempDir),
+    Postgres,
+}
+
+fn clustered(s: &mut Settings, name: &str, redis: &str, store: &str) {
+    s.server.instance_id = name.into();
+    s.cluster.redis_url = wimz_relay::secret::Secret::new(redis);
+    s.cluster.presence_ttl_s = 2;
+    s.store.url = wimz_relay::secret::Secret::new(store);
+    s.limits.messages_per_s = 10_000.0;
+    s.limits.messages_burst = 10_000.0;
+}
+
+pub async fn cluster(n: usize) -> Cluster {
+    cluster_named(&["A", "B", "C", "D"][..n]).await
+}
+
+pub async fn cluster_named(names: &[&'static str]) -> Cluster {
+    let redis = Redis::start();
+    let (store_url, store) = match postgres_admin_url() {
+        Some(admin) => (fresh_postgres_db(&admin).await.0, SharedStore::Postgres),
+        None => {
+            let d = tempfile::tempdir().unwrap();
+            (
+                format!("sqlite://{}/shared.db", d.path().display()),
+                SharedStore::Sqlite(d),
+            )
+        }
+    };
+    let mut nodes = Vec::new();
+    for &name in names {
+        let (r, s) = (redis.url(), store_url.clone());
+        nodes.push(spawn_app_with(move |st| clustered(st, name, &r, &s)).await);
+    }
+    Cluster {
+        redis,
+        nodes,
+        store_url,
+        _store: store,
+    }
+}
+
+async fn health(app: &TestApp) -> (u16, Value) {
+    let r = app.get("/health", None).await;
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn robot_on_a_apps_on_b_and_c_events_commands_and_strangers() {
+    let c = cluster(3).await;
+    let (a, b, cc) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    assert_eq!(health(b).await.1["cluster"], "ok");
+    let u = a.user("clusteruser").await;
+    let secret = a.device(&u, "wimz-cl").await;
+    let mut robot = a.robot("wimz-cl", &secret).await;
+    let (mut on_b, sb) = b.subscribed_app(&u, "wimz-cl").await;
+    let (mut on_c, sc) = cc.subscribed_app(&u, "wimz-cl").await;
+    assert_eq!(sb["robot_online"], true, "presence is cluster-wide: {sb}");
+    assert_eq!(sc["epoch"], sb["epoch"]);
+    let base = sb["seq"].as_u64().unwrap();
+    assert_eq!(sc["seq"].as_u64().unwrap(), base);
+    const N: u64 = 300;
+    for i in 0..N {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "mission_progress", "data": {"stage": i}}),
+        )
+        .await;
+    }
+    for ws in [&mut on_b, &mut on_c] {
+        for i in 0..N {
+            let v = recv_type(ws, "event").await;
+            assert_eq!(
+                v["seq"].as_u64().unwrap(),
+                base + 1 + i,
+                "exact seq across instances"
+            );
+            assert_eq!(v["data"]["stage"], i);
+            assert_eq!(v["epoch"], sb["epoch"]);
+        }
+    }
+    // /api/devices on C knows the robot is online on A.
+    let list: Value = cc
+        .get("/api/devices", Some(&u.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list[0]["online"], true);
+    assert_eq!(list[0]["mission"]["stage"], N - 1);
+
+    // Command from B to the robot on A, result back to B's app only.
+    send(
+        &mut on_b,
+        json!({"type": "command", "device_id": "wimz-cl", "id": "x-1", "command": "sit"}),
+    )
+    .await;
+    let cmd = recv_type(&mut robot, "command").await;
+    assert_eq!(cmd["from_user"], u.id.as_str());
+    assert!(cmd["reply_to"].as_str().unwrap().starts_with("B."));
+    send(
+        &mut robot,
+        json!({"type": "command_result", "reply_to": cmd["reply_to"], "id": "x-1", "ok": true}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut on_b, "command_result").await["id"], "x-1");
+    assert_silent(&mut on_c, Duration::from_millis(300)).await;
+
+    // A stranger on C is refused and reaches nothing.
+    let stranger = cc.user("clusterstranger").await;
+    let mut s = cc.app(&stranger).await;
+    send(&mut s, json!({"type": "subscribe", "device_id": "wimz-cl"})).await;
+    assert_eq!(recv_type(&mut s, "error").await["code"], "not_owner");
+    send(
+        &mut s,
+        json!({"type": "command", "device_id": "wimz-cl", "id": 1, "command": "treat"}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut s, "error").await["code"], "not_owner");
+    assert_silent(&mut robot, Duration::from_millis(300)).await;
+
+    // Cluster totals.
+    let st = b.stats().await;
+    assert_eq!(st["robots_online"], 0, "B's own numbers");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let st = b.stats().await;
+        if st["cluster"]["robots_online"] == 1 && st["cluster"]["instances"] == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cluster totals: {st}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn app_reconnecting_to_another_instance_recovers_exactly() {
+    let c = cluster(3).await;
+    let (a, b, cc) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    let u = a.user("clrecover").await;
+    let secret = a.device(&u, "wimz-cr").await;
+    let mut robot = a.robot("wimz-cr", &secret).await;
+    let (mut on_b, sub) = b.subscribed_app(&u, "wimz-cr").await;
+    for i in 0..10 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "treat_dispensed", "data": {"i": i}}),
+        )
+        .await;
+    }
+    let mut last = 0;
+    for _ in 0..10 {
+        last = recv_type(&mut on_b, "event").await["seq"].as_u64().unwrap();
+    }
+    drop(on_b);
+    for i in 10..40 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "treat_dispensed", "data": {"i": i}}),
+        )
+        .await;
+    }
+    // Make sure A has appended them: a probe subscriber on A sees the last one.
+    let (mut probe, _) = a.subscribed_app(&u, "wimz-cr").await;
+    send(
+        &mut robot,
+        json!({"type": "event", "event": "alert", "data": {"marker": true}}),
+    )
+    .await;
+    recv_event(&mut probe, "alert").await;
+
+    let mut on_c = cc.app(&u).await;
+    send(&mut on_c, json!({"type": "subscribe", "device_id": "wimz-cr", "since_seq": last, "epoch": sub["epoch"]})).await;
+    let s = recv_type(&mut on_c, "subscribed").await;
+    assert_eq!(s["epoch"], sub["epoch"]);
+    for i in 10..40 {
+        let v = recv(&mut on_c).await;
+        assert_eq!(v["seq"].as_u64().unwrap(), last + 1 + (i - 10), "{v}");
+        assert_eq!(v["data"]["i"], i);
+    }
+    assert_eq!(recv(&mut on_c).await["event"], "alert");
+    let v = recv(&mut on_c).await;
+    assert_eq!(v["type"], "recovered");
+    assert_eq!(v["complete"], true);
+}
+
+#[tokio::test]
+async fn robot_moving_from_a_to_b_continues_the_stream() {
+    let c = cluster(3).await;
+    let (a, b, cc) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    let u = a.user("clmove").await;
+    let secret = a.device(&u, "wimz-mv").await;
+    let (mut on_c, _) = cc.subscribed_app(&u, "wimz-mv").await;
+    let mut robot = a.robot("wimz-mv", &secret).await;
+    let mut seqs = Vec::new();
+    let mut names = Vec::new();
+    let mut epochs = std::collections::HashSet::new();
+    for i in 0..5 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "dog_detected", "data": {"i": i}}),
+        )
+        .await;
+    }
+    while names.iter().filter(|n| *n == "dog_detected").count() < 5 {
+        let v = recv_type(&mut on_c, "event").await;
+        seqs.push(v["seq"].as_u64().unwrap());
+        epochs.insert(v["epoch"].as_i64().unwrap());
+        names.push(v["event"].as_str().unwrap().to_string());
+    }
+    drop(robot);
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a fresh signature
+    let mut robot = b.robot("wimz-mv", &secret).await;
+    for i in 5..10 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "dog_detected", "data": {"i": i}}),
+        )
+        .await;
+    }
+    while names.iter().filter(|n| *n == "dog_detected").count() < 10 {
+        let v = recv_type(&mut on_c, "event").await;
+        seqs.push(v["seq"].as_u64().unwrap());
+        epochs.insert(v["epoch"].as_i64().unwrap());
+        names.push(v["event"].as_str().unwrap().to_string());
+    }
+    assert_eq!(epochs.len(), 1, "continuity kept: one epoch");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gap: {seqs:?}"
+    );
+    assert_eq!(names[0], "robot_connected");
+    let d = names
+        .iter()
+        .position(|n| n == "robot_disconnected")
+        .expect("disconnect seen");
+    let cpos = names
+        .iter()
+        .rposition(|n| n == "robot_connected")
+        .expect("connect seen");
+    assert!(d < cpos, "{names:?}");
+}
+
+#[tokio::test]
+async fn a_replayed_signature_is_refused_on_another_instance() {
+    let c = cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = a.user("clreplay").await;
+    let secret = a.device(&u, "wimz-rp").await;
+    let now = wimz_relay::ids::unix_now();
+    let body = json!({"device_id": "wimz-rp", "timestamp": now, "signature": sign(&secret, "wimz-rp", now)});
+    assert_eq!(
+        a.post_json("/api/auth/device", &body, None).await.status(),
+        200
+    );
+    assert_eq!(
+        b.post_json("/api/auth/device", &body, None).await.status(),
+        401
+    );
+    // Same for a socket handshake.
+    let ts = now - 3;
+    let url = |app: &TestApp| {
+        format!(
+            "{}/ws/device?device_id=wimz-rp&timestamp={ts}&signature={}",
+            app.ws_base,
+            sign(&secret, "wimz-rp", ts)
+        )
+    };
+    tokio_tungstenite::connect_async(url(a))
+        .await
+        .expect("first use on A");
+    assert!(
+        tokio_tungstenite::connect_async(url(b)).await.is_err(),
+        "replay on B refused"
+    );
+}
+
+#[tokio::test]
+async fn redis_stopped_and_restarted_mid_stream_reports_every_gap() {
+    let mut c = cluster(2).await;
+    let u = c.nodes[0].user("clredis").await;
+    let secret = c.nodes[0].device(&u, "wimz-rd").await;
+    let mut robot = c.nodes[0].robot("wimz-rd", &secret).await;
+    let (mut local, _) = c.nodes[0].subscribed_app(&u, "wimz-rd").await;
+    let (mut remote, sub) = c.nodes[1].subscribed_app(&u, "wimz-rd").await;
+    send(
+        &mut robot,
+        json!({"type": "event", "event": "battery", "data": {"n": 0}}),
+    )
+    .await;
+    recv_event(&mut local, "battery").await;
+    recv_event(&mut remote, "battery").await;
+
+    c.redis.stop();
+    // Local delivery goes on; health says degraded.
+    for n in 1..=5 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "battery", "data": {"n": n}}),
+        )
+        .await;
+        assert_eq!(recv_event(&mut local, "battery").await["data"]["n"], n);
+    }
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, h) = health(&c.nodes[0]).await;
+        if status == 503 && h["cluster"] == "degraded" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "health never said degraded: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    c.redis.restart(); // empty: continuity cannot be proven
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if health(&c.nodes[1]).await.0 == 200 && health(&c.nodes[0]).await.0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cluster never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Cluster delivery resumes; the remote app is told what it missed.
+    let mut n = 100;
+    let mut told = false;
+    let got = loop {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "battery", "data": {"n": n}}),
+        )
+        .await;
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut got = None;
+        while let Ok(v) = tokio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            recv(&mut remote),
+        )
+        .await
+        {
+            if v["type"] == "recovered" {
+                assert_eq!(v["complete"], false);
+                told = true;
+            }
+            if v["type"] == "event"
+                && v["event"] == "battery"
+                && v["data"]["n"].as_u64() >= Some(100)
+            {
+                got = Some(v);
+                break;
+            }
+            if v["type"] == "event" && v["event"] == "battery" {
+                panic!("the remote app got an event from the outage without a gap notice: {v}");
+            }
+        }
+        if let Some(v) = got {
+            break v;
+        }
+        n += 1;
+        assert!(n < 160, "cluster delivery never resumed");
+    };
+    assert!(told, "the gap was reported");
+    assert_ne!(
+        got["epoch"], sub["epoch"],
+        "a new epoch after Redis lost everything"
+    );
+    // The local app saw every event, in one seq order.
+    let v = recv_event(&mut local, "battery").await;
+    assert!(v["data"]["n"].as_u64().unwrap() >= 100);
+}
+
+/// Instance `A` as a real process, so it can be SIGKILLed.
+struct ProcessNode {
+    child: Child,
+}
+
+impl Drop for ProcessNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn process_node(
+    name: &str,
+    redis: &str,
+    store: &str,
+    dir: &std::path::Path,
+) -> (ProcessNode, String) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_wimz-relay"))
+        .arg("serve")
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("WIMZ__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("WIMZ__SERVER__INSTANCE_ID", name)
+        .env("WIMZ__SERVER__DATA_DIR", dir.join("data"))
+        .env("WIMZ__STORE__URL", store)
+        .env("WIMZ__CLUSTER__REDIS_URL", redis)
+        .env("WIMZ__CLUSTER__PRESENCE_TTL_S", "2")
+        .env(
+            "WIMZ__AUTH__JWT_SECRET",
+            test_settings().auth.jwt_secret.expose(),
+        )
+        .env("WIMZ__LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + PATIENCE;
+    while reqwest::get(format!("{base}/health"))
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "process node did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (ProcessNode { child }, format!("ws://127.0.0.1:{port}"))
+}
+
+#[tokio::test]
+async fn sigkill_of_the_robots_instance_shows_it_offline_elsewhere_within_the_ttl() {
+    let c = cluster_named(&["B"]).await; // in-process; A is a process
+    let b = &c.nodes[0];
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, a_ws) = process_node("A", &c.redis.url(), &c.store_url, dir.path()).await;
+    let u = b.user("clkill").await;
+    let secret = b.device(&u, "wimz-kill").await;
+    let (mut on_b, _) = b.subscribed_app(&u, "wimz-kill").await;
+    let ts = wimz_relay::ids::unix_now();
+    let url = format!(
+        "{a_ws}/ws/device?device_id=wimz-kill&timestamp={ts}&signature={}",
+        sign(&secret, "wimz-kill", ts)
+    );
+    let (mut robot, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    recv_event(&mut on_b, "robot_connected").await;
+    send(
+        &mut robot,
+        json!({"type": "event", "event": "mission_progress", "data": {"stage": 1}}),
+    )
+    .await;
+    recv_event(&mut on_b, "mission_progress").await;
+    let list: Value = b
+        .get("/api/devices", Some(&u.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list[0]["online"], true);
+
+    a.child.kill().unwrap(); // SIGKILL: no goodbye, no release
+    a.child.wait().unwrap();
+    let killed = Instant::now();
+    let v = recv_event(&mut on_b, "robot_disconnected").await;
+    assert_eq!(v["reason"], "instance_lost");
+    let list: Value = b
+        .get("/api/devices", Some(&u.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list[0]["online"], false);
+    assert_eq!(
+        list[0]["mission"]["stage"], 1,
+        "the last mission survives the instance"
+    );
+    // Not a timing assertion: a sanity bound far above the 2 s TTL.
+    assert!(killed.elapsed() < Duration::from_secs(30));
+
+    // The robot comes back through a live instance.
+    let mut robot = b.robot("wimz-kill", &secret).await;
+    recv_event(&mut on_b, "robot_connected").await;
+    send(
+        &mut robot,
+        json!({"type": "event", "event": "mission_progress", "data": {"stage": 2}}),
+    )
+    .await;
+    assert_eq!(
+        recv_event(&mut on_b, "mission_progress").await["data"]["stage"],
+        2
+    );
+}
