@@ -609,3 +609,43 @@ async fn session_limit_holds_under_a_burst() {
     recv_type(&mut robot, "webrtc_request").await;
     assert_silent(&mut robot, Duration::from_millis(200)).await;
 }
+
+#[tokio::test]
+async fn a_replaced_robot_connection_ends_its_sessions() {
+    let Scene {
+        app,
+        mut robot,
+        mut phone,
+        ..
+    } = scene(relay(30.0, 300.0, 4).await, "wimz-1").await;
+    let (req, _) = request(&mut phone, &mut robot, "wimz-1").await;
+    let secret = app
+        .handle
+        .state
+        .store
+        .device_secret(&DeviceId::parse("wimz-1").unwrap())
+        .await;
+    let secret = secret.unwrap().expect("device exists");
+    // A second robot connection replaces the first (4001): its sessions end.
+    // Distinct timestamps: the same signature is never accepted twice.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut robot2 = app.robot("wimz-1", secret.expose()).await;
+    let c = recv_type(&mut phone, "webrtc_close").await;
+    assert_eq!(
+        (&c["session_id"], c["reason"].as_str()),
+        (&req["session_id"], Some("robot_disconnected"))
+    );
+    // The new connection is no end of the old session...
+    send(
+        &mut robot2,
+        json!({"type":"webrtc_offer","session_id":req["session_id"],"sdp":"o"}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut robot2, "error").await["code"],
+        "unknown_session"
+    );
+    // ...but serves new ones.
+    let (req2, _) = request(&mut phone, &mut robot2, "wimz-1").await;
+    assert_ne!(req2["session_id"], req["session_id"]);
+}
