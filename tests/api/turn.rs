@@ -359,3 +359,34 @@ async fn cloudflare_unreachable_is_503() {
     let body = r.text().await.unwrap();
     assert!(!body.contains("api-token-never-shown"), "{body}");
 }
+
+#[tokio::test]
+async fn cloudflare_credentials_are_refreshed_before_they_expire() {
+    let (port, seen) = fake_cloudflare();
+    // A TTL this short only in tests (the config loader demands >= 60 s):
+    // cached answers are reused while more than half the TTL remains.
+    let app = spawn_app_with(move |s| {
+        s.turn.provider = TurnProvider::Cloudflare;
+        s.turn.api_base = format!("http://127.0.0.1:{port}");
+        s.turn.key_id = "k".into();
+        s.turn.api_token = Secret::new("t");
+        s.turn.ttl_s = 4;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    app.device(&alice, "wimz-1").await;
+    assert_eq!(
+        creds_for(&app, &alice, "wimz-1").await["username"],
+        "cf-user-1"
+    );
+    assert_eq!(
+        creds_for(&app, &alice, "wimz-1").await["username"],
+        "cf-user-1"
+    );
+    // Past half the TTL (whole seconds): the next request refreshes.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let v = creds_for(&app, &alice, "wimz-1").await;
+    assert_eq!(v["username"], "cf-user-2");
+    assert!(v["expires_at"].as_i64().unwrap() > wimz_relay::ids::unix_now());
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
