@@ -50,11 +50,6 @@ impl TurnService {
         }
     }
 
-    /// Which provider answers (for logs and `/webrtc/config`).
-    pub fn provider(&self) -> TurnProvider {
-        self.settings.provider
-    }
-
     /// Fresh credentials for `device` in the §4 shape.
     pub async fn credentials(&self, device: &DeviceId) -> Result<Value, TurnError> {
         self.credentials_for(device.as_str()).await
