@@ -137,6 +137,21 @@ pub enum Directed {
     Res { d: DeviceId, c: String, raw: String },
     /// The receiving instance's robot for `d` was replaced elsewhere.
     Replaced { d: DeviceId },
+    /// A REST call for the robot held by the receiving instance; answer to `back`.
+    ProxyReq {
+        d: DeviceId,
+        r: String,
+        frame: String,
+        back: String,
+    },
+    /// The answer to `ProxyReq` `r` (`status` None: the robot is not there).
+    /// (`body` is the robot's JSON as text: tagged enums cannot hold raw values.)
+    ProxyRes {
+        d: DeviceId,
+        r: String,
+        status: Option<u16>,
+        body: Option<String>,
+    },
 }
 
 /// Start-up: where rooms are found.

@@ -196,6 +196,51 @@ impl ClusterBridge {
                             });
                         }
                     }
+                    Directed::ProxyReq { d, r, frame, back } => {
+                        match directory
+                            .send(room_msg::FindRoom { device: d.clone() })
+                            .await
+                            .ok()
+                            .flatten()
+                        {
+                            Some(room) => room.do_send(room_msg::RemoteProxyRequest {
+                                request_id: r,
+                                frame,
+                                back,
+                            }),
+                            None => {
+                                let res = Directed::ProxyRes {
+                                    d,
+                                    r,
+                                    status: None,
+                                    body: None,
+                                };
+                                publish_directed(redis, &back, &res).await;
+                            }
+                        }
+                    }
+                    Directed::ProxyRes { d, r, status, body } => {
+                        if let Some(room) = directory
+                            .send(room_msg::FindRoom { device: d })
+                            .await
+                            .ok()
+                            .flatten()
+                        {
+                            let reply = match status {
+                                Some(status) => room_msg::ProxyReply::Response {
+                                    status,
+                                    body: body.and_then(|b| {
+                                        serde_json::value::RawValue::from_string(b).ok()
+                                    }),
+                                },
+                                None => room_msg::ProxyReply::RobotOffline,
+                            };
+                            room.do_send(room_msg::RemoteProxyResponse {
+                                request_id: r,
+                                reply,
+                            });
+                        }
+                    }
                     Directed::Replaced { d } => {
                         if let Some(room) = directory
                             .send(room_msg::FindRoom { device: d })

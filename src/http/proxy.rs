@@ -7,7 +7,7 @@ use crate::config::secs;
 use crate::error::ApiError;
 use crate::ids::DeviceId;
 use crate::metrics::inc;
-use crate::room::messages::{FindRoom, ProxyCancel, ProxyReply, ProxyRequest};
+use crate::room::messages::{FindRoom, GetRoom, ProxyCancel, ProxyReply, ProxyRequest};
 use crate::state::AppState;
 use crate::ws::frames::json_str;
 use actix_web::http::StatusCode;
@@ -76,15 +76,27 @@ pub async fn forward(
         raw.get().to_string()
     };
     let query = query_json(req.query_string())?;
-    let Some(room) = state
-        .directory
-        .send(FindRoom {
-            device: device.clone(),
-        })
-        .await
-        .ok()
-        .flatten()
-    else {
+    // Clustered, the robot may be on another instance: a (mirror) room here
+    // knows where, so find or start one. Single instance: no room, no robot.
+    let room = match state.cluster {
+        Some(_) => state
+            .directory
+            .send(GetRoom {
+                device: device.clone(),
+                owner: user.0.clone(),
+            })
+            .await
+            .ok(),
+        None => state
+            .directory
+            .send(FindRoom {
+                device: device.clone(),
+            })
+            .await
+            .ok()
+            .flatten(),
+    };
+    let Some(room) = room else {
         return Err(ApiError::Unavailable("robot_offline".into()));
     };
     inc(&state.metrics.proxy_requests);

@@ -262,6 +262,45 @@ impl DeviceRoom {
         });
     }
 
+    /// Forwards a REST call to the instance holding the robot; false if none.
+    pub(super) fn proxy_to_other_instance(&self, request_id: &str, frame: &str) -> bool {
+        let (Some(bridge), Some(holder), true) =
+            (&self.env.bridge, &self.holder, self.remote_online)
+        else {
+            return false;
+        };
+        bridge.do_send(SendDirected {
+            instance: holder.clone(),
+            msg: Directed::ProxyReq {
+                d: self.device.clone(),
+                r: request_id.to_string(),
+                frame: frame.to_string(),
+                back: self.env.instance.to_string(),
+            },
+        });
+        true
+    }
+
+    pub(super) fn proxy_answer_other_instance(
+        &self,
+        back: String,
+        request_id: String,
+        status: Option<u16>,
+        body: Option<Box<serde_json::value::RawValue>>,
+    ) {
+        if let Some(bridge) = &self.env.bridge {
+            bridge.do_send(SendDirected {
+                instance: back,
+                msg: Directed::ProxyRes {
+                    d: self.device.clone(),
+                    r: request_id,
+                    status,
+                    body: body.map(|b| b.get().to_string()),
+                },
+            });
+        }
+    }
+
     /// Tells subscribers that events were lost (a gap or a new epoch).
     fn notify_incomplete(&self, reason: &str) {
         let frame = format!(
@@ -406,6 +445,40 @@ impl Handler<RobotReplacedElsewhere> for DeviceRoom {
     fn handle(&mut self, _msg: RobotReplacedElsewhere, ctx: &mut Context<Self>) {
         if self.robot.is_some() {
             self.lost_robot(ctx);
+        }
+    }
+}
+
+impl Handler<RemoteProxyRequest> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteProxyRequest, _ctx: &mut Context<Self>) {
+        // Callers time out on their side; forget calls nobody waits for.
+        let stale = std::time::Duration::from_secs(120);
+        self.remote_pending
+            .retain(|_, (_, at)| at.elapsed() < stale);
+        let sent = match &self.robot {
+            Some(robot) if self.remote_pending.len() < self.env.max_pending_proxy => {
+                robot.outbox.send(msg.frame)
+            }
+            _ => false,
+        };
+        if sent {
+            self.remote_pending
+                .insert(msg.request_id, (msg.back, std::time::Instant::now()));
+        } else {
+            self.proxy_answer_other_instance(msg.back, msg.request_id, None, None);
+        }
+    }
+}
+
+impl Handler<RemoteProxyResponse> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteProxyResponse, _ctx: &mut Context<Self>) {
+        if let Some(tx) = self.pending.remove(&msg.request_id) {
+            crate::metrics::gauge_add(&self.env.metrics.proxy_pending, -1);
+            let _ = tx.send(msg.reply);
         }
     }
 }

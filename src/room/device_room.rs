@@ -77,7 +77,7 @@ pub struct DeviceRoom {
     pub(super) history: History,
     pub(super) snapshot: Snapshot,
     /// Proxied REST calls waiting on the robot, by request id.
-    pending: HashMap<String, oneshot::Sender<ProxyReply>>,
+    pub(super) pending: HashMap<String, oneshot::Sender<ProxyReply>>,
     /// Bumped whenever the room becomes non-empty; an idle timer only
     /// retires the room if it still matches.
     idle_generation: u64,
@@ -95,6 +95,9 @@ pub struct DeviceRoom {
     pub(super) holder: Option<String>,
     /// When the mirror last learned the robot's presence from an event.
     pub(super) presence_changed: std::time::Instant,
+    /// Home: REST calls from other instances waiting on our robot, by
+    /// request id: the instance to answer and when it was asked.
+    pub(super) remote_pending: HashMap<String, (String, std::time::Instant)>,
 }
 
 impl DeviceRoom {
@@ -127,6 +130,7 @@ impl DeviceRoom {
             remote_online: false,
             holder: None,
             presence_changed: std::time::Instant::now(),
+            remote_pending: HashMap::new(),
         }
     }
 
@@ -276,6 +280,9 @@ impl DeviceRoom {
 
     /// Answers every waiting REST call with "robot offline" (the robot left).
     pub(super) fn fail_pending(&mut self) {
+        for (r, (back, _)) in std::mem::take(&mut self.remote_pending) {
+            self.proxy_answer_other_instance(back, r, None, None);
+        }
         metrics::gauge_add(
             &self.env.metrics.proxy_pending,
             -(self.pending.len() as i64),
@@ -570,7 +577,14 @@ impl Handler<ProxyRequest> for DeviceRoom {
 
     fn handle(&mut self, msg: ProxyRequest, _ctx: &mut Context<Self>) {
         let Some(robot) = &self.robot else {
-            let _ = msg.reply.send(ProxyReply::RobotOffline);
+            if self.pending.len() < self.env.max_pending_proxy
+                && self.proxy_to_other_instance(&msg.request_id, &msg.frame)
+            {
+                self.pending.insert(msg.request_id, msg.reply);
+                metrics::gauge_add(&self.env.metrics.proxy_pending, 1);
+            } else {
+                let _ = msg.reply.send(ProxyReply::RobotOffline);
+            }
             return;
         };
         if self.pending.len() >= self.env.max_pending_proxy {
@@ -601,6 +615,10 @@ impl Handler<ProxyResponse> for DeviceRoom {
 
     fn handle(&mut self, msg: ProxyResponse, _ctx: &mut Context<Self>) {
         if self.robot.as_ref().map(|r| &r.conn) != Some(&msg.conn) {
+            return;
+        }
+        if let Some((back, _)) = self.remote_pending.remove(&msg.request_id) {
+            self.proxy_answer_other_instance(back, msg.request_id, Some(msg.status), msg.body);
             return;
         }
         if let Some(tx) = self.pending.remove(&msg.request_id) {

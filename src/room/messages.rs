@@ -286,6 +286,23 @@ pub struct HolderIs {
     pub read_at: std::time::Instant,
 }
 
+/// A REST call from another instance for our robot; answer goes to `back`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteProxyRequest {
+    pub request_id: String,
+    pub frame: String,
+    pub back: String,
+}
+
+/// The answer to a REST call we forwarded to another instance.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteProxyResponse {
+    pub request_id: String,
+    pub reply: ProxyReply,
+}
+
 /// The robot connected to another instance: drop ours (4001) without publishing.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -14,14 +14,6 @@ pub struct Redis {
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Redis {
     pub fn start() -> Redis {
         let mut r = Redis {
@@ -571,4 +563,43 @@ async fn sigkill_of_the_robots_instance_shows_it_offline_elsewhere_within_the_tt
         recv_event(&mut on_b, "mission_progress").await["data"]["stage"],
         2
     );
+}
+
+#[tokio::test]
+async fn rest_proxy_reaches_a_robot_on_another_instance() {
+    use futures_util::StreamExt;
+    let c = cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = a.user("clproxy").await;
+    let secret = a.device(&u, "wimz-cp").await;
+    let mut robot = a.robot("wimz-cp", &secret).await;
+    // Let B see the robot online first (its mirror room learns the holder).
+    let (_on_b, s) = b.subscribed_app(&u, "wimz-cp").await;
+    assert_eq!(s["robot_online"], true);
+    let call = b
+        .http
+        .post(b.url("/api/devices/wimz-cp/robot/missions/start"))
+        .bearer_auth(&u.token)
+        .json(&json!({"mission": "sit"}));
+    let caller = tokio::spawn(async move { call.send().await.unwrap() });
+    let req = recv_type(&mut robot, "http_request").await;
+    assert_eq!(req["path"], "/missions/start");
+    assert_eq!(req["body"]["mission"], "sit");
+    send(&mut robot, json!({"type": "http_response", "request_id": req["request_id"], "status": 201, "body": {"started": true}})).await;
+    let r = caller.await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<Value>().await.unwrap()["started"], true);
+
+    // The robot leaving fails B's waiting caller at once.
+    let call = b
+        .http
+        .get(b.url("/api/devices/wimz-cp/robot/mode"))
+        .bearer_auth(&u.token);
+    let caller = tokio::spawn(async move { call.send().await.unwrap().status().as_u16() });
+    recv_type(&mut robot, "http_request").await;
+    drop(robot.next());
+    drop(robot);
+    assert_eq!(caller.await.unwrap(), 503);
+    b.wait_stats("nothing pending on B", |s| s["proxy_pending"] == 0)
+        .await;
 }

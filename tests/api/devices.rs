@@ -71,29 +71,13 @@ async fn device_crud(app: TestApp) {
     assert_eq!(v.as_array().unwrap().len(), 0);
 
     // A stranger cannot delete it, and learns nothing (same 404 as a missing id).
-    let r = app
-        .http
-        .delete(app.url("/api/devices/wimz-a"))
-        .bearer_auth(&other.token)
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete("/api/devices/wimz-a", Some(&other.token)).await;
     assert_eq!(r.status(), 404);
     let r = app
-        .http
-        .delete(app.url("/api/devices/wimz-zzz"))
-        .bearer_auth(&other.token)
-        .send()
-        .await
-        .unwrap();
+        .delete("/api/devices/wimz-zzz", Some(&other.token))
+        .await;
     assert_eq!(r.status(), 404);
-    let r = app
-        .http
-        .delete(app.url("/api/devices/wimz-a"))
-        .bearer_auth(&owner.token)
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete("/api/devices/wimz-a", Some(&owner.token)).await;
     assert_eq!(r.status(), 204);
     let v: Value = app
         .get("/api/devices", Some(&owner.token))

@@ -209,6 +209,14 @@ impl TestApp {
         r.send().await.expect("request sent")
     }
 
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut r = self.http.delete(self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.expect("request sent")
+    }
+
     pub async fn stats(&self) -> Value {
         self.get("/stats", None).await.json().await.unwrap()
     }
@@ -326,6 +334,15 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn sign(secret: &str, device_id: &str, ts: i64) -> String {

@@ -222,20 +222,12 @@ async fn strangers_and_traversal_are_refused_and_reach_nothing() {
     let stranger = app.user("proxystranger").await;
     let mut robot = app.robot("wimz-pt", &secret).await;
     let r = app
-        .http
-        .get(app.url("/api/devices/wimz-pt/robot/mode"))
-        .bearer_auth(&stranger.token)
-        .send()
-        .await
-        .unwrap();
+        .get("/api/devices/wimz-pt/robot/mode", Some(&stranger.token))
+        .await;
     assert_eq!(r.status(), 404);
     let r = app
-        .http
-        .get(app.url("/api/devices/wimz-nope/robot/mode"))
-        .bearer_auth(&stranger.token)
-        .send()
-        .await
-        .unwrap();
+        .get("/api/devices/wimz-nope/robot/mode", Some(&stranger.token))
+        .await;
     assert_eq!(r.status(), 404);
     let r = app
         .http
@@ -264,12 +256,8 @@ async fn strangers_and_traversal_are_refused_and_reach_nothing() {
     assert_silent(&mut robot, Duration::from_millis(300)).await;
     // The owner's plain call still works.
     let r = app
-        .http
-        .get(app.url("/api/devices/wimz-pt/robot/mode"))
-        .bearer_auth(&owner.token)
-        .send()
-        .await
-        .unwrap();
+        .get("/api/devices/wimz-pt/robot/mode", Some(&owner.token))
+        .await;
     assert_eq!(r.status(), 504, "reached the robot (which does not answer)");
     recv_type(&mut robot, "http_request").await;
 }

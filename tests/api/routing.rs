@@ -422,13 +422,7 @@ async fn deleting_a_device_disconnects_its_robot() {
     let secret = app.device(&u, "wimz-d").await;
     let mut robot = app.robot("wimz-d", &secret).await;
     let (mut a, _) = app.subscribed_app(&u, "wimz-d").await;
-    let r = app
-        .http
-        .delete(app.url("/api/devices/wimz-d"))
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete("/api/devices/wimz-d", Some(&u.token)).await;
     assert_eq!(r.status(), 204);
     assert_eq!(recv_close(&mut robot).await, Some(4003));
     let v = recv_event(&mut a, "robot_disconnected").await;
