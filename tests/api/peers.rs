@@ -12,7 +12,7 @@
 //! started here is killed when its handle drops.
 
 use crate::helpers::*;
-use crate::turn::{creds_for, free_port, hmac_relay};
+use crate::turn::{creds_for, free_udp_tcp_port, hmac_relay};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -74,7 +74,7 @@ impl Coturn {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = free_udp_tcp_port();
         let log = dir.path().join("turn.log");
         let child = std::process::Command::new("turnserver")
             .arg("-n") // no config file: everything is on this command line

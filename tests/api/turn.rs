@@ -13,7 +13,7 @@ use wimz_relay::secret::Secret;
 // ---------------------------------------------------------------- helpers --
 
 /// A loopback port free for both UDP and TCP right now.
-pub(crate) fn free_port() -> u16 {
+pub(crate) fn free_udp_tcp_port() -> u16 {
     loop {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();
@@ -342,7 +342,7 @@ async fn cloudflare_provider_calls_the_api_once_per_device_and_caches() {
 
 #[tokio::test]
 async fn cloudflare_unreachable_is_503() {
-    let port = free_port(); // nothing listens there
+    let port = free_udp_tcp_port(); // nothing listens there
     let app = spawn_app_with(move |s| {
         s.turn.provider = TurnProvider::Cloudflare;
         s.turn.api_base = format!("http://127.0.0.1:{port}");
