@@ -358,3 +358,41 @@ async fn hostile_stats_get_a_clear_error() {
     .await;
     assert_eq!(recv_type(&mut phone, "error").await["code"], "bad_message");
 }
+
+#[tokio::test]
+async fn session_history_on_postgres() {
+    let Some(app) = spawn_app_pg_with(|s| {
+        s.turn.provider = wimz_relay::config::TurnProvider::Hmac;
+        s.turn.secret = wimz_relay::secret::Secret::new(SECRET);
+        s.turn.urls = vec!["turn:127.0.0.1:3478?transport=udp".into()];
+    })
+    .await
+    else {
+        return;
+    };
+    let Scene {
+        app,
+        mut robot,
+        mut phone,
+        ..
+    } = scene(app, "wimz-pg").await;
+    let (req, _) = request(&mut phone, &mut robot, "wimz-pg").await;
+    let s = sid(&req);
+    send(
+        &mut robot,
+        json!({"type":"webrtc_stats","session_id":s,"connection_type":"direct","rtt_ms":7.25}),
+    )
+    .await;
+    send(
+        &mut robot,
+        json!({"type":"webrtc_close","session_id":s,"reason":"bye"}),
+    )
+    .await;
+    recv_type(&mut phone, "webrtc_close").await;
+    let rows = history(&app, "wimz-pg").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].session_id, s);
+    assert_eq!(rows[0].connection_type.as_deref(), Some("direct"));
+    assert_eq!(rows[0].rtt_ms, Some(7.25));
+    assert_eq!(rows[0].close_reason, "closed_by_robot");
+}
