@@ -227,6 +227,9 @@ impl SessionSupervisor {
         }
         s.app.outbox.send(s.app_credentials_frame(&creds, false));
         s.robot = Some(RobotEnd { conn, outbox });
+        // The setup window starts when both ends have been told (a slow
+        // credentials API does not eat into it).
+        s.setup_since = std::time::Instant::now();
         s.touch();
         gauge_add(&self.metrics.webrtc_sessions_active, 1);
         inc(&self.metrics.webrtc_sessions_total);
