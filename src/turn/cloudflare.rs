@@ -22,9 +22,6 @@ use std::time::Duration;
 /// How long one upstream call may take.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Whether reqwest can speak https in this build (see `Cargo.toml`).
-const TLS_ENABLED: bool = false;
-
 /// Cached entries beyond this many trigger a sweep of expired ones.
 const CACHE_SWEEP_AT: usize = 4096;
 
@@ -48,15 +45,6 @@ pub struct CloudflareTurn {
 
 impl CloudflareTurn {
     pub fn new(s: &TurnSettings) -> Self {
-        if s.api_base.starts_with("https://") && !TLS_ENABLED {
-            // reqwest is built without a TLS backend (Cargo.toml): an https
-            // API cannot be reached until one is enabled. Say so at start-up
-            // rather than on the first webrtc_request.
-            tracing::error!(
-                api_base = %s.api_base,
-                "turn.api_base is https but this build has no TLS client: enable reqwest's \"rustls-tls\" feature; TURN requests will fail"
-            );
-        }
         let http = reqwest::Client::builder()
             .timeout(UPSTREAM_TIMEOUT)
             .build()
