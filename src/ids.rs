@@ -119,6 +119,22 @@ impl SessionId {
     pub fn new_random() -> Self {
         SessionId(Arc::from(format!("s-{}", uuid::Uuid::new_v4().simple())))
     }
+    /// A new id owned by `instance`: `s.<instance>.<uuid>`, so the robot's
+    /// instance knows where a session lives.
+    pub fn new_on(instance: &str) -> Self {
+        SessionId(Arc::from(format!(
+            "s.{instance}.{}",
+            uuid::Uuid::new_v4().simple()
+        )))
+    }
+    /// The instance that owns the session, if the id names one.
+    pub fn instance(&self) -> Option<&str> {
+        self.0
+            .strip_prefix("s.")
+            .and_then(|r| r.rsplit_once('.'))
+            .map(|(i, _)| i)
+            .filter(|i| !i.is_empty())
+    }
     pub fn from_wire(s: &str) -> Self {
         SessionId(Arc::from(s))
     }

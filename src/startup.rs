@@ -75,6 +75,7 @@ impl Application {
             idle_grace: secs(settings.rooms.idle_grace_s),
             max_pending_proxy: settings.proxy.max_pending_per_device,
             bridge: None,
+            sessions: None,
             instance: instance_id.clone(),
         };
         let cluster_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -92,22 +93,6 @@ impl Application {
         } else {
             None
         };
-        let env = RoomEnv {
-            bridge: cluster.clone(),
-            instance: instance_id.clone(),
-            ..env
-        };
-        let handles = arbiters.iter().map(|a| a.handle()).collect::<Vec<_>>();
-        let directory = Supervisor::start(move |_| Directory::new(handles.clone(), env.clone()));
-        if let Some(bridge) = &cluster {
-            bridge.do_send(crate::cluster::messages::SetDirectory {
-                directory: directory.clone(),
-            });
-        }
-        let replay: Arc<dyn ReplayGuard> = match &settings.clustered() {
-            true => Arc::new(RedisReplayGuard::connect(settings.cluster.redis_url.expose()).await?),
-            false => Arc::new(MemoryReplayGuard::default()),
-        };
         let turn = Arc::new(TurnService::new(settings.turn.clone()));
         let sessions = {
             let (webrtc, turn, store, metrics) = (
@@ -116,9 +101,37 @@ impl Application {
                 store.clone(),
                 metrics.clone(),
             );
-            Supervisor::start(move |_| SessionSupervisor::new(webrtc, turn, store, metrics))
+            let (bridge, instance) = (cluster.clone(), instance_id.clone());
+            Supervisor::start(move |_| {
+                SessionSupervisor::new(
+                    webrtc,
+                    turn,
+                    store,
+                    metrics,
+                    bridge.clone(),
+                    instance.clone(),
+                )
+            })
         };
 
+        let env = RoomEnv {
+            bridge: cluster.clone(),
+            sessions: Some(sessions.clone()),
+            instance: instance_id.clone(),
+            ..env
+        };
+        let handles = arbiters.iter().map(|a| a.handle()).collect::<Vec<_>>();
+        let directory = Supervisor::start(move |_| Directory::new(handles.clone(), env.clone()));
+        if let Some(bridge) = &cluster {
+            bridge.do_send(crate::cluster::messages::SetDirectory {
+                directory: directory.clone(),
+                sessions: sessions.clone(),
+            });
+        }
+        let replay: Arc<dyn ReplayGuard> = match &settings.clustered() {
+            true => Arc::new(RedisReplayGuard::connect(settings.cluster.redis_url.expose()).await?),
+            false => Arc::new(MemoryReplayGuard::default()),
+        };
         let (robots_tx, robots_rx) = watch::channel(false);
         let (apps_tx, apps_rx) = watch::channel(false);
         let state = web::Data::new(AppState {

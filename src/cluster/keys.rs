@@ -26,6 +26,8 @@ pub fn device_channel(d: &DeviceId) -> String {
 pub fn instance_channel(instance: &str) -> String {
     format!("wimz:inst:{instance}")
 }
+/// Pub/sub channel every instance listens on (JSON `Directed`).
+pub const ALL: &str = "wimz:all";
 /// This instance's `/stats` numbers, JSON, with a short TTL.
 pub fn stats(instance: &str) -> String {
     format!("wimz:stats:{instance}")

@@ -137,6 +137,15 @@ pub enum Directed {
     Res { d: DeviceId, c: String, raw: String },
     /// The receiving instance's robot for `d` was replaced elsewhere.
     Replaced { d: DeviceId },
+    /// A signaling frame from the robot of `d` on instance `from`, for a
+    /// WebRTC session the receiving instance owns.
+    RobotSig {
+        from: String,
+        d: DeviceId,
+        raw: String,
+    },
+    /// Device `d` was deleted (on another instance): drop its robot and sessions.
+    Deleted { d: DeviceId },
     /// A REST call for the robot held by the receiving instance; answer to `back`.
     ProxyReq {
         d: DeviceId,
@@ -159,4 +168,12 @@ pub enum Directed {
 #[rtype(result = "()")]
 pub struct SetDirectory {
     pub directory: Addr<crate::room::Directory>,
+    pub sessions: Addr<crate::webrtc::SessionSupervisor>,
+}
+
+/// Tell every other instance that a device was deleted.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BroadcastDeleted {
+    pub device: DeviceId,
 }

@@ -44,6 +44,8 @@ pub struct ClusterBridge {
     /// Devices whose robot is connected here (presence refreshed).
     homes: HashSet<DeviceId>,
     directory: Option<Addr<Directory>>,
+    /// Where robot-side signaling for our sessions goes.
+    sessions: Option<Addr<crate::webrtc::SessionSupervisor>>,
     /// True while pub/sub is live (read by `/health`).
     connected: Arc<AtomicBool>,
     presence_ttl_s: u64,
@@ -79,6 +81,7 @@ impl ClusterBridge {
             mirrors: HashMap::new(),
             homes: HashSet::new(),
             directory: None,
+            sessions: None,
             connected,
             presence_ttl_s: presence_ttl_s.max(1),
             history_size,
@@ -149,6 +152,7 @@ impl ClusterBridge {
         let Some(directory) = self.directory.clone() else {
             return;
         };
+        let sessions = self.sessions.clone();
         let redis = self.redis.clone();
         let me = self.instance.to_string();
         ctx.spawn(
@@ -240,6 +244,28 @@ impl ClusterBridge {
                                 reply,
                             });
                         }
+                    }
+                    Directed::RobotSig { from, d, raw } => {
+                        if let (Some(sessions), Ok(parsed)) =
+                            (&sessions, crate::ws::frames::parse_robot(&raw))
+                        {
+                            sessions.do_send(crate::webrtc::messages::FromRobot {
+                                conn: crate::webrtc::session::RobotEnd::remote_conn(&from),
+                                device: d,
+                                outbox: crate::ws::outbox::Outbox::closed(),
+                                frame: parsed.frame,
+                                reference: None,
+                            });
+                        }
+                    }
+                    Directed::Deleted { d } => {
+                        if let Some(sessions) = &sessions {
+                            sessions.do_send(crate::webrtc::messages::EndDeviceSessions {
+                                device: d.clone(),
+                                reason: "device_deleted",
+                            });
+                        }
+                        directory.do_send(room_msg::DeviceDeleted { device: d });
                     }
                     Directed::Replaced { d } => {
                         if let Some(room) = directory
@@ -576,5 +602,24 @@ impl Handler<SetDirectory> for ClusterBridge {
 
     fn handle(&mut self, msg: SetDirectory, _ctx: &mut Context<Self>) {
         self.set_directory(msg.directory);
+        self.sessions = Some(msg.sessions);
+    }
+}
+
+impl Handler<BroadcastDeleted> for ClusterBridge {
+    type Result = ();
+
+    fn handle(&mut self, msg: BroadcastDeleted, ctx: &mut Context<Self>) {
+        let mut redis = self.redis.clone();
+        ctx.spawn(
+            async move {
+                let Ok(payload) = serde_json::to_string(&Directed::Deleted { d: msg.device })
+                else {
+                    return;
+                };
+                let _: Result<i64, _> = redis.publish(keys::ALL, payload).await;
+            }
+            .into_actor(self),
+        );
     }
 }

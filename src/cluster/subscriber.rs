@@ -72,7 +72,8 @@ impl Subscriber {
                 }
             };
             let (mut sink, mut stream) = pubsub.split();
-            let mut ok = sink.subscribe(&own).await.is_ok();
+            let mut ok =
+                sink.subscribe(&own).await.is_ok() && sink.subscribe(keys::ALL).await.is_ok();
             for d in watched.keys() {
                 ok = ok && sink.subscribe(keys::device_channel(d)).await.is_ok();
             }
@@ -105,7 +106,9 @@ impl Subscriber {
                         let Some(msg) = msg else { break 'live };
                         let channel = msg.get_channel_name().to_string();
                         let Ok(payload) = msg.get_payload::<String>() else { continue };
-                        if channel == own {
+                        if channel == keys::ALL {
+                            self.bridge.do_send(Incoming::Directed(payload));
+                        } else if channel == own {
                             if payload == probe_payload {
                                 last_probe = Instant::now();
                             } else {

@@ -135,6 +135,11 @@ pub async fn delete(
             device: device.clone(),
             reason: "device_deleted",
         });
+    if let Some(bridge) = &state.cluster {
+        bridge.do_send(crate::cluster::messages::BroadcastDeleted {
+            device: device.clone(),
+        });
+    }
     state.directory.do_send(DeviceDeleted { device });
     Ok(HttpResponse::NoContent().finish())
 }

@@ -301,6 +301,15 @@ impl DeviceRoom {
         }
     }
 
+    /// The robot on another instance went away: its WebRTC sessions here end.
+    fn end_remote_sessions(&self) {
+        if let Some(sessions) = &self.env.sessions {
+            sessions.do_send(crate::webrtc::messages::EndRemoteRobotSessions {
+                device: self.device.clone(),
+            });
+        }
+    }
+
     /// Tells subscribers that events were lost (a gap or a new epoch).
     fn notify_incomplete(&self, reason: &str) {
         let frame = format!(
@@ -349,6 +358,7 @@ impl Handler<RemoteEvent> for DeviceRoom {
                         self.remote_online = false;
                         self.holder = None;
                         self.presence_changed = std::time::Instant::now();
+                        self.end_remote_sessions();
                     }
                     name => {
                         self.update_snapshot(name, e.data.as_deref());
@@ -422,6 +432,7 @@ impl Handler<HolderIs> for DeviceRoom {
                 // No instance can number this event: it carries the last seq.
                 self.remote_online = false;
                 self.holder = None;
+                self.end_remote_sessions();
                 let frame = ByteString::from(format!(
                     "{{\"type\":\"event\",\"event\":\"robot_disconnected\",\"timestamp\":{},\"reason\":\"instance_lost\",\"device_id\":{},\"epoch\":{},\"seq\":{},\"ts_ms\":{},\"unnumbered\":true}}",
                     unix_now(),

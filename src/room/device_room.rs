@@ -60,6 +60,8 @@ pub struct RoomEnv {
     pub max_pending_proxy: usize,
     /// Set when clustered: the room's outward edge.
     pub bridge: Option<Addr<crate::cluster::ClusterBridge>>,
+    /// Told when a robot on another instance goes away (its sessions here end).
+    pub sessions: Option<Addr<crate::webrtc::SessionSupervisor>>,
     pub instance: std::sync::Arc<str>,
 }
 
@@ -536,6 +538,18 @@ impl Handler<RobotLink> for DeviceRoom {
         self.robot
             .as_ref()
             .map(|r| (r.conn.clone(), r.outbox.clone()))
+    }
+}
+
+impl Handler<FindRobot> for DeviceRoom {
+    type Result = Option<RobotRoute>;
+
+    fn handle(&mut self, _msg: FindRobot, _ctx: &mut Context<Self>) -> Self::Result {
+        match (&self.robot, &self.holder) {
+            (Some(r), _) => Some(RobotRoute::Local(r.conn.clone(), r.outbox.clone())),
+            (None, Some(h)) if self.remote_online => Some(RobotRoute::Remote(h.clone())),
+            _ => None,
+        }
     }
 }
 

@@ -160,6 +160,17 @@ pub struct GetSnapshot;
 #[rtype(result = "Option<(ConnId, Outbox)>")]
 pub struct RobotLink;
 
+/// Where the device's robot is, for a WebRTC session: here, or (clustered)
+/// on which other instance.
+#[derive(Message)]
+#[rtype(result = "Option<RobotRoute>")]
+pub struct FindRobot;
+
+pub enum RobotRoute {
+    Local(ConnId, Outbox),
+    Remote(String),
+}
+
 /// Answered once everything sent before it has been handled.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -27,10 +27,47 @@ pub struct AppEnd {
     pub outbox: Outbox,
 }
 
-/// The robot end: the device's robot socket when the session was made.
+/// The robot end: the device's robot socket when the session was made,
+/// on this instance or (clustered) on another one.
 pub struct RobotEnd {
+    /// The robot socket's id; for a remote robot `remote:<instance>`.
     pub conn: ConnId,
-    pub outbox: Outbox,
+    pub path: RobotPath,
+}
+
+/// How frames reach the robot end.
+pub enum RobotPath {
+    Local(Outbox),
+    /// Through the instance holding the robot (its room hands the frame to
+    /// the robot socket).
+    Remote {
+        instance: String,
+        bridge: actix::Addr<crate::cluster::ClusterBridge>,
+    },
+}
+
+impl RobotEnd {
+    pub fn remote_conn(instance: &str) -> ConnId {
+        ConnId::from_wire(&format!("remote:{instance}"))
+    }
+
+    /// Queues a frame to the robot; false if it cannot be delivered.
+    pub fn send(&self, device: &DeviceId, app: &ConnId, frame: String) -> bool {
+        match &self.path {
+            RobotPath::Local(outbox) => outbox.send(frame),
+            RobotPath::Remote { instance, bridge } => {
+                bridge.do_send(crate::cluster::messages::SendDirected {
+                    instance: instance.clone(),
+                    msg: crate::cluster::messages::Directed::Cmd {
+                        d: device.clone(),
+                        c: app.to_string(),
+                        raw: frame,
+                    },
+                });
+                true
+            }
+        }
+    }
 }
 
 pub struct Session {

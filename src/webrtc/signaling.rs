@@ -53,7 +53,7 @@ impl SessionSupervisor {
             s.setup_since = std::time::Instant::now();
             s.touch();
             if let Some(r) = &s.robot {
-                r.outbox.send(s.robot_request_frame(&creds, true));
+                r.send(&s.device, &s.app.conn, s.robot_request_frame(&creds, true));
             }
             s.app.outbox.send(s.app_credentials_frame(&creds, true));
         }));
@@ -157,7 +157,7 @@ impl SessionSupervisor {
             s.state = SessionState::Answered;
         }
         if let Some(r) = &s.robot {
-            r.outbox.send(sig.raw.clone());
+            r.send(&s.device, &s.app.conn, sig.raw.clone());
         }
         Ok(())
     }

@@ -20,15 +20,16 @@
 //! never existed.
 
 use super::messages::*;
-use super::session::{AppEnd, RobotEnd, Session, SessionState};
+use super::session::{AppEnd, RobotEnd, RobotPath, Session, SessionState};
+use crate::cluster::ClusterBridge;
 use crate::config::{secs, WebrtcSettings};
 use crate::error::{WireCode, WireError};
 use crate::ids::{ConnId, DeviceId, SessionId};
 use crate::metrics::{gauge_add, inc, Metrics};
-use crate::room::messages::RobotLink;
+use crate::room::messages::{FindRobot, RobotRoute};
 use crate::store::Store;
 use crate::turn::TurnService;
-use crate::ws::outbox::Outbox;
+use crate::ws::frames::RobotFrame;
 use actix::prelude::*;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -47,6 +48,10 @@ pub struct SessionSupervisor {
     pub(super) metrics: Arc<Metrics>,
     /// Every open session, including ones still fetching their robot link.
     pub(super) sessions: HashMap<SessionId, Session>,
+    /// Clustered: reaches robots on other instances.
+    pub(super) bridge: Option<Addr<ClusterBridge>>,
+    /// This instance's id (session ids name their owner instance).
+    pub(super) instance: Arc<str>,
 }
 
 /// Which ends hear the relay's `webrtc_close` when a session ends.
@@ -64,6 +69,8 @@ impl SessionSupervisor {
         turn: Arc<TurnService>,
         store: Store,
         metrics: Arc<Metrics>,
+        bridge: Option<Addr<ClusterBridge>>,
+        instance: Arc<str>,
     ) -> Self {
         SessionSupervisor {
             settings,
@@ -71,6 +78,8 @@ impl SessionSupervisor {
             store,
             metrics,
             sessions: HashMap::new(),
+            bridge,
+            instance,
         }
     }
 
@@ -117,7 +126,7 @@ impl SessionSupervisor {
             s.app.outbox.send(frame.clone());
         }
         if let (Tell::Both | Tell::Robot, Some(r)) = (tell, &s.robot) {
-            r.outbox.send(frame);
+            r.send(&s.device, &s.app.conn, frame);
         }
         if s.robot.is_none() {
             return; // never became active: nothing to record
@@ -131,6 +140,43 @@ impl SessionSupervisor {
                 tracing::warn!(session_id = %record.session_id, error = %e, "session history not written");
             }
         });
+    }
+
+    /// Clustered: a robot frame for a session owned by another instance is
+    /// sent there. True if it was.
+    fn forward_to_owner(&self, msg: &FromRobot) -> bool {
+        let Some(bridge) = &self.bridge else {
+            return false;
+        };
+        let (id, raw) = match &msg.frame {
+            RobotFrame::WebrtcOffer(s) | RobotFrame::WebrtcIce(s) | RobotFrame::WebrtcClose(s) => {
+                (&s.session_id, s.raw.clone())
+            }
+            RobotFrame::WebrtcStats(st) => (
+                &st.session_id,
+                serde_json::json!({"type": "webrtc_stats", "session_id": st.session_id,
+                    "connection_type": st.connection_type, "rtt_ms": st.rtt_ms})
+                .to_string(),
+            ),
+            _ => return false,
+        };
+        if self.sessions.contains_key(id) {
+            return false;
+        }
+        match id.instance() {
+            Some(owner) if owner != &*self.instance => {
+                bridge.do_send(crate::cluster::messages::SendDirected {
+                    instance: owner.to_string(),
+                    msg: crate::cluster::messages::Directed::RobotSig {
+                        from: self.instance.to_string(),
+                        d: msg.device.clone(),
+                        raw,
+                    },
+                });
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The session `id` if `conn` is its app end.
@@ -166,7 +212,7 @@ impl SessionSupervisor {
                 ),
             ));
         }
-        let id = SessionId::new_random();
+        let id = SessionId::new_on(&self.instance);
         let app = AppEnd {
             conn: msg.conn,
             user: msg.user,
@@ -175,15 +221,22 @@ impl SessionSupervisor {
         self.sessions
             .insert(id.clone(), Session::new(id.clone(), device.clone(), app));
         let turn = self.turn.clone();
+        let bridge = self.bridge.clone();
         let fetch = async move {
-            let link = match room.send(RobotLink).await {
-                Ok(Some(link)) => link,
-                Ok(None) | Err(_) => {
-                    return Err(WireError::new(
-                        WireCode::RobotOffline,
-                        "the robot is offline",
-                    ))
-                }
+            let offline = || WireError::new(WireCode::RobotOffline, "the robot is offline");
+            let link = match room.send(FindRobot).await {
+                Ok(Some(RobotRoute::Local(conn, outbox))) => RobotEnd {
+                    conn,
+                    path: RobotPath::Local(outbox),
+                },
+                Ok(Some(RobotRoute::Remote(instance))) => RobotEnd {
+                    conn: RobotEnd::remote_conn(&instance),
+                    path: RobotPath::Remote {
+                        instance,
+                        bridge: bridge.ok_or_else(offline)?,
+                    },
+                },
+                Ok(None) | Err(_) => return Err(offline()),
             };
             let creds = turn.credentials(&device).await.map_err(|e| {
                 tracing::warn!(device_id = %device, error = %e, "no TURN credentials");
@@ -202,13 +255,13 @@ impl SessionSupervisor {
     fn established(
         &mut self,
         id: SessionId,
-        res: Result<((ConnId, Outbox), Value), WireError>,
+        res: Result<(RobotEnd, Value), WireError>,
         reference: Reference,
     ) {
         let Some(s) = self.sessions.get_mut(&id) else {
             return; // the app left meanwhile
         };
-        let ((conn, outbox), creds) = match res {
+        let (robot, creds) = match res {
             Ok(ok) => ok,
             Err(e) => {
                 s.app.outbox.send(e.with_ref(reference).to_frame());
@@ -216,7 +269,7 @@ impl SessionSupervisor {
                 return;
             }
         };
-        if !outbox.send(s.robot_request_frame(&creds, false)) {
+        if !robot.send(&s.device, &s.app.conn, s.robot_request_frame(&creds, false)) {
             s.app.outbox.send(
                 WireError::new(WireCode::RobotOffline, "the robot is offline")
                     .with_ref(reference)
@@ -226,7 +279,7 @@ impl SessionSupervisor {
             return;
         }
         s.app.outbox.send(s.app_credentials_frame(&creds, false));
-        s.robot = Some(RobotEnd { conn, outbox });
+        s.robot = Some(robot);
         // The setup window starts when both ends have been told (a slow
         // credentials API does not eat into it).
         s.setup_since = std::time::Instant::now();
@@ -261,6 +314,9 @@ impl Handler<FromApp> for SessionSupervisor {
 impl Handler<FromRobot> for SessionSupervisor {
     type Result = ();
     fn handle(&mut self, msg: FromRobot, _ctx: &mut Context<Self>) {
+        if self.forward_to_owner(&msg) {
+            return;
+        }
         let outbox = msg.outbox.clone();
         let reference = msg.reference.clone();
         if let Err(e) = self.on_robot(msg) {
@@ -306,6 +362,26 @@ impl Handler<EndDeviceSessions> for SessionSupervisor {
             .collect();
         for id in ids {
             self.end(&id, msg.reason, Tell::Both);
+        }
+    }
+}
+
+impl Handler<EndRemoteRobotSessions> for SessionSupervisor {
+    type Result = ();
+    fn handle(&mut self, msg: EndRemoteRobotSessions, _ctx: &mut Context<Self>) {
+        let ids: Vec<SessionId> = self
+            .sessions
+            .values()
+            .filter(|s| {
+                s.device == msg.device
+                    && s.robot
+                        .as_ref()
+                        .is_some_and(|r| matches!(r.path, RobotPath::Remote { .. }))
+            })
+            .map(|s| s.id.clone())
+            .collect();
+        for id in ids {
+            self.end(&id, "robot_disconnected", Tell::App);
         }
     }
 }

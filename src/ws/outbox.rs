@@ -55,6 +55,16 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
+    /// An outbox with no socket behind it: every send is dropped. Used where
+    /// a frame's sender lives on another instance.
+    pub fn closed() -> Outbox {
+        let (tx, _rx) = mpsc::channel(1);
+        Outbox {
+            tx,
+            slow: Arc::new(SlowSignal::default()),
+        }
+    }
+
     /// Queues a text frame; false (and the slow signal raised) when full,
     /// false when the writer is gone.
     pub fn send(&self, text: impl Into<ByteString>) -> bool {

@@ -603,3 +603,94 @@ async fn rest_proxy_reaches_a_robot_on_another_instance() {
     b.wait_stats("nothing pending on B", |s| s["proxy_pending"] == 0)
         .await;
 }
+
+#[tokio::test]
+async fn webrtc_signaling_between_a_robot_on_a_and_an_app_on_b() {
+    let c = cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = a.user("clrtc").await;
+    let secret = a.device(&u, "wimz-rtc").await;
+    let mut robot = a.robot("wimz-rtc", &secret).await;
+    let (mut app, s) = b.subscribed_app(&u, "wimz-rtc").await;
+    assert_eq!(s["robot_online"], true);
+
+    send(
+        &mut app,
+        json!({"type": "webrtc_request", "device_id": "wimz-rtc", "id": "w1"}),
+    )
+    .await;
+    let req = recv_type(&mut robot, "webrtc_request").await;
+    let creds = recv_type(&mut app, "webrtc_credentials").await;
+    let sid = creds["session_id"].clone();
+    assert_eq!(req["session_id"], sid);
+    assert_eq!(req["from_user"], u.id.as_str());
+    send(
+        &mut robot,
+        json!({"type": "webrtc_offer", "session_id": sid, "sdp": "v=0 offer"}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut app, "webrtc_offer").await["sdp"],
+        "v=0 offer"
+    );
+    send(
+        &mut app,
+        json!({"type": "webrtc_answer", "session_id": sid, "sdp": "v=0 answer"}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut robot, "webrtc_answer").await["sdp"],
+        "v=0 answer"
+    );
+    send(
+        &mut robot,
+        json!({"type": "webrtc_ice", "session_id": sid, "candidate": {"c": "r"}}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut app, "webrtc_ice").await["candidate"]["c"],
+        "r"
+    );
+    send(
+        &mut app,
+        json!({"type": "webrtc_ice", "session_id": sid, "candidate": {"c": "a"}}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut robot, "webrtc_ice").await["candidate"]["c"],
+        "a"
+    );
+    // Stats from the robot are recorded by the session's instance, not forwarded.
+    send(&mut robot, json!({"type": "webrtc_stats", "session_id": sid, "connection_type": "relay", "rtt_ms": 12.5})).await;
+    // The app leaves: the robot on A hears it.
+    drop(app);
+    let close = recv_type(&mut robot, "webrtc_close").await;
+    assert_eq!(close["session_id"], sid);
+    assert_eq!(close["reason"], "app_disconnected");
+
+    // A new session; then the robot leaves: the app on B hears it.
+    let (mut app, _) = b.subscribed_app(&u, "wimz-rtc").await;
+    send(
+        &mut app,
+        json!({"type": "webrtc_request", "device_id": "wimz-rtc"}),
+    )
+    .await;
+    recv_type(&mut robot, "webrtc_request").await;
+    let sid2 = recv_type(&mut app, "webrtc_credentials").await["session_id"].clone();
+    drop(robot);
+    let close = recv_type(&mut app, "webrtc_close").await;
+    assert_eq!(close["session_id"], sid2);
+    assert_eq!(close["reason"], "robot_disconnected");
+}
+
+#[tokio::test]
+async fn deleting_a_device_on_b_disconnects_its_robot_on_a() {
+    let c = cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = a.user("cldelete").await;
+    let secret = a.device(&u, "wimz-del").await;
+    let mut robot = a.robot("wimz-del", &secret).await;
+    let r = b.delete("/api/devices/wimz-del", Some(&u.token)).await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(recv_close(&mut robot).await, Some(4003));
+}
