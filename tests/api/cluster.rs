@@ -531,12 +531,31 @@ async fn sigkill_of_the_robots_instance_shows_it_offline_elsewhere_within_the_tt
         .await
         .unwrap();
     assert_eq!(list[0]["online"], true);
+    // A WebRTC session between the app on B and the robot on A.
+    send(
+        &mut on_b,
+        json!({"type": "webrtc_request", "device_id": "wimz-kill"}),
+    )
+    .await;
+    recv_type(&mut robot, "webrtc_request").await;
+    let sid = recv_type(&mut on_b, "webrtc_credentials").await["session_id"].clone();
 
     a.child.kill().unwrap(); // SIGKILL: no goodbye, no release
     a.child.wait().unwrap();
     let killed = Instant::now();
-    let v = recv_event(&mut on_b, "robot_disconnected").await;
-    assert_eq!(v["reason"], "instance_lost");
+    let (mut lost, mut closed) = (false, false);
+    while !(lost && closed) {
+        let v = recv(&mut on_b).await;
+        if v["type"] == "event" && v["event"] == "robot_disconnected" {
+            assert_eq!(v["reason"], "instance_lost");
+            lost = true;
+        }
+        if v["type"] == "webrtc_close" {
+            assert_eq!(v["session_id"], sid);
+            assert_eq!(v["reason"], "robot_disconnected");
+            closed = true;
+        }
+    }
     let list: Value = b
         .get("/api/devices", Some(&u.token))
         .await
@@ -693,4 +712,127 @@ async fn deleting_a_device_on_b_disconnects_its_robot_on_a() {
     let r = b.delete("/api/devices/wimz-del", Some(&u.token)).await;
     assert_eq!(r.status(), 204);
     assert_eq!(recv_close(&mut robot).await, Some(4003));
+}
+
+/// A TCP proxy in front of Redis that can freeze the pub/sub connections
+/// open at that moment: they stay open but deliver nothing (a silently dead
+/// pub/sub connection); connections made afterwards work.
+struct FreezingProxy {
+    port: u16,
+    /// Connections numbered up to this are frozen.
+    frozen: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    made: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl FreezingProxy {
+    async fn start(upstream: u16) -> FreezingProxy {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = std::sync::Arc::new(AtomicU64::new(0));
+        let made = std::sync::Arc::new(AtomicU64::new(0));
+        let (f, m) = (frozen.clone(), made.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let me = m.fetch_add(1, Ordering::SeqCst) + 1;
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    continue;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                // Only pub/sub connections (they sent SUBSCRIBE) can be frozen.
+                let pubsub = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let p1 = pubsub.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16384];
+                    while let Ok(n) = cr.read(&mut buf).await {
+                        if String::from_utf8_lossy(&buf[..n])
+                            .to_ascii_uppercase()
+                            .contains("SUBSCRIBE")
+                        {
+                            p1.store(true, Ordering::SeqCst);
+                        }
+                        if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let f = f.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16384];
+                    while let Ok(n) = sr.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        if pubsub.load(Ordering::SeqCst) && me <= f.load(Ordering::SeqCst) {
+                            continue; // swallowed: the client hears nothing
+                        }
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        FreezingProxy { port, frozen, made }
+    }
+
+    /// Freezes every pub/sub connection made so far.
+    fn freeze_existing(&self) {
+        use std::sync::atomic::Ordering;
+        self.frozen
+            .store(self.made.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_silently_dead_pubsub_connection_is_found_by_the_probe_and_rebuilt() {
+    let redis = Redis::start();
+    let proxy = FreezingProxy::start(redis.port).await;
+    let store = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}/shared.db", store.path().display());
+    let (r, su) = (redis.url(), store_url.clone());
+    let a = spawn_app_with(move |s| clustered(s, "A", &r, &su)).await;
+    // B talks to Redis through the proxy.
+    let (r, su) = (
+        format!("redis://127.0.0.1:{}", proxy.port),
+        store_url.clone(),
+    );
+    let b = spawn_app_with(move |s| clustered(s, "B", &r, &su)).await;
+    let u = a.user("clsilent").await;
+    let secret = a.device(&u, "wimz-sil").await;
+    let mut robot = a.robot("wimz-sil", &secret).await;
+    let (mut on_b, sub) = b.subscribed_app(&u, "wimz-sil").await;
+    let start = sub["seq"].as_u64().unwrap();
+    send(
+        &mut robot,
+        json!({"type": "event", "event": "bark_detected", "data": {"i": 0}}),
+    )
+    .await;
+    assert_eq!(recv_event(&mut on_b, "bark_detected").await["data"]["i"], 0);
+
+    // B's pub/sub connection goes silent; it is not closed.
+    proxy.freeze_existing();
+    for i in 1..=5 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "bark_detected", "data": {"i": i}}),
+        )
+        .await;
+    }
+    // The probe notices, the pub/sub connection is rebuilt (a new, working
+    // connection) and what was missed is caught up from the stream, in order.
+    let mut seqs = Vec::new();
+    for i in 1..=5 {
+        let v = recv_event(&mut on_b, "bark_detected").await;
+        assert_eq!(v["data"]["i"], i);
+        seqs.push(v["seq"].as_u64().unwrap());
+    }
+    assert_eq!(
+        seqs,
+        (start + 2..=start + 6).collect::<Vec<_>>(),
+        "nothing lost, nothing out of order"
+    );
 }
