@@ -34,6 +34,10 @@ pub fn stats(instance: &str) -> String {
 }
 /// Set of instance ids that have reported stats.
 pub const INSTANCES: &str = "wimz:instances";
+/// WebRTC session slots of a device (sorted set: session id -> last refresh).
+pub fn sessions(d: &DeviceId) -> String {
+    format!("wimz:sessions:{d}")
+}
 /// Used device signatures (`SET NX EX`).
 pub fn signature(key: &str) -> String {
     format!("wimz:sig:{key}")

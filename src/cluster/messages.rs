@@ -171,6 +171,27 @@ pub struct SetDirectory {
     pub sessions: Addr<crate::webrtc::SessionSupervisor>,
 }
 
+/// Take a cluster-wide WebRTC session slot for `device` (limit `max`).
+/// Answers true when taken, or when Redis cannot be asked (degraded: the
+/// per-instance limit still holds).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct SessionSlot {
+    pub device: DeviceId,
+    pub session: String,
+    pub max: usize,
+    pub stale_after_s: u64,
+}
+
+/// Refresh (`keep`) or give back (`!keep`) session slots.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionSlots {
+    pub slots: Vec<(DeviceId, String)>,
+    pub keep: bool,
+    pub stale_after_s: u64,
+}
+
 /// Tell every other instance that a device was deleted.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -18,6 +18,19 @@ redis.call('PUBLISH', KEYS[4], ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. ARGV[6])
 return 'ok'
 "#;
 
+/// Take a WebRTC session slot of a device. KEYS: the device's session set.
+/// ARGV: session id, now (s), stale-after (s), max. Slots not refreshed
+/// within stale-after (their instance died) are dropped first.
+/// Returns 1 if taken, 0 if the device is at its limit.
+pub const SESSION_SLOT: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"#;
+
 /// Claim a device's robot. KEYS: presence, last. ARGV: instance, ttl.
 /// Returns {previous holder or '', last "<epoch>:<seq>" or ''}.
 pub const CLAIM: &str = r#"

@@ -21,6 +21,7 @@
 
 use super::messages::*;
 use super::session::{AppEnd, RobotEnd, RobotPath, Session, SessionState};
+use crate::cluster::messages::{SessionSlot, SessionSlots};
 use crate::cluster::ClusterBridge;
 use crate::config::{secs, WebrtcSettings};
 use crate::error::{WireCode, WireError};
@@ -38,6 +39,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 type Reference = Option<Box<RawValue>>;
+
+/// How often a clustered instance refreshes its sessions' slots in Redis.
+const SLOT_REFRESH: Duration = Duration::from_secs(3);
+
+fn limit_error(max: usize) -> WireError {
+    WireError::new(
+        WireCode::SessionLimit,
+        format!("at most {max} WebRTC sessions per device"),
+    )
+}
 
 pub struct SessionSupervisor {
     pub(super) settings: WebrtcSettings,
@@ -93,6 +104,42 @@ impl SessionSupervisor {
         secs(shortest / 5.0).clamp(Duration::from_millis(20), Duration::from_secs(1))
     }
 
+    /// A cluster session slot not refreshed for this long belongs to a dead
+    /// instance and no longer counts.
+    fn slot_stale_after_s(&self) -> u64 {
+        (SLOT_REFRESH.as_secs() * 4).max(10)
+    }
+
+    /// Forgets a session that never started, giving back its cluster slot.
+    fn drop_unstarted(&mut self, id: &SessionId) {
+        if let Some(s) = self.sessions.remove(id) {
+            if let Some(bridge) = &self.bridge {
+                bridge.do_send(SessionSlots {
+                    slots: vec![(s.device, s.id.to_string())],
+                    keep: false,
+                    stale_after_s: self.slot_stale_after_s(),
+                });
+            }
+        }
+    }
+
+    /// Clustered: keeps this instance's session slots alive in Redis.
+    fn refresh_slots(&mut self) {
+        let Some(bridge) = &self.bridge else { return };
+        let slots: Vec<(DeviceId, String)> = self
+            .sessions
+            .values()
+            .map(|s| (s.device.clone(), s.id.to_string()))
+            .collect();
+        if !slots.is_empty() {
+            bridge.do_send(SessionSlots {
+                slots,
+                keep: true,
+                stale_after_s: self.slot_stale_after_s(),
+            });
+        }
+    }
+
     /// Ends sessions whose setup or idle timeout has passed.
     fn sweep(&mut self) {
         let setup = secs(self.settings.setup_timeout_s);
@@ -121,6 +168,13 @@ impl SessionSupervisor {
         let Some(s) = self.sessions.remove(id) else {
             return;
         };
+        if let Some(bridge) = &self.bridge {
+            bridge.do_send(SessionSlots {
+                slots: vec![(s.device.clone(), s.id.to_string())],
+                keep: false,
+                stale_after_s: self.slot_stale_after_s(),
+            });
+        }
         let frame = s.close_frame(reason);
         if matches!(tell, Tell::Both | Tell::App) {
             s.app.outbox.send(frame.clone());
@@ -203,14 +257,9 @@ impl SessionSupervisor {
             .values()
             .filter(|s| s.device == device)
             .count();
-        if open >= self.settings.max_sessions_per_device {
-            return Err(WireError::new(
-                WireCode::SessionLimit,
-                format!(
-                    "at most {} WebRTC sessions per device",
-                    self.settings.max_sessions_per_device
-                ),
-            ));
+        let max = self.settings.max_sessions_per_device;
+        if open >= max {
+            return Err(limit_error(max));
         }
         let id = SessionId::new_on(&self.instance);
         let app = AppEnd {
@@ -222,7 +271,24 @@ impl SessionSupervisor {
             .insert(id.clone(), Session::new(id.clone(), device.clone(), app));
         let turn = self.turn.clone();
         let bridge = self.bridge.clone();
+        let slot = self.bridge.clone().map(|b| {
+            (
+                b,
+                SessionSlot {
+                    device: device.clone(),
+                    session: id.to_string(),
+                    max: self.settings.max_sessions_per_device,
+                    stale_after_s: self.slot_stale_after_s(),
+                },
+            )
+        });
         let fetch = async move {
+            // Clustered: the limit counts every instance's sessions.
+            if let Some((bridge, slot)) = slot {
+                if !bridge.send(slot).await.unwrap_or(true) {
+                    return Err(limit_error(max));
+                }
+            }
             let offline = || WireError::new(WireCode::RobotOffline, "the robot is offline");
             let link = match room.send(FindRobot).await {
                 Ok(Some(RobotRoute::Local(conn, outbox))) => RobotEnd {
@@ -265,7 +331,7 @@ impl SessionSupervisor {
             Ok(ok) => ok,
             Err(e) => {
                 s.app.outbox.send(e.with_ref(reference).to_frame());
-                self.sessions.remove(&id);
+                self.drop_unstarted(&id);
                 return;
             }
         };
@@ -275,7 +341,7 @@ impl SessionSupervisor {
                     .with_ref(reference)
                     .to_frame(),
             );
-            self.sessions.remove(&id);
+            self.drop_unstarted(&id);
             return;
         }
         s.app.outbox.send(s.app_credentials_frame(&creds, false));
@@ -295,6 +361,7 @@ impl Actor for SessionSupervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.sweep_every(), |act, _ctx| act.sweep());
+        ctx.run_interval(SLOT_REFRESH, |act, _ctx| act.refresh_slots());
     }
 }
 

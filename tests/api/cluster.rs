@@ -836,3 +836,67 @@ async fn a_silently_dead_pubsub_connection_is_found_by_the_probe_and_rebuilt() {
         "nothing lost, nothing out of order"
     );
 }
+
+#[tokio::test]
+async fn the_session_limit_counts_every_instances_sessions() {
+    let redis = Redis::start();
+    let store = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}/shared.db", store.path().display());
+    let mut nodes = Vec::new();
+    for name in ["A", "B", "C"] {
+        let (r, su) = (redis.url(), store_url.clone());
+        nodes.push(
+            spawn_app_with(move |s| {
+                clustered(s, name, &r, &su);
+                s.webrtc.max_sessions_per_device = 2;
+            })
+            .await,
+        );
+    }
+    let (a, b, cc) = (&nodes[0], &nodes[1], &nodes[2]);
+    let u = a.user("cllimit").await;
+    let secret = a.device(&u, "wimz-lim").await;
+    let mut robot = a.robot("wimz-lim", &secret).await;
+    let (mut on_b, _) = b.subscribed_app(&u, "wimz-lim").await;
+    let (mut on_c, _) = cc.subscribed_app(&u, "wimz-lim").await;
+    let mut sids = Vec::new();
+    for _ in 0..2 {
+        send(
+            &mut on_b,
+            json!({"type": "webrtc_request", "device_id": "wimz-lim"}),
+        )
+        .await;
+        recv_type(&mut robot, "webrtc_request").await;
+        sids.push(recv_type(&mut on_b, "webrtc_credentials").await["session_id"].clone());
+    }
+    send(
+        &mut on_c,
+        json!({"type": "webrtc_request", "device_id": "wimz-lim", "id": "third"}),
+    )
+    .await;
+    let e = recv_type(&mut on_c, "error").await;
+    assert_eq!(e["code"], "session_limit");
+    assert_eq!(e["ref"], "third");
+    // One ends: C gets the slot.
+    send(
+        &mut on_b,
+        json!({"type": "webrtc_close", "session_id": sids[0], "reason": "done"}),
+    )
+    .await;
+    recv_type(&mut robot, "webrtc_close").await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        send(
+            &mut on_c,
+            json!({"type": "webrtc_request", "device_id": "wimz-lim"}),
+        )
+        .await;
+        let v = recv(&mut on_c).await;
+        if v["type"] == "webrtc_credentials" {
+            break;
+        }
+        assert_eq!(v["code"], "session_limit");
+        assert!(Instant::now() < deadline, "the slot was never given back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
