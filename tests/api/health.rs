@@ -66,3 +66,30 @@ async fn unknown_routes_get_the_error_body() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "not_found");
 }
+
+#[tokio::test]
+async fn health_is_503_degraded_when_the_store_is_unreachable() {
+    let Some(app) = spawn_app_pg_with(|_| {}).await else {
+        return;
+    };
+    assert_eq!(app.get("/health", None).await.status(), 200);
+    // Pull the database out from under the relay.
+    let admin = postgres_admin_url().unwrap();
+    let url = app.settings.store.url.expose().to_string();
+    let name = url.rsplit('/').next().unwrap().to_string();
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    let r = app.get("/health", None).await;
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "degraded");
+    assert_eq!(v["store"], "unreachable");
+    assert_eq!(v["cluster"], "disabled");
+    assert!(v["instance_id"].is_string());
+}
