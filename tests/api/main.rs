@@ -7,6 +7,7 @@ mod auth;
 mod devices;
 mod faults;
 mod health;
+mod loadgen;
 mod process;
 mod proxy;
 mod recovery;
