@@ -351,7 +351,12 @@ impl App {
                         inc(&st.unique_received);
                     }
                     if !self.replaying {
-                        st.latency.record(self.a, now_us().saturating_sub(s.t));
+                        let now = now_us();
+                        st.latency.record(self.a, now.saturating_sub(s.t));
+                        if let Some(relay_us) = m.ts_ms.map(|ms| ms * 1000) {
+                            st.to_relay.record(self.a, relay_us.saturating_sub(s.t));
+                            st.from_relay.record(self.a, now.saturating_sub(relay_us));
+                        }
                     }
                 }
             }

@@ -71,6 +71,9 @@ pub struct Incoming<'a> {
     pub epoch: Option<i64>,
     #[serde(default)]
     pub seq: Option<u64>,
+    /// The relay's receive time (envelope), milliseconds.
+    #[serde(default)]
+    pub ts_ms: Option<u64>,
     #[serde(default)]
     pub data: Option<Data>,
     #[serde(default)]

@@ -80,6 +80,10 @@ pub struct Events {
     pub epoch_changes: u64,
     pub misrouted: u64,
     pub latency: Percentiles,
+    /// Robot send → relay envelope `ts_ms` (ms resolution: ±1 ms).
+    pub latency_to_relay: Percentiles,
+    /// Relay envelope `ts_ms` → app receive (ms resolution: ±1 ms).
+    pub latency_from_relay: Percentiles,
     pub in_per_s: f64,
     pub out_per_s: f64,
 }
@@ -187,6 +191,8 @@ impl Report {
             epoch_changes: totals.epoch_changes,
             misrouted: get(&st.events_misrouted),
             latency: Percentiles::of(&st.latency),
+            latency_to_relay: Percentiles::of(&st.to_relay),
+            latency_from_relay: Percentiles::of(&st.from_relay),
             in_per_s: get(&st.events_sent) as f64 / f.duration_s,
             out_per_s: totals.received as f64 / (f.duration_s + f.settle_s).max(1e-9),
         };
@@ -376,6 +382,10 @@ impl Report {
             e.in_per_s, e.out_per_s
         );
         p(&mut o, "end-to-end latency", &e.latency);
+        if e.latency.count > 0 {
+            p(&mut o, "  robot -> relay ts_ms", &e.latency_to_relay);
+            p(&mut o, "  relay ts_ms -> app", &e.latency_from_relay);
+        }
         if let Some(cm) = &self.commands {
             let _ = writeln!(
                 o,

@@ -131,6 +131,10 @@ pub struct Stats {
 
     /// End-to-end event latency (robot send → app receive).
     pub latency: Hist,
+    /// Robot send → the relay's envelope `ts_ms` (millisecond resolution).
+    pub to_relay: Hist,
+    /// The relay's envelope `ts_ms` → app receive (millisecond resolution).
+    pub from_relay: Hist,
     /// TCP + WebSocket handshake (+ subscribe for apps).
     pub connect: Hist,
     /// Command → its result at the asking app.
