@@ -112,6 +112,8 @@ pub async fn run(sh: Arc<Shared>, a: usize, permit: OwnedSemaphorePermit) {
                     }
                 })
                 .await;
+                // Release the old descriptor first (see robot.rs).
+                drop(ws);
                 match app.reconnect().await {
                     Some(new) => ws = new,
                     None => {

@@ -141,8 +141,8 @@ pub struct Process {
     pub rss_peak_kib: u64,
     /// (connected − before) / sockets up.
     pub rss_per_connection_bytes: u64,
-    /// During the run, percent of one core.
-    pub cpu_pct: f64,
+    /// During the run, percent of one core (`None`: not readable).
+    pub cpu_pct: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -237,7 +237,7 @@ impl Report {
                 rss_per_connection_bytes: (c.rss_kib.saturating_sub(b.rss_kib) * 1024)
                     .checked_div(f.connected_sockets)
                     .unwrap_or(0),
-                cpu_pct: f.relay_run.map_or(0.0, |(a, b)| cpu_pct(&a, &b)),
+                cpu_pct: f.relay_run.map(|(a, b)| cpu_pct(&a, &b)),
             }),
             _ => None,
         };
@@ -419,8 +419,12 @@ impl Report {
         if let Some(r) = &self.relay {
             let _ = writeln!(
                 o,
-                "  relay process          RSS before {} KiB, connected {} KiB, peak {} KiB, {} B per connection; CPU {:.0}% of a core",
-                r.rss_before_kib, r.rss_connected_kib, r.rss_peak_kib, r.rss_per_connection_bytes, r.cpu_pct
+                "  relay process          RSS before {} KiB, connected {} KiB, peak {} KiB, {} B per connection; CPU {} of a core",
+                r.rss_before_kib,
+                r.rss_connected_kib,
+                r.rss_peak_kib,
+                r.rss_per_connection_bytes,
+                r.cpu_pct.map_or("?".to_string(), |c| format!("{c:.0}%"))
             );
         }
         if let Some(g) = self.generator_cpu_pct {

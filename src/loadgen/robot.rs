@@ -63,6 +63,9 @@ pub async fn run(sh: Arc<Shared>, i: usize, permit: OwnedSemaphorePermit) {
                 stormed = true;
                 st.robots_up.fetch_sub(1, Ordering::Relaxed);
                 close(&mut ws).await;
+                // Release the old descriptor first: at 20,000 sockets the
+                // process has no spare ones.
+                drop(ws);
                 match r.reconnect().await {
                     Some(new) => ws = new,
                     None => return,
