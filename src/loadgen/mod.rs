@@ -19,7 +19,8 @@
 //! - [`tracker`]: per-subscription loss/duplicate/order checks.
 //! - [`stats`]: counters and latency histograms.
 //! - [`procstat`]: a process's RSS and CPU from `/proc`.
-//! - [`run`]: the driver; [`report`]: the result, its table and verdict.
+//! - [`run`]: the driver; [`report`]: the result and its verdict;
+//!   [`table`]: its readable form.
 
 pub mod app;
 pub mod args;
@@ -32,6 +33,7 @@ pub mod robot;
 pub mod run;
 pub mod shared;
 pub mod stats;
+pub mod table;
 pub mod target;
 pub mod tracker;
 
