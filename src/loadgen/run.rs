@@ -57,15 +57,21 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     owners.sort_unstable();
     owners.dedup();
     let users: Vec<_> = owners.iter().map(|&u| prov.users[u].clone()).collect();
-    let sessions = provision::login_all(&http, &target.http_base, &users).await?;
-    let tokens = devices
-        .iter()
-        .map(|d| {
-            // Every device's owner is in `owners` by construction.
-            let i = owners.binary_search(&d.user).unwrap_or(0);
-            sessions[i].token.clone()
-        })
-        .collect();
+    // Only apps need tokens; robots-only runs skip the logins (password
+    // hashing on the relay would otherwise pollute its memory baseline).
+    let tokens = if args.apps_per_robot == 0 {
+        vec![String::new(); devices.len()]
+    } else {
+        let sessions = provision::login_all(&http, &target.http_base, &users).await?;
+        devices
+            .iter()
+            .map(|d| {
+                // Every device's owner is in `owners` by construction.
+                let i = owners.binary_search(&d.user).unwrap_or(0);
+                sessions[i].token.clone()
+            })
+            .collect()
+    };
 
     let (phase_tx, phase_rx) = watch::channel(Phase::Connecting);
     let n = devices.len();
