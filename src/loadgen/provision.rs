@@ -16,6 +16,13 @@ const CONCURRENCY: usize = 16;
 pub struct UserCreds {
     pub username: String,
     pub password: String,
+    /// A bearer token from an earlier run, reused while it has an hour
+    /// left: reruns then log nobody in (no password hashing on the relay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// When `token` expires, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<i64>,
 }
 
 /// One provisioned device, owned by `users[user]`.
@@ -41,6 +48,42 @@ pub struct Provision {
 pub struct Session {
     pub user_id: String,
     pub token: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Tokens for `p.users[i]` for each `i` in `users`: reused from the file
+/// while valid for another hour, else by logging in (and saved back).
+pub async fn tokens(
+    http: &reqwest::Client,
+    target: &str,
+    file: &Path,
+    p: &mut Provision,
+    users: &[usize],
+) -> anyhow::Result<Vec<String>> {
+    let now = crate::ids::unix_now();
+    let stale: Vec<usize> = users
+        .iter()
+        .copied()
+        .filter(|&u| {
+            p.users[u].token.is_none() || p.users[u].token_expires_at.unwrap_or(0) < now + 3600
+        })
+        .collect();
+    if !stale.is_empty() {
+        let creds: Vec<UserCreds> = stale.iter().map(|&u| p.users[u].clone()).collect();
+        let sessions = login_all(http, target, &creds).await?;
+        for (&u, s) in stale.iter().zip(sessions) {
+            p.users[u].token = Some(s.token);
+            p.users[u].token_expires_at = Some(s.expires_at);
+        }
+        let text = serde_json::to_vec_pretty(p)?;
+        std::fs::write(file, text)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
+    }
+    Ok(users
+        .iter()
+        .map(|&u| p.users[u].token.clone().unwrap_or_default())
+        .collect())
 }
 
 fn user_name(prefix: &str, i: usize) -> String {
@@ -103,6 +146,8 @@ async fn create_missing(
         .map(|i| UserCreds {
             username: user_name(&prefix, i),
             password: Alphanumeric.sample_string(&mut rand::thread_rng(), 20),
+            token: None,
+            token_expires_at: None,
         })
         .collect();
     let created: Vec<UserCreds> = stream::iter(new_users)
@@ -184,6 +229,7 @@ pub async fn login_all(
             anyhow::ensure!(status == 200, "login {}: HTTP {status}", u.username);
             let v: Value = r.json().await?;
             Ok(Session {
+                expires_at: crate::ids::unix_now() + v["expires_in"].as_i64().unwrap_or(0),
                 user_id: v["user_id"].as_str().unwrap_or_default().to_string(),
                 token: v["access_token"]
                     .as_str()

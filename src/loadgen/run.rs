@@ -43,7 +43,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
         args.provision.display(),
         target.http_base
     ));
-    let prov = provision::ensure(
+    let mut prov = provision::ensure(
         &http,
         &target.http_base,
         &args.provision,
@@ -53,22 +53,27 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     )
     .await?;
     let devices = prov.devices[shard * args.robots..(shard + 1) * args.robots].to_vec();
-    let mut owners: Vec<usize> = devices.iter().map(|d| d.user).collect();
-    owners.sort_unstable();
-    owners.dedup();
-    let users: Vec<_> = owners.iter().map(|&u| prov.users[u].clone()).collect();
-    // Only apps need tokens; robots-only runs skip the logins (password
-    // hashing on the relay would otherwise pollute its memory baseline).
+    // Only apps need tokens; robots-only runs skip them entirely.
     let tokens = if args.apps_per_robot == 0 {
         vec![String::new(); devices.len()]
     } else {
-        let sessions = provision::login_all(&http, &target.http_base, &users).await?;
+        let mut owners: Vec<usize> = devices.iter().map(|d| d.user).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        let owner_tokens = provision::tokens(
+            &http,
+            &target.http_base,
+            &args.provision,
+            &mut prov,
+            &owners,
+        )
+        .await?;
         devices
             .iter()
             .map(|d| {
                 // Every device's owner is in `owners` by construction.
                 let i = owners.binary_search(&d.user).unwrap_or(0);
-                sessions[i].token.clone()
+                owner_tokens[i].clone()
             })
             .collect()
     };
