@@ -1,4 +1,4 @@
-//! The command line: `serve`, `user add`, `device add`.
+//! The command line: `serve`, `user add`, `device add`, `loadtest`.
 
 use crate::config::Settings;
 use crate::ids::DeviceId;
@@ -38,6 +38,10 @@ pub enum Command {
         #[command(subcommand)]
         action: DeviceAction,
     },
+    /// Load-test a relay (this one or any that speaks PROTOCOL.md):
+    /// simulated robots and apps, measured loss, order and latency.
+    /// Exits 1 on any loss, duplicate, reorder or failed connection.
+    Loadtest(Box<crate::loadgen::LoadtestArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,6 +83,12 @@ fn settings(config: Option<&PathBuf>) -> Settings {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Loadtest(args) => {
+            if !crate::loadgen::run_cli(*args)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Serve { config } => {
             let s = settings(config.as_ref());
             crate::telemetry::init(&s.log.level, &s.log.format);

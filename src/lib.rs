@@ -21,6 +21,8 @@
 //! - [`cluster`]: the Redis bridge that makes instances one relay.
 //! - [`proxy_paths`]: the REST proxy allow-list.
 //! - [`metrics`], [`telemetry`]: counters, `/metrics`, logs.
+//! - [`loadgen`]: `wimz-relay loadtest`, the load generator (speaks only
+//!   the wire protocol).
 
 pub mod auth;
 pub mod cli;
@@ -29,6 +31,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod loadgen;
 pub mod metrics;
 pub mod proxy_paths;
 pub mod room;

@@ -156,6 +156,7 @@ impl Application {
             apps_shutdown: apps_rx,
             started: Instant::now(),
             dummy_hash: crate::auth::password::dummy_hash(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
         });
 
         let listener = TcpListener::bind(settings.server.bind)
@@ -172,6 +173,9 @@ impl Application {
                 .configure(|cfg| crate::http::routes(cfg, max_body))
         })
         .disable_signals()
+        // Small frames to many sockets: without TCP_NODELAY a second frame
+        // waits for the peer's delayed ACK (~40 ms) behind an unacked first.
+        .tcp_nodelay(true)
         .shutdown_timeout(settings.server.shutdown_timeout_s.ceil() as u64)
         .listen(listener)?;
         if settings.server.workers > 0 {

@@ -45,6 +45,10 @@ pub struct AppState {
     pub started: Instant,
     /// Verified against when a login names an unknown user (equal timing).
     pub dummy_hash: String,
+    /// Password hashes running at once (each takes 19 MiB and a core for a
+    /// while): at most one per core, so a login flood queues instead of
+    /// exhausting memory.
+    pub hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {

@@ -40,6 +40,11 @@ pub async fn register(
     let Credentials { username, password } = body.into_inner();
     check_username(&username)?;
     password::check_strength(&password).map_err(|m| ApiError::BadRequest(m.into()))?;
+    let _permit = state
+        .hashing
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     let hash = web::block(move || password::hash(&password))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("hash task: {e}")))??;
@@ -67,9 +72,15 @@ pub async fn login(
         Some(u) => (u.password_hash, Some(u.user_id)),
         None => (state.dummy_hash.clone(), None),
     };
+    let permit = state
+        .hashing
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     let ok = web::block(move || password::verify(&password, &stored))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("verify task: {e}")))?;
+    drop(permit);
     let Some(user_id) = user_id.filter(|_| ok) else {
         crate::metrics::inc(&state.metrics.auth_failures);
         return Err(ApiError::Unauthorized);

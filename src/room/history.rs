@@ -21,7 +21,9 @@ impl History {
     pub fn new(cap: usize) -> Self {
         History {
             cap,
-            events: VecDeque::with_capacity(cap.min(1024)),
+            // Grows on demand: a preallocated ring is ~20 KiB per device
+            // (512 x 40 B) even for a robot that never sends an event.
+            events: VecDeque::new(),
         }
     }
 

@@ -120,6 +120,15 @@ impl WriterHandle {
     }
 }
 
+/// An outbox with no socket behind it: the queue's receiving half is
+/// returned instead of a writer task. For benchmarks (`benches/fanout.rs`).
+#[doc(hidden)]
+pub fn detached(capacity: usize) -> (Outbox, mpsc::Receiver<Out>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let slow = Arc::new(SlowSignal::default());
+    (Outbox { tx, slow }, rx)
+}
+
 /// Starts the writer task on the current arbiter.
 pub fn spawn_writer(session: Session, capacity: usize) -> (Outbox, WriterHandle) {
     let (tx, rx) = mpsc::channel(capacity);

@@ -8,6 +8,7 @@ mod cluster;
 mod devices;
 mod faults;
 mod health;
+mod loadgen;
 mod peers;
 mod process;
 mod proxy;

@@ -319,3 +319,50 @@ async fn sigterm_mid_mission_loses_nothing_and_logs_hold_no_secrets() {
         assert!(!log.contains(s), "log holds the {what}");
     }
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
+/// Each login hashes with argon2 (19 MiB of working memory). That memory
+/// must go back: before the allocator fix, 40 concurrent logins left the
+/// relay ~800 MB larger for good. Not a timing bound: a memory bound far
+/// above the fixed relay's growth (about 2 MB) and far below the bug's.
+#[tokio::test]
+async fn logins_do_not_leave_memory_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path(), "warn").await;
+    let http = reqwest::Client::new();
+    let creds = json!({"username": "memory", "password": "password-123"});
+    let r = http
+        .post(format!("{}/api/auth/register", relay.base))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let before = rss_kib(relay.child.id());
+    let logins: Vec<_> = (0..40)
+        .map(|_| {
+            let req = http
+                .post(format!("{}/api/auth/login", relay.base))
+                .json(&creds);
+            tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for l in logins {
+        assert_eq!(l.await.unwrap(), 200);
+    }
+    let after = rss_kib(relay.child.id());
+    let grown_mib = after.saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 150,
+        "40 logins left {grown_mib} MiB behind ({before} KiB -> {after} KiB)"
+    );
+}

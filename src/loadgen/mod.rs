@@ -1,0 +1,62 @@
+//! `wimz-relay loadtest`: a load generator that speaks only PROTOCOL.md, so
+//! it can drive this relay or any other that speaks the same contract.
+//!
+//! It provisions users and devices over HTTP (kept in a provisioning file
+//! for reruns), opens N robot sockets and K app sockets per robot, runs a
+//! scenario and reports connections, loss, duplicates, reorder, end-to-end
+//! latency, throughput and (with `--relay-pid`) the relay's memory and CPU.
+//! Loopback only unless `--allow-remote`; bounded in sockets and time.
+//!
+//! # Layout
+//!
+//! - [`args`]: the command line, its bounds, [`Scenario`].
+//! - [`target`]: loopback rule, source addresses, `nofile`.
+//! - [`provision`]: users and devices over HTTP, the provisioning file.
+//! - [`client`]: opening robot (signature) and app (bearer) sockets.
+//! - [`payload`]: the frames sent and the reader of frames received.
+//! - [`shared`]: what all sockets of a run share, the run's [`shared::Phase`].
+//! - [`robot`], [`app`]: one simulated robot / app each.
+//! - [`tracker`]: per-subscription loss/duplicate/order checks.
+//! - [`stats`]: counters and latency histograms.
+//! - [`procstat`]: a process's RSS and CPU from `/proc`.
+//! - [`run`]: the driver; [`report`]: the result and its verdict;
+//!   [`table`]: its readable form.
+
+pub mod app;
+pub mod args;
+pub mod client;
+pub mod payload;
+pub mod procstat;
+pub mod provision;
+pub mod report;
+pub mod robot;
+pub mod run;
+pub mod shared;
+pub mod stats;
+pub mod table;
+pub mod target;
+pub mod tracker;
+
+pub use args::{LoadtestArgs, Scenario};
+pub use report::Report;
+pub use run::run;
+
+/// The CLI entry: raises `nofile`, runs, prints the table, writes
+/// `--json`; returns whether the run passed.
+pub fn run_cli(args: LoadtestArgs) -> anyhow::Result<bool> {
+    match target::raise_nofile() {
+        Ok(n) if !args.quiet => eprintln!("loadtest: nofile limit {n}"),
+        Ok(_) => {}
+        Err(e) => eprintln!("loadtest: could not raise the nofile limit: {e}"),
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(run(args.clone()))?;
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    Ok(report.passed)
+}
