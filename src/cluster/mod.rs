@@ -378,6 +378,11 @@ impl Handler<Append> for ClusterBridge {
     type Result = ResponseFuture<AppendResult>;
 
     fn handle(&mut self, msg: Append, _ctx: &mut Context<Self>) -> Self::Result {
+        if !self.connected.load(Ordering::Relaxed) {
+            // Known down: don't make the room wait out connection retries;
+            // it delivers locally and a new epoch follows once Redis is back.
+            return Box::pin(async { AppendResult::Down });
+        }
         let mut redis = self.redis.clone();
         let instance = self.instance.to_string();
         let maxlen = self.history_size;
