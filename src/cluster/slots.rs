@@ -1,0 +1,52 @@
+//! Cluster-wide WebRTC session slots: the per-device session limit counted
+//! over every instance (`SessionSlot`, `SessionSlots`).
+
+use super::keys;
+use super::messages::*;
+use super::scripts;
+use super::ClusterBridge;
+use actix::prelude::*;
+
+impl Handler<SessionSlot> for ClusterBridge {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, msg: SessionSlot, _ctx: &mut Context<Self>) -> Self::Result {
+        let mut redis = self.redis.clone();
+        Box::pin(async move {
+            let r: Result<i64, _> = redis::Script::new(scripts::SESSION_SLOT)
+                .key(keys::sessions(&msg.device))
+                .arg(&msg.session)
+                .arg(crate::ids::unix_now())
+                .arg(msg.stale_after_s)
+                .arg(msg.max)
+                .invoke_async(&mut redis)
+                .await;
+            r.map(|n| n == 1).unwrap_or(true)
+        })
+    }
+}
+
+impl Handler<SessionSlots> for ClusterBridge {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionSlots, ctx: &mut Context<Self>) {
+        let mut redis = self.redis.clone();
+        ctx.spawn(
+            async move {
+                let now = crate::ids::unix_now();
+                let mut pipe = redis::pipe();
+                for (device, session) in &msg.slots {
+                    if msg.keep {
+                        pipe.zadd(keys::sessions(device), session, now).ignore();
+                        pipe.expire(keys::sessions(device), msg.stale_after_s as i64)
+                            .ignore();
+                    } else {
+                        pipe.zrem(keys::sessions(device), session).ignore();
+                    }
+                }
+                let _: Result<(), _> = pipe.query_async(&mut redis).await;
+            }
+            .into_actor(self),
+        );
+    }
+}
