@@ -92,17 +92,17 @@ impl AllowList {
     }
 }
 
-/// `missions/start` or `/missions/start` -> `/missions/start`; `None` for any
-/// path that is empty, holds a dot segment, an empty segment, a percent
-/// sign (no encoded characters at all: robots' paths are plain), a
-/// backslash, or a control character.
+/// `missions/start` (the part after `.../robot/`) -> `/missions/start`;
+/// `None` for any path that is empty, holds a dot segment or an empty
+/// segment (a leading, doubled or trailing `/`), a percent sign (no encoded
+/// characters at all: robots' paths are plain), a backslash, or a control
+/// character.
 pub fn normalise(raw: &str) -> Option<String> {
-    let trimmed = raw.strip_prefix('/').unwrap_or(raw);
-    if trimmed.is_empty() {
+    if raw.is_empty() {
         return None;
     }
-    let mut out = String::with_capacity(trimmed.len() + 1);
-    for seg in trimmed.split('/') {
+    let mut out = String::with_capacity(raw.len() + 1);
+    for seg in raw.split('/') {
         if seg.is_empty() || seg == "." || seg == ".." {
             return None;
         }

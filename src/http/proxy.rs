@@ -52,10 +52,6 @@ pub async fn forward(
     let rest = raw.strip_prefix("/api/devices/").ok_or_else(not_found)?;
     let (device_raw, robot_path) = rest.split_once("/robot/").ok_or_else(not_found)?;
     let device = DeviceId::parse(device_raw).map_err(|_| not_found())?;
-    if robot_path.starts_with('/') {
-        // `/robot//x`: an empty segment is never a robot path.
-        return Err(ApiError::NotFound("path not allowed".into()));
-    }
     let method = req.method().as_str().to_string();
     let path = state
         .allow_list

@@ -531,16 +531,6 @@ impl Handler<GetSnapshot> for DeviceRoom {
     }
 }
 
-impl Handler<RobotLink> for DeviceRoom {
-    type Result = Option<(ConnId, Outbox)>;
-
-    fn handle(&mut self, _msg: RobotLink, _ctx: &mut Context<Self>) -> Self::Result {
-        self.robot
-            .as_ref()
-            .map(|r| (r.conn.clone(), r.outbox.clone()))
-    }
-}
-
 impl Handler<FindRobot> for DeviceRoom {
     type Result = Option<RobotRoute>;
 

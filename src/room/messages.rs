@@ -155,11 +155,6 @@ pub struct Command {
 #[rtype(result = "Snapshot")]
 pub struct GetSnapshot;
 
-/// The robot link's id and outbox, if a robot is attached (for WebRTC sessions).
-#[derive(Message)]
-#[rtype(result = "Option<(ConnId, Outbox)>")]
-pub struct RobotLink;
-
 /// Where the device's robot is, for a WebRTC session: here, or (clustered)
 /// on which other instance.
 #[derive(Message)]

@@ -58,11 +58,7 @@ impl Outbox {
     /// An outbox with no socket behind it: every send is dropped. Used where
     /// a frame's sender lives on another instance.
     pub fn closed() -> Outbox {
-        let (tx, _rx) = mpsc::channel(1);
-        Outbox {
-            tx,
-            slow: Arc::new(SlowSignal::default()),
-        }
+        detached(1).0
     }
 
     /// Queues a text frame; false (and the slow signal raised) when full,
@@ -120,9 +116,8 @@ impl WriterHandle {
     }
 }
 
-/// An outbox with no socket behind it: the queue's receiving half is
-/// returned instead of a writer task. For benchmarks (`benches/fanout.rs`).
-#[doc(hidden)]
+/// An outbox and the receiving half of its queue, with no writer task
+/// (`spawn_writer` adds one; benchmarks read the queue themselves).
 pub fn detached(capacity: usize) -> (Outbox, mpsc::Receiver<Out>) {
     let (tx, rx) = mpsc::channel(capacity);
     let slow = Arc::new(SlowSignal::default());
@@ -131,17 +126,11 @@ pub fn detached(capacity: usize) -> (Outbox, mpsc::Receiver<Out>) {
 
 /// Starts the writer task on the current arbiter.
 pub fn spawn_writer(session: Session, capacity: usize) -> (Outbox, WriterHandle) {
-    let (tx, rx) = mpsc::channel(capacity);
-    let slow = Arc::new(SlowSignal::default());
+    let (outbox, rx) = detached(capacity);
     let kill = Arc::new(Notify::new());
     actix_rt::spawn(writer(session, rx, kill.clone()));
-    (
-        Outbox {
-            tx,
-            slow: slow.clone(),
-        },
-        WriterHandle { slow, kill },
-    )
+    let slow = outbox.slow.clone();
+    (outbox, WriterHandle { slow, kill })
 }
 
 async fn writer(mut session: Session, mut rx: mpsc::Receiver<Out>, kill: Arc<Notify>) {
