@@ -59,6 +59,22 @@ pub(crate) async fn request(phone: &mut Ws, robot: &mut Ws, device: &str) -> (Va
     (req, creds)
 }
 
+/// robot → offer → app, app → answer → robot (setup complete).
+pub(crate) async fn offer_answer(phone: &mut Ws, robot: &mut Ws, session: &str) {
+    send(
+        robot,
+        json!({"type":"webrtc_offer","session_id":session,"sdp":"o"}),
+    )
+    .await;
+    recv_type(phone, "webrtc_offer").await;
+    send(
+        phone,
+        json!({"type":"webrtc_answer","session_id":session,"sdp":"a"}),
+    )
+    .await;
+    recv_type(robot, "webrtc_answer").await;
+}
+
 pub(crate) fn sid(v: &Value) -> String {
     v["session_id"].as_str().expect("session_id").to_string()
 }
@@ -275,18 +291,7 @@ async fn ice_restart_keeps_the_session_with_fresh_credentials() {
     } = scene(relay(30.0, 300.0, 4).await, "wimz-1").await;
     let (req, _) = request(&mut phone, &mut robot, "wimz-1").await;
     let s = sid(&req);
-    send(
-        &mut robot,
-        json!({"type":"webrtc_offer","session_id":s,"sdp":"o"}),
-    )
-    .await;
-    recv_type(&mut phone, "webrtc_offer").await;
-    send(
-        &mut phone,
-        json!({"type":"webrtc_answer","session_id":s,"sdp":"a"}),
-    )
-    .await;
-    recv_type(&mut robot, "webrtc_answer").await;
+    offer_answer(&mut phone, &mut robot, &s).await;
     // Credentials are per second; make sure the fresh ones differ.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     send(

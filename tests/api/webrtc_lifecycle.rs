@@ -5,7 +5,7 @@
 //! session-history row.
 
 use crate::helpers::*;
-use crate::webrtc::{history, relay, request, scene, sid, Scene};
+use crate::webrtc::{history, offer_answer, relay, request, scene, sid, Scene};
 use serde_json::json;
 use std::time::Duration;
 use wimz_relay::ids::DeviceId;
@@ -123,18 +123,7 @@ async fn completed_setup_survives_the_setup_timeout_but_not_idleness() {
     } = scene(relay(0.3, 1.2, 4).await, "wimz-1").await;
     let (req, _) = request(&mut phone, &mut robot, "wimz-1").await;
     let s = sid(&req);
-    send(
-        &mut robot,
-        json!({"type":"webrtc_offer","session_id":s,"sdp":"o"}),
-    )
-    .await;
-    recv_type(&mut phone, "webrtc_offer").await;
-    send(
-        &mut phone,
-        json!({"type":"webrtc_answer","session_id":s,"sdp":"a"}),
-    )
-    .await;
-    recv_type(&mut robot, "webrtc_answer").await;
+    offer_answer(&mut phone, &mut robot, &s).await;
     // Past the setup timeout, still open: stats keep it alive.
     tokio::time::sleep(Duration::from_millis(500)).await;
     send(
