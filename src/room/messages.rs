@@ -240,8 +240,11 @@ pub struct PendingProxyCount;
 pub struct Snapshot {
     pub online: bool,
     pub mode: Option<serde_json::Value>,
-    pub mission: Option<serde_json::Value>,
-    pub battery: Option<serde_json::Value>,
+    /// The last `mission_progress` data and `battery`, kept as the robot
+    /// sent them: checked JSON, never parsed again (every progress event
+    /// replaces `mission`, so this is on the hot path).
+    pub mission: Option<Box<RawValue>>,
+    pub battery: Option<Box<RawValue>>,
     pub last_seen: Option<i64>,
 }
 
