@@ -138,39 +138,48 @@ async fn writer(mut session: Session, mut rx: mpsc::Receiver<Out>, kill: Arc<Not
         code: CloseCode::Policy,
         description: Some("slow_consumer".into()),
     };
+    // One registration with the kill switch for the writer's whole life
+    // (a fresh `notified()` per frame took the Notify's lock twice per frame).
+    let killed = kill.notified();
+    tokio::pin!(killed);
     loop {
         let item = tokio::select! {
             biased;
-            _ = kill.notified() => {
-                // The peer is not reading: a close frame may not get through;
-                // try briefly, then drop the session (ends the connection).
-                let _ = tokio::time::timeout(Duration::from_millis(200), session.close(Some(slow_close))).await;
-                return;
-            }
-            item = rx.recv() => item,
+            _ = &mut killed => None,
+            item = rx.recv() => Some(item),
         };
         let sent = match item {
             None => {
+                // The peer is not reading: a close frame may not get through;
+                // try briefly, then drop the session (ends the connection).
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(200),
+                    session.close(Some(slow_close)),
+                )
+                .await;
+                return;
+            }
+            Some(None) => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), session.close(None)).await;
                 return;
             }
-            Some(Out::Close(reason)) => {
+            Some(Some(Out::Close(reason))) => {
                 let _ =
                     tokio::time::timeout(Duration::from_secs(2), session.close(Some(reason))).await;
                 return;
             }
-            Some(Out::Text(t)) => {
+            Some(Some(Out::Text(t))) => {
                 tokio::select! {
                     biased;
-                    _ = kill.notified() => {
+                    _ = &mut killed => {
                         let _ = tokio::time::timeout(Duration::from_millis(200), session.close(Some(slow_close))).await;
                         return;
                     }
                     r = session.text(t) => r,
                 }
             }
-            Some(Out::Ping) => session.ping(b"hb").await,
-            Some(Out::Pong(d)) => session.pong(&d).await,
+            Some(Some(Out::Ping)) => session.ping(b"hb").await,
+            Some(Some(Out::Pong(d))) => session.pong(&d).await,
         };
         if sent.is_err() {
             return;
