@@ -49,6 +49,9 @@ pub struct AppHandle {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
+        // First, before any actor exists: a taken port is a one-line error.
+        let listener = TcpListener::bind(settings.server.bind)
+            .with_context(|| format!("server.bind: cannot listen on {}", settings.server.bind))?;
         let instance_id: Arc<str> = if settings.server.instance_id.is_empty() {
             Arc::from(format!(
                 "relay-{}",
@@ -156,8 +159,6 @@ impl Application {
             hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
         });
 
-        let listener = TcpListener::bind(settings.server.bind)
-            .with_context(|| format!("server.bind: cannot listen on {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
         let max_body = settings.server.max_body_bytes;
         let app_state = state.clone();

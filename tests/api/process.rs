@@ -96,6 +96,26 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_key() {
     }
 }
 
+/// A port another process holds: exit 1 with one line naming `server.bind`,
+/// no panic (actors started before the bind used to panic on the way out).
+#[test]
+fn a_taken_port_is_one_line_and_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = relay_cmd(dir.path())
+        .arg("serve")
+        .env("WIMZ__SERVER__BIND", addr.to_string())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("server.bind"), "{err}");
+}
+
 #[tokio::test]
 async fn cli_adds_users_and_devices_that_then_work() {
     let dir = tempfile::tempdir().unwrap();
