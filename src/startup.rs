@@ -15,10 +15,10 @@ use crate::secret::Secret;
 use crate::state::AppState;
 use crate::store::last_seen::{LastSeenTask, LastSeenWriter};
 use crate::store::Store;
+use crate::supervise::{self, OnStop};
 use crate::turn::TurnService;
 use crate::webrtc::SessionSupervisor;
-use actix::Actor;
-use actix::{Arbiter, Supervisor};
+use actix::Arbiter;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
@@ -89,7 +89,13 @@ impl Application {
                 cluster_up.clone(),
             )
             .await?;
-            Some(bridge.start())
+            let metrics = metrics.clone();
+            Some(supervise::start(
+                "cluster_bridge",
+                metrics,
+                OnStop::Restart,
+                |_| bridge,
+            ))
         } else {
             None
         };
@@ -102,16 +108,12 @@ impl Application {
                 metrics.clone(),
             );
             let (bridge, instance) = (cluster.clone(), instance_id.clone());
-            Supervisor::start(move |_| {
-                SessionSupervisor::new(
-                    webrtc,
-                    turn,
-                    store,
-                    metrics,
-                    bridge.clone(),
-                    instance.clone(),
-                )
-            })
+            supervise::start(
+                "session_supervisor",
+                metrics.clone(),
+                OnStop::Restart,
+                move |_| SessionSupervisor::new(webrtc, turn, store, metrics, bridge, instance),
+            )
         };
 
         let env = RoomEnv {
@@ -121,7 +123,10 @@ impl Application {
             ..env
         };
         let handles = arbiters.iter().map(|a| a.handle()).collect::<Vec<_>>();
-        let directory = Supervisor::start(move |_| Directory::new(handles.clone(), env.clone()));
+        let directory =
+            supervise::start("directory", metrics.clone(), OnStop::Restart, move |_| {
+                Directory::new(handles, env)
+            });
         if let Some(bridge) = &cluster {
             bridge.do_send(crate::cluster::messages::SetDirectory {
                 directory: directory.clone(),

@@ -5,11 +5,13 @@
 //! over the cores while each room stays single-threaded). Rooms tell it when
 //! they retire; a caller that reaches a retired room asks again.
 //!
-//! Started once at start-up under an actix `Supervisor`.
+//! Started once at start-up under [`crate::supervise`] (restarted, state
+//! kept, after a panic).
 
 use super::device_room::{DeviceRoom, RoomEnv};
 use super::messages::*;
 use crate::ids::{unix_now_ms, DeviceId};
+use crate::supervise::InjectPanic;
 use actix::prelude::*;
 use actix::ArbiterHandle;
 use futures_util::future::join_all;
@@ -64,8 +66,17 @@ impl Actor for Directory {
 }
 
 impl Supervised for Directory {
+    /// After a panic (or a stop): the map, arbiters and last epoch are kept,
+    /// so live rooms stay reachable and epochs keep growing; entries whose
+    /// room is gone (it ended while a handler was half-run) are dropped.
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        tracing::warn!("directory restarting; live rooms are kept");
+        let before = self.rooms.len();
+        self.rooms.retain(|_, (_, addr)| addr.connected());
+        tracing::warn!(
+            rooms = self.rooms.len(),
+            dropped = before - self.rooms.len(),
+            "directory restarting; live rooms are kept"
+        );
     }
 }
 
@@ -153,5 +164,13 @@ impl Handler<DrainRooms> for Directory {
         Box::pin(async move {
             join_all(rooms.iter().map(|r| r.send(Flush))).await;
         })
+    }
+}
+
+impl Handler<InjectPanic> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, _msg: InjectPanic, _ctx: &mut Context<Self>) {
+        panic!("injected panic (test)");
     }
 }

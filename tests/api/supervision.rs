@@ -1,0 +1,258 @@
+//! Panics inside actors are caught (`wimz_relay::supervise`): the
+//! long-lived actors restart in the same mailbox with their state. Panics are injected with the test-only `InjectPanic`
+//! message, sent in-process (no route or frame can send it).
+
+use crate::helpers::*;
+use crate::webrtc::{offer_answer, relay, request, scene, sid, Scene};
+use serde_json::{json, Value};
+use wimz_relay::ids::DeviceId;
+use wimz_relay::room::messages::FindRoom;
+use wimz_relay::room::DeviceRoom;
+use wimz_relay::supervise::InjectPanic;
+
+fn fast(s: &mut wimz_relay::config::Settings) {
+    s.limits.messages_per_s = 100_000.0;
+    s.limits.messages_burst = 100_000.0;
+}
+
+async fn event(ws: &mut Ws, name: &str, data: Value) {
+    send(ws, json!({"type": "event", "event": name, "data": data})).await;
+}
+
+/// The live room of `device`, from the directory.
+async fn room_of(app: &TestApp, device: &str) -> actix::Addr<DeviceRoom> {
+    app.handle
+        .state
+        .directory
+        .send(FindRoom {
+            device: DeviceId::parse(device).unwrap(),
+        })
+        .await
+        .expect("directory answers")
+        .expect("the device has a room")
+}
+
+/// `n` events from `robot`; `app` must get each with seq `first..first+n`.
+async fn events_flow(robot: &mut Ws, app: &mut Ws, first: u64, n: u64, epoch: &Value) {
+    for i in 0..n {
+        event(robot, "mission_progress", json!({"i": i})).await;
+    }
+    for i in 0..n {
+        let v = recv_type(app, "event").await;
+        assert_eq!(v["event"], "mission_progress", "{v}");
+        assert_eq!(v["data"]["i"], i, "{v}");
+        assert_eq!(v["seq"].as_u64(), Some(first + i), "{v}");
+        assert_eq!(&v["epoch"], epoch, "{v}");
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_directory_restarts_in_the_same_mailbox_with_its_rooms() {
+    let app = spawn_app_with(fast).await;
+    let u = app.user("superdir").await;
+    let secret1 = app.device(&u, "wimz-sd1").await;
+    let secret2 = app.device(&u, "wimz-sd2").await;
+    let mut robot1 = app.robot("wimz-sd1", &secret1).await;
+    let (mut app1, sub1) = app.subscribed_app(&u, "wimz-sd1").await;
+    let epoch1 = sub1["epoch"].clone();
+    let seq1 = sub1["seq"].as_u64().unwrap();
+    let room1 = room_of(&app, "wimz-sd1").await;
+    let s = app.stats().await;
+    assert_eq!(
+        (s["actor_panics"].as_u64(), s["actor_restarts"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    let directory = app.handle.state.directory.clone();
+    let answer = directory.send(InjectPanic).await;
+    assert!(answer.is_err(), "the message that panicked gets no answer");
+    app.wait_stats("the directory restarted", |s| {
+        s["actor_panics"] == 1 && s["actor_restarts"] == 1
+    })
+    .await;
+
+    // The same address still reaches it, and it still knows the live room.
+    let again = room_of(&app, "wimz-sd1").await;
+    assert_eq!(again, room1, "the live room was kept");
+    // Sockets connected before the panic carry on, numbering unbroken.
+    events_flow(&mut robot1, &mut app1, seq1 + 1, 50, &epoch1).await;
+
+    // New robots and apps go through the directory: they connect and get
+    // every event in order.
+    let mut robot2 = app.robot("wimz-sd2", &secret2).await;
+    let (mut app2, sub2) = app.subscribed_app(&u, "wimz-sd2").await;
+    assert_eq!(sub2["robot_online"], true);
+    let epoch2 = sub2["epoch"].clone();
+    assert!(epoch2.as_i64() > epoch1.as_i64(), "epochs keep growing");
+    events_flow(
+        &mut robot2,
+        &mut app2,
+        sub2["seq"].as_u64().unwrap() + 1,
+        50,
+        &epoch2,
+    )
+    .await;
+    let (mut app3, sub3) = app.subscribed_app(&u, "wimz-sd1").await;
+    assert_eq!(sub3["epoch"], epoch1, "same room as before the panic");
+    event(&mut robot1, "bark_detected", json!({})).await;
+    let v = recv_event(&mut app3, "bark_detected").await;
+    assert_eq!(v["seq"].as_u64(), Some(seq1 + 51));
+    assert_eq!(
+        recv_event(&mut app1, "bark_detected").await["seq"],
+        v["seq"]
+    );
+
+    let s = app
+        .wait_stats("both robots and rooms", |s| {
+            s["robots_online"] == 2 && s["rooms"] == 2 && s["apps_connected"] == 3
+        })
+        .await;
+    assert_eq!(s["actor_panics"], 1);
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(metrics.contains("wimz_actor_panics_total{"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("wimz_actor_restarts_total{") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_session_supervisor_keeps_its_sessions_and_starts_new_ones() {
+    let Scene {
+        app,
+        mut robot,
+        mut phone,
+        ..
+    } = scene(relay(30.0, 300.0, 4).await, "wimz-ss").await;
+    let (req, _) = request(&mut phone, &mut robot, "wimz-ss").await;
+    let first = sid(&req);
+    offer_answer(&mut phone, &mut robot, &first).await;
+    app.wait_stats("one session", |s| s["webrtc_sessions_active"] == 1)
+        .await;
+
+    let answer = app.handle.state.sessions.send(InjectPanic).await;
+    assert!(answer.is_err(), "the message that panicked gets no answer");
+    app.wait_stats("the supervisor restarted", |s| {
+        s["actor_panics"] == 1 && s["actor_restarts"] == 1
+    })
+    .await;
+
+    // The session set up before the panic still routes both ways.
+    send(
+        &mut phone,
+        json!({"type": "webrtc_ice", "session_id": first, "candidate": {"c": 1}}),
+    )
+    .await;
+    let v = recv_type(&mut robot, "webrtc_ice").await;
+    assert_eq!(v["candidate"]["c"], 1);
+    send(
+        &mut robot,
+        json!({"type": "webrtc_ice", "session_id": first, "candidate": {"c": 2}}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut phone, "webrtc_ice").await["candidate"]["c"],
+        2
+    );
+
+    // A new session can be requested and set up.
+    let (req, creds) = request(&mut phone, &mut robot, "wimz-ss").await;
+    let second = sid(&req);
+    assert_eq!(sid(&creds), second);
+    assert_ne!(second, first);
+    offer_answer(&mut phone, &mut robot, &second).await;
+    app.wait_stats("two sessions", |s| s["webrtc_sessions_active"] == 2)
+        .await;
+
+    // Closing the first still ends exactly that one.
+    send(
+        &mut phone,
+        json!({"type": "webrtc_close", "session_id": first, "reason": "done"}),
+    )
+    .await;
+    let v = recv_type(&mut robot, "webrtc_close").await;
+    assert_eq!(sid(&v), first);
+    app.wait_stats("one session left", |s| s["webrtc_sessions_active"] == 1)
+        .await;
+}
+
+#[tokio::test]
+async fn a_restarted_session_supervisor_still_times_sessions_out() {
+    // The restart drops the context's timers; `started` arms them again.
+    let Scene {
+        app,
+        mut robot,
+        mut phone,
+        ..
+    } = scene(relay(0.5, 300.0, 4).await, "wimz-st").await;
+    assert!(app.handle.state.sessions.send(InjectPanic).await.is_err());
+    app.wait_stats("the supervisor restarted", |s| s["actor_restarts"] == 1)
+        .await;
+    let (req, _) = request(&mut phone, &mut robot, "wimz-st").await;
+    // No offer: the setup timeout must end it (within PATIENCE).
+    let v = recv_type(&mut phone, "webrtc_close").await;
+    assert_eq!(sid(&v), sid(&req));
+    assert_eq!(v["reason"], "timeout");
+}
+
+#[tokio::test]
+async fn panicking_cluster_bridges_restart_and_the_instances_stay_one_relay() {
+    let c = crate::cluster::cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = a.user("superbridge").await;
+    let secret = a.device(&u, "wimz-sb").await;
+    let secret2 = a.device(&u, "wimz-sb2").await;
+    let mut robot = a.robot("wimz-sb", &secret).await;
+    let (mut on_b, sub) = b.subscribed_app(&u, "wimz-sb").await;
+    assert_eq!(sub["robot_online"], true);
+
+    for node in [a, b] {
+        let bridge = node.handle.state.cluster.clone().expect("clustered");
+        assert!(bridge.send(InjectPanic).await.is_err());
+        node.wait_stats("the bridge restarted", |s| {
+            s["actor_panics"] == 1 && s["actor_restarts"] == 1
+        })
+        .await;
+    }
+
+    // Events from the robot on A reach B's app exactly once, in order: the
+    // subscriber task and its subscriptions outlive the bridge's restart.
+    events_flow(
+        &mut robot,
+        &mut on_b,
+        sub["seq"].as_u64().unwrap() + 1,
+        50,
+        &sub["epoch"],
+    )
+    .await;
+    // Commands and results still cross instances.
+    send(
+        &mut on_b,
+        json!({"type": "command", "device_id": "wimz-sb", "id": "x-1", "command": "sit"}),
+    )
+    .await;
+    let cmd = recv_type(&mut robot, "command").await;
+    send(
+        &mut robot,
+        json!({"type": "command_result", "reply_to": cmd["reply_to"], "id": "x-1", "ok": true}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut on_b, "command_result").await["id"], "x-1");
+    // A device first mirrored after the restart is watched too.
+    let mut robot2 = a.robot("wimz-sb2", &secret2).await;
+    let (mut on_b2, sub2) = b.subscribed_app(&u, "wimz-sb2").await;
+    assert_eq!(sub2["robot_online"], true);
+    events_flow(
+        &mut robot2,
+        &mut on_b2,
+        sub2["seq"].as_u64().unwrap() + 1,
+        20,
+        &sub2["epoch"],
+    )
+    .await;
+    assert_silent(&mut on_b, std::time::Duration::from_millis(300)).await;
+    let health: Value = b.get("/health", None).await.json().await.unwrap();
+    assert_eq!(health["cluster"], "ok");
+}
