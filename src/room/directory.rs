@@ -6,12 +6,13 @@
 //! they retire; a caller that reaches a retired room asks again.
 //!
 //! Started once at start-up under [`crate::supervise`] (restarted, state
-//! kept, after a panic).
+//! kept, after a panic). Rooms run under it too, with [`OnStop::End`]: a
+//! room that panics ends itself cleanly (see `DeviceRoom`'s `restarting`).
 
 use super::device_room::{DeviceRoom, RoomEnv};
 use super::messages::*;
 use crate::ids::{unix_now_ms, DeviceId};
-use crate::supervise::InjectPanic;
+use crate::supervise::{self, InjectPanic, OnStop};
 use actix::prelude::*;
 use actix::ArbiterHandle;
 use futures_util::future::join_all;
@@ -100,9 +101,12 @@ impl Handler<GetRoom> for Directory {
             ctx.address(),
             self.env.clone(),
         );
+        let metrics = self.env.metrics.clone();
         let addr = match self.arbiter_for(&msg.device) {
-            Some(arbiter) => DeviceRoom::start_in_arbiter(arbiter, move |_| room),
-            None => room.start(),
+            Some(arbiter) => {
+                supervise::start_in_arbiter(arbiter, "device_room", metrics, OnStop::End, |_| room)
+            }
+            None => supervise::start("device_room", metrics, OnStop::End, |_| room),
         };
         self.rooms.insert(msg.device, (room_id, addr.clone()));
         MessageResult(addr)

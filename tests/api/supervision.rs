@@ -1,12 +1,15 @@
 //! Panics inside actors are caught (`wimz_relay::supervise`): the
-//! long-lived actors restart in the same mailbox with their state. Panics are injected with the test-only `InjectPanic`
+//! long-lived actors restart in the same mailbox with their state, a device
+//! room that panics ends cleanly (robot closed with 1011, apps moved to a
+//! fresh room with `recovered{complete:false}`), and sockets cope with a
+//! room that is gone. Panics are injected with the test-only `InjectPanic`
 //! message, sent in-process (no route or frame can send it).
 
 use crate::helpers::*;
 use crate::webrtc::{offer_answer, relay, request, scene, sid, Scene};
 use serde_json::{json, Value};
 use wimz_relay::ids::DeviceId;
-use wimz_relay::room::messages::FindRoom;
+use wimz_relay::room::messages::{FindRoom, InjectSilentStop};
 use wimz_relay::room::DeviceRoom;
 use wimz_relay::supervise::InjectPanic;
 
@@ -17,6 +20,22 @@ fn fast(s: &mut wimz_relay::config::Settings) {
 
 async fn event(ws: &mut Ws, name: &str, data: Value) {
     send(ws, json!({"type": "event", "event": name, "data": data})).await;
+}
+
+/// A robot socket signed with timestamp `ts` (a reconnect needs a fresh
+/// signature), attached to its room when this returns.
+async fn robot_at(app: &TestApp, device: &str, secret: &str, ts: i64) -> Ws {
+    let url = format!(
+        "{}/ws/device?device_id={device}&timestamp={ts}&signature={}",
+        app.ws_base,
+        sign(secret, device, ts)
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("robot socket opens");
+    send(&mut ws, json!({"type": "ping"})).await;
+    recv_type(&mut ws, "pong").await;
+    ws
 }
 
 /// The live room of `device`, from the directory.
@@ -198,6 +217,139 @@ async fn a_restarted_session_supervisor_still_times_sessions_out() {
 }
 
 #[tokio::test]
+async fn a_panicking_room_ends_cleanly_and_its_robot_and_apps_move_to_a_fresh_room() {
+    let app = spawn_app_with(|s| {
+        fast(s);
+        s.rooms.idle_grace_s = 0.2;
+    })
+    .await;
+    let u = app.user("superroom").await;
+    let secret = app.device(&u, "wimz-sr").await;
+    let ts = wimz_relay::ids::unix_now();
+    let mut robot = robot_at(&app, "wimz-sr", &secret, ts).await;
+    let (mut phone, sub) = app.subscribed_app(&u, "wimz-sr").await;
+    // A second app that only commands (a member, not subscribed).
+    let mut commander = app.app(&u).await;
+    send(
+        &mut commander,
+        json!({"type": "command", "device_id": "wimz-sr", "id": "c-1", "command": "sit"}),
+    )
+    .await;
+    recv_type(&mut robot, "command").await;
+    let old_epoch = sub["epoch"].as_i64().unwrap();
+    events_flow(
+        &mut robot,
+        &mut phone,
+        sub["seq"].as_u64().unwrap() + 1,
+        5,
+        &sub["epoch"],
+    )
+    .await;
+    app.wait_stats("one room", |s| s["rooms"] == 1 && s["robots_online"] == 1)
+        .await;
+
+    let room = room_of(&app, "wimz-sr").await;
+    assert!(
+        room.send(InjectPanic).await.is_err(),
+        "no answer from a panic"
+    );
+
+    // The robot is closed with 1011 (device_unavailable) so it reconnects.
+    assert_eq!(recv_close(&mut robot).await, Some(1011));
+    // The subscribed app is moved to a fresh room by the relay: a new
+    // `subscribed` (new epoch, robot offline), then `recovered` incomplete.
+    let s = recv(&mut phone).await;
+    assert_eq!(s["type"], "subscribed", "{s}");
+    assert_eq!(s["device_id"], "wimz-sr");
+    assert_eq!(s["robot_online"], false);
+    let new_epoch = s["epoch"].as_i64().unwrap();
+    assert!(new_epoch > old_epoch, "{s}");
+    assert_eq!(s["seq"], 0);
+    let r = recv(&mut phone).await;
+    assert_eq!(
+        r,
+        json!({"type": "recovered", "device_id": "wimz-sr", "complete": false, "reason": "epoch_changed"})
+    );
+    let stats = app
+        .wait_stats("old room gone, robot closed", |s| {
+            s["rooms"] == 1 && s["robots_online"] == 0 && s["apps_connected"] == 2
+        })
+        .await;
+    assert_eq!(stats["actor_panics"], 1);
+    assert_eq!(stats["actor_restarts"], 0, "a room is never restarted");
+    assert!(!room.connected(), "the failed room's mailbox is gone");
+
+    // The robot reconnects and attaches to the fresh room; the app hears it
+    // and every event after, numbered from 1 in the new epoch.
+    let mut robot = robot_at(&app, "wimz-sr", &secret, ts + 1).await;
+    let v = recv_event(&mut phone, "robot_connected").await;
+    assert_eq!(
+        (v["epoch"].as_i64(), v["seq"].as_u64()),
+        (Some(new_epoch), Some(1))
+    );
+    events_flow(&mut robot, &mut phone, 2, 20, &json!(new_epoch)).await;
+    // The commanding app joins the fresh room by itself on its next command.
+    send(
+        &mut commander,
+        json!({"type": "command", "device_id": "wimz-sr", "id": "c-2", "command": "down"}),
+    )
+    .await;
+    let c = recv_type(&mut robot, "command").await;
+    assert_eq!(c["id"], "c-2");
+    send(
+        &mut robot,
+        json!({"type": "command_result", "reply_to": c["reply_to"], "id": "c-2", "ok": true}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut commander, "command_result").await["id"],
+        "c-2"
+    );
+
+    // Everyone leaves: the room count returns to zero.
+    robot.close(None).await.unwrap();
+    phone.close(None).await.unwrap();
+    commander.close(None).await.unwrap();
+    app.wait_stats("everything gone", |s| {
+        s["rooms"] == 0 && s["robots_online"] == 0 && s["apps_connected"] == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_room_that_vanished_is_noticed_by_its_sockets_on_the_heartbeat() {
+    // A room gone without telling anyone (not a panic: a failed room tells
+    // its sockets itself): the next heartbeat tick closes the robot with
+    // 1011 and moves the subscribed app to a fresh room.
+    let app = spawn_app_with(|s| {
+        fast(s);
+        s.heartbeat.interval_s = 0.2;
+    })
+    .await;
+    let u = app.user("vanish").await;
+    let secret = app.device(&u, "wimz-sv").await;
+    let ts = wimz_relay::ids::unix_now();
+    let mut robot = robot_at(&app, "wimz-sv", &secret, ts).await;
+    let (mut phone, sub) = app.subscribed_app(&u, "wimz-sv").await;
+    let room = room_of(&app, "wimz-sv").await;
+    room.send(InjectSilentStop).await.expect("handled");
+
+    assert_eq!(recv_close(&mut robot).await, Some(1011));
+    let s = recv_type(&mut phone, "subscribed").await;
+    assert!(s["epoch"].as_i64() > sub["epoch"].as_i64(), "{s}");
+    let r = recv(&mut phone).await;
+    assert_eq!(
+        r,
+        json!({"type": "recovered", "device_id": "wimz-sv", "complete": false, "reason": "gap"})
+    );
+    let mut robot = robot_at(&app, "wimz-sv", &secret, ts + 1).await;
+    let v = recv_event(&mut phone, "robot_connected").await;
+    assert_eq!(v["epoch"], s["epoch"]);
+    events_flow(&mut robot, &mut phone, 2, 5, &s["epoch"]).await;
+    assert_eq!(app.stats().await["actor_panics"], 0);
+}
+
+#[tokio::test]
 async fn panicking_cluster_bridges_restart_and_the_instances_stay_one_relay() {
     let c = crate::cluster::cluster(2).await;
     let (a, b) = (&c.nodes[0], &c.nodes[1]);
@@ -255,4 +407,53 @@ async fn panicking_cluster_bridges_restart_and_the_instances_stay_one_relay() {
     assert_silent(&mut on_b, std::time::Duration::from_millis(300)).await;
     let health: Value = b.get("/health", None).await.json().await.unwrap();
     assert_eq!(health["cluster"], "ok");
+}
+
+#[tokio::test]
+async fn a_panicking_mirror_room_moves_its_apps_to_a_fresh_mirror_of_the_same_epoch() {
+    let c = crate::cluster::cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = a.user("supermirror").await;
+    let secret = a.device(&u, "wimz-sm").await;
+    let mut robot = a.robot("wimz-sm", &secret).await;
+    let (mut on_b, sub) = b.subscribed_app(&u, "wimz-sm").await;
+    let epoch = sub["epoch"].clone();
+    let first = sub["seq"].as_u64().unwrap() + 1;
+    events_flow(&mut robot, &mut on_b, first, 10, &epoch).await;
+
+    let mirror = room_of(b, "wimz-sm").await;
+    assert!(mirror.send(InjectPanic).await.is_err());
+    // A fresh mirror continues the device's epoch (from Redis): what B's app
+    // may have missed is unknown, so the buffer is replayed and the
+    // recovery says `gap`.
+    let s = recv(&mut on_b).await;
+    assert_eq!(s["type"], "subscribed", "{s}");
+    assert_eq!(s["epoch"], epoch);
+    assert_eq!(s["robot_online"], true);
+    let last = first + 9;
+    assert_eq!(s["seq"].as_u64(), Some(last));
+    let mut replayed = Vec::new();
+    let r = loop {
+        let v = recv(&mut on_b).await;
+        if v["type"] != "event" {
+            break v;
+        }
+        replayed.push(v["seq"].as_u64().unwrap());
+    };
+    assert_eq!(
+        r,
+        json!({"type": "recovered", "device_id": "wimz-sm", "complete": false, "reason": "gap"})
+    );
+    assert_eq!(replayed.last(), Some(&last), "{replayed:?}");
+    assert!(
+        replayed.windows(2).all(|w| w[1] == w[0] + 1),
+        "{replayed:?}"
+    );
+    // The robot on A was not touched; its events reach B's app, in order.
+    events_flow(&mut robot, &mut on_b, last + 1, 20, &epoch).await;
+    b.wait_stats("one room on B", |s| {
+        s["rooms"] == 1 && s["actor_panics"] == 1
+    })
+    .await;
+    assert_eq!(a.stats().await["actor_panics"], 0);
 }
