@@ -341,7 +341,7 @@ impl Supervised for DeviceRoom {
     /// restarted). A handler stopped half-way, so the room's state is not
     /// trusted further: the room ends, telling everyone who depends on it.
     /// The directory forgets it first (so a member asking again gets a fresh
-    /// room, with a new epoch); its robot is closed with 1011
+    /// room: a new epoch on a single instance); its robot is closed with 1011
     /// `device_unavailable` (it reconnects and attaches to the fresh room);
     /// each member app socket gets [`RoomFailed`] (subscribers re-subscribe
     /// and hear `recovered{complete:false}`); waiting REST calls fail (503).
