@@ -26,8 +26,9 @@
 //!
 //! Restarts are immediate for the first few failures; a failure loop backs
 //! off exponentially (up to [`MAX_BACKOFF`]) so it cannot spin a core. Every
-//! caught panic is logged at error level with the actor's name and the
-//! panic's own message (never a message's payload), and counted in
+//! caught panic is logged at error level with the actor's name and, if it
+//! is a literal in the code, the panic's message (a formatted one may quote
+//! runtime data, such as a frame's payload), and counted in
 //! `actor_panics`; restarts are counted in `actor_restarts` (`/stats`,
 //! `/metrics`). The process's panic hook still prints the panic to stderr.
 //!
@@ -134,13 +135,15 @@ impl Backoff {
     }
 }
 
-/// The panic's message, shortened; never anything but what the panic says.
+/// What the log says about a panic. A message written as a literal in the
+/// code (`panic!("...")`, `expect("...")`, `Option::unwrap`) is logged,
+/// shortened. A formatted one may carry runtime data (a slicing panic quotes
+/// the string it sliced, which may be a frame's payload), so it is left to
+/// the panic report the process's hook already wrote to stderr.
 fn panic_message(payload: &(dyn Any + Send)) -> String {
-    let text = payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(panic without a message)");
+    let Some(text) = payload.downcast_ref::<&'static str>() else {
+        return "(formatted message not logged; see the panic report on stderr)".into();
+    };
     let mut end = text.len().min(MAX_MESSAGE);
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -445,13 +448,26 @@ mod tests {
     }
 
     #[test]
-    fn panic_messages_are_shortened_on_a_char_boundary() {
-        let long: Box<dyn Any + Send> = Box::new("é".repeat(300));
+    fn only_literal_panic_messages_are_logged_and_shortened_on_a_char_boundary() {
+        let long: &'static str = Box::leak("é".repeat(300).into_boxed_str());
+        let long: Box<dyn Any + Send> = Box::new(long);
         let m = panic_message(long.as_ref());
         assert!(m.len() <= MAX_MESSAGE && m.chars().all(|c| c == 'é'));
-        let s: Box<dyn Any + Send> = Box::new("boom");
-        assert_eq!(panic_message(s.as_ref()), "boom");
-        let other: Box<dyn Any + Send> = Box::new(7u8);
-        assert_eq!(panic_message(other.as_ref()), "(panic without a message)");
+        let literal: Box<dyn Any + Send> = Box::new("boom");
+        assert_eq!(panic_message(literal.as_ref()), "boom");
+        for formatted in [
+            Box::new(String::from(
+                "byte index 3 is not a char boundary of `payload`",
+            )) as Box<dyn Any + Send>,
+            Box::new(7u8),
+        ] {
+            assert!(!panic_message(formatted.as_ref()).contains("payload"));
+        }
+        // What std hands over for a literal and for a formatted panic.
+        let caught = catch_unwind(|| panic!("literal")).unwrap_err();
+        assert_eq!(panic_message(caught.as_ref()), "literal");
+        let secret = "payload";
+        let caught = catch_unwind(|| panic!("formatted {secret}")).unwrap_err();
+        assert!(!panic_message(caught.as_ref()).contains(secret));
     }
 }
