@@ -132,9 +132,13 @@ impl Actor for ClusterBridge {
 impl Supervised for ClusterBridge {
     /// After a panic (or a stop), under [`crate::supervise`]: mirrors, homes,
     /// the Redis connections and the subscriber task are kept; `started`
-    /// re-arms the presence refresh. Redis work the context was running
-    /// (directed-message routing, snapshot writes, slot updates) was dropped
-    /// with it; callers waiting on one see it fail as if Redis had.
+    /// re-arms the presence refresh. Fire-and-forget Redis work the context
+    /// was running (routing a directed message that came in, a snapshot
+    /// write, a slot update, a presence refresh, a deletion broadcast) is
+    /// dropped with it, as if Redis had failed it; presence and slots are
+    /// rewritten by their next refresh. Work answering a `send`
+    /// (`ResponseFuture`: appends, claims, watches) runs beside the context
+    /// and is not affected.
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.mirrors.retain(|_, room| room.connected());
         tracing::warn!(
