@@ -217,6 +217,51 @@ async fn a_restarted_session_supervisor_still_times_sessions_out() {
 }
 
 #[tokio::test]
+async fn a_session_whose_setup_the_restart_dropped_ends_with_an_error() {
+    // TURN credentials from an upstream that accepts and never answers: the
+    // session's setup is still fetching when the supervisor panics.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = upstream.local_addr().unwrap().port();
+    let (accepted_tx, accepted) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        let mut tell = Some(accepted_tx);
+        while let Ok((conn, _)) = upstream.accept() {
+            held.push(conn);
+            if let Some(t) = tell.take() {
+                let _ = t.send(());
+            }
+        }
+    });
+    let app = spawn_app_with(move |s| {
+        s.turn.provider = wimz_relay::config::TurnProvider::Cloudflare;
+        s.turn.api_base = format!("http://127.0.0.1:{port}/");
+        s.turn.key_id = "key".into();
+        s.turn.api_token = wimz_relay::secret::Secret::new("token");
+    })
+    .await;
+    let Scene {
+        app,
+        mut phone,
+        robot: _robot, // kept online: the setup gets as far as TURN
+        ..
+    } = scene(app, "wimz-su").await;
+    send(
+        &mut phone,
+        json!({"type": "webrtc_request", "device_id": "wimz-su", "id": "r1"}),
+    )
+    .await;
+    tokio::time::timeout(PATIENCE, accepted)
+        .await
+        .expect("the setup reaches the TURN upstream")
+        .unwrap();
+    assert!(app.handle.state.sessions.send(InjectPanic).await.is_err());
+    let e = recv_type(&mut phone, "error").await;
+    assert_eq!(e["code"], "internal");
+    assert_eq!(e["message"], "WebRTC session setup failed; retry");
+}
+
+#[tokio::test]
 async fn a_panicking_room_ends_cleanly_and_its_robot_and_apps_move_to_a_fresh_room() {
     let app = spawn_app_with(|s| {
         fast(s);
