@@ -18,7 +18,6 @@ use crate::store::Store;
 use crate::supervise::{self, OnStop};
 use crate::turn::TurnService;
 use crate::webrtc::SessionSupervisor;
-use actix::Arbiter;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
@@ -33,7 +32,6 @@ pub struct Application {
     server: Server,
     handle: AppHandle,
     /// Threads the rooms run on; kept so they live as long as the server.
-    _arbiters: Vec<Arbiter>,
     /// Drained after the server stops.
     last_seen_task: LastSeenTask,
 }
@@ -68,7 +66,6 @@ impl Application {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
         let env = RoomEnv {
             metrics: metrics.clone(),
             history_size: settings.history.size,
@@ -122,10 +119,9 @@ impl Application {
             instance: instance_id.clone(),
             ..env
         };
-        let handles = arbiters.iter().map(|a| a.handle()).collect::<Vec<_>>();
         let directory =
             supervise::start("directory", metrics.clone(), OnStop::Restart, move |_| {
-                Directory::new(handles, env)
+                Directory::new(env)
             });
         if let Some(bridge) = &cluster {
             bridge.do_send(crate::cluster::messages::SetDirectory {
@@ -205,7 +201,6 @@ impl Application {
             port,
             server,
             handle,
-            _arbiters: arbiters,
             last_seen_task,
         })
     }
@@ -219,12 +214,8 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let arbiters = self._arbiters;
         let result = self.server.await;
         self.last_seen_task.finish().await;
-        for a in arbiters {
-            a.stop();
-        }
         result
     }
 }

@@ -100,12 +100,14 @@ impl Handler<Watch> for ClusterBridge {
 }
 
 fn snapshot_from_hash(h: &HashMap<String, String>) -> Snapshot {
-    let get = |k: &str| h.get(k).and_then(|v| serde_json::from_str(v).ok());
+    fn get<T: serde::de::DeserializeOwned>(h: &HashMap<String, String>, k: &str) -> Option<T> {
+        h.get(k).and_then(|v| serde_json::from_str(v).ok())
+    }
     Snapshot {
         online: false,
-        mode: get("mode"),
-        mission: get("mission"),
-        battery: get("battery"),
+        mode: get(h, "mode"),
+        mission: get(h, "mission"),
+        battery: get(h, "battery"),
         last_seen: h.get("last_seen").and_then(|v| v.parse().ok()),
     }
 }
@@ -130,13 +132,12 @@ impl Handler<SaveSnapshot> for ClusterBridge {
         let mut redis = self.redis.clone();
         let s = msg.snapshot;
         let mut fields: Vec<(&str, String)> = Vec::new();
-        for (k, v) in [
-            ("mode", &s.mode),
-            ("mission", &s.mission),
-            ("battery", &s.battery),
-        ] {
+        if let Some(v) = &s.mode {
+            fields.push(("mode", v.to_string()));
+        }
+        for (k, v) in [("mission", &s.mission), ("battery", &s.battery)] {
             if let Some(v) = v {
-                fields.push((k, v.to_string()));
+                fields.push((k, v.get().to_string()));
             }
         }
         if let Some(t) = s.last_seen {

@@ -77,10 +77,7 @@ pub async fn forward(
     let room = match state.cluster {
         Some(_) => state
             .directory
-            .send(GetRoom {
-                device: device.clone(),
-                owner: user.0.clone(),
-            })
+            .send(GetRoom::here(device.clone(), user.0.clone()))
             .await
             .ok(),
         None => state

@@ -258,24 +258,25 @@ impl DeviceRoom {
             return false;
         }
         let Some(data) = data else { return false };
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(data.get()) else {
-            return false;
-        };
         match name {
-            "mission_progress" => self.snapshot.mission = Some(value),
-            "mode_changed" => {
-                self.snapshot.mode = Some(value.get("mode").cloned().unwrap_or(value));
-            }
-            "battery" => self.snapshot.battery = Some(value),
-            "status_update" => {
-                if let Some(mode) = value.get("mode") {
-                    self.snapshot.mode = Some(mode.clone());
+            "mission_progress" => self.snapshot.mission = Some(data.to_owned()),
+            "battery" => self.snapshot.battery = Some(data.to_owned()),
+            _ => {
+                // mode_changed / status_update: rare; these carry fields.
+                let Ok(value) = serde_json::from_str::<serde_json::Value>(data.get()) else {
+                    return false;
+                };
+                if name == "mode_changed" {
+                    self.snapshot.mode = Some(value.get("mode").cloned().unwrap_or(value));
+                } else {
+                    if let Some(mode) = value.get("mode") {
+                        self.snapshot.mode = Some(mode.clone());
+                    }
+                    if let Some(b) = value.get("battery") {
+                        self.snapshot.battery = serde_json::value::to_raw_value(b).ok();
+                    }
                 }
-                if let Some(b) = value.get("battery") {
-                    self.snapshot.battery = Some(b.clone());
-                }
             }
-            _ => {}
         }
         true
     }

@@ -1,9 +1,12 @@
 //! `Directory`: finds or starts the [`DeviceRoom`] of a device.
 //!
-//! Owns the map device → live room and the pool of arbiters rooms run on
-//! (a room lives on the arbiter its device id hashes to, so rooms spread
-//! over the cores while each room stays single-threaded). Rooms tell it when
-//! they retire; a caller that reaches a retired room asks again.
+//! Owns the map device → live room. A new room is started on the arbiter
+//! of whoever first asks for it (`GetRoom::home`: the worker thread of the
+//! robot's or app's socket), so a room shares a thread with its robot in the
+//! common case and an event's way in crosses no thread; rooms still spread
+//! over the workers as sockets do, and each room stays single-threaded.
+//! Rooms tell it when they retire; a caller that reaches a retired room asks
+//! again.
 //!
 //! Started once at start-up under [`crate::supervise`] (restarted, state
 //! kept, after a panic). Rooms run under it too, with [`OnStop::End`]: a
@@ -14,17 +17,13 @@ use super::messages::*;
 use crate::ids::{unix_now_ms, DeviceId};
 use crate::supervise::{self, InjectPanic, OnStop};
 use actix::prelude::*;
-use actix::ArbiterHandle;
 use futures_util::future::join_all;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 
 pub struct Directory {
     /// Live rooms by device, with the id the room was started with (a
     /// retirement notice from an older room must not remove a newer one).
     rooms: HashMap<DeviceId, (u64, Addr<DeviceRoom>)>,
-    /// Threads rooms run on.
-    arbiters: Vec<ArbiterHandle>,
     next_room_id: u64,
     /// Last epoch handed out: epochs only grow, even within one millisecond.
     last_epoch: i64,
@@ -32,24 +31,13 @@ pub struct Directory {
 }
 
 impl Directory {
-    pub fn new(arbiters: Vec<ArbiterHandle>, env: RoomEnv) -> Self {
+    pub fn new(env: RoomEnv) -> Self {
         Directory {
             rooms: HashMap::new(),
-            arbiters,
             next_room_id: 0,
             last_epoch: 0,
             env,
         }
-    }
-
-    fn arbiter_for(&self, device: &DeviceId) -> Option<&ArbiterHandle> {
-        if self.arbiters.is_empty() {
-            return None;
-        }
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        device.hash(&mut h);
-        self.arbiters
-            .get((h.finish() % self.arbiters.len() as u64) as usize)
     }
 
     fn next_epoch(&mut self) -> i64 {
@@ -102,12 +90,8 @@ impl Handler<GetRoom> for Directory {
             self.env.clone(),
         );
         let metrics = self.env.metrics.clone();
-        let addr = match self.arbiter_for(&msg.device) {
-            Some(arbiter) => {
-                supervise::start_in_arbiter(arbiter, "device_room", metrics, OnStop::End, |_| room)
-            }
-            None => supervise::start("device_room", metrics, OnStop::End, |_| room),
-        };
+        let addr =
+            supervise::start_in_arbiter(&msg.home, "device_room", metrics, OnStop::End, |_| room);
         self.rooms.insert(msg.device, (room_id, addr.clone()));
         MessageResult(addr)
     }

@@ -15,11 +15,26 @@ use tokio::sync::oneshot;
 // ---- to the Directory ----------------------------------------------------
 
 /// Find or start the room of `device`, owned by `owner` (checked against the store by the caller).
+/// A new room is started on `home`: the arbiter (worker thread) of the
+/// socket or request that needs it, so a room usually shares a thread with
+/// its robot and events cross no thread on their way in.
 #[derive(Message)]
 #[rtype(result = "Addr<DeviceRoom>")]
 pub struct GetRoom {
     pub device: DeviceId,
     pub owner: UserId,
+    pub home: actix::ArbiterHandle,
+}
+
+impl GetRoom {
+    /// Asked from the current arbiter (a worker thread or an actor's arbiter).
+    pub fn here(device: DeviceId, owner: UserId) -> Self {
+        GetRoom {
+            device,
+            owner,
+            home: actix::Arbiter::current(),
+        }
+    }
 }
 
 /// The room of `device` if one is alive.
@@ -245,8 +260,11 @@ pub struct InjectSilentStop;
 pub struct Snapshot {
     pub online: bool,
     pub mode: Option<serde_json::Value>,
-    pub mission: Option<serde_json::Value>,
-    pub battery: Option<serde_json::Value>,
+    /// The last `mission_progress` data and `battery`, kept as the robot
+    /// sent them: checked JSON, never parsed again (every progress event
+    /// replaces `mission`, so this is on the hot path).
+    pub mission: Option<Box<RawValue>>,
+    pub battery: Option<Box<RawValue>>,
     pub last_seen: Option<i64>,
 }
 

@@ -107,10 +107,7 @@ impl AppConn {
                 for _ in 0..3 {
                     let room = state
                         .directory
-                        .send(GetRoom {
-                            device: dev.clone(),
-                            owner: owner.clone(),
-                        })
+                        .send(GetRoom::here(dev.clone(), owner.clone()))
                         .await
                         .map_err(|_| RoomError::Unavailable)?;
                     let joined = room

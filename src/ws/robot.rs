@@ -59,10 +59,7 @@ impl RobotConn {
                 for _ in 0..3 {
                     let room = state
                         .directory
-                        .send(GetRoom {
-                            device: device.clone(),
-                            owner: owner.clone(),
-                        })
+                        .send(GetRoom::here(device.clone(), owner.clone()))
                         .await
                         .ok()?;
                     let attached = room
