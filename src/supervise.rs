@@ -34,6 +34,9 @@
 //!
 //! An actor stops being supervised when its mailbox has no sender left
 //! (nobody can reach it), exactly as with actix's `Supervisor`.
+//!
+//! All of this needs panics to unwind (Rust's default; Cargo.toml must not
+//! set `panic = "abort"`). A panic while already unwinding still aborts.
 
 use crate::metrics::{inc, Metrics};
 use actix::dev::ContextFut;
