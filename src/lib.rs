@@ -21,6 +21,7 @@
 //! - [`cluster`]: the Redis bridge that makes instances one relay.
 //! - [`proxy_paths`]: the REST proxy allow-list.
 //! - [`metrics`], [`telemetry`]: counters, `/metrics`, logs.
+//! - [`supervise`]: panic-catching supervision of the long-lived actors and rooms.
 //! - [`loadgen`]: `wimz-relay loadtest`, the load generator (speaks only
 //!   the wire protocol).
 
@@ -39,6 +40,7 @@ pub mod secret;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod supervise;
 pub mod telemetry;
 pub mod turn;
 pub mod webrtc;

@@ -26,6 +26,10 @@ pub struct Metrics {
     pub proxy_requests: AtomicU64,
     pub proxy_timeouts: AtomicU64,
     pub proxy_pending: AtomicI64,
+    /// Panics caught by [`crate::supervise`] (any supervised actor, rooms included).
+    pub actor_panics: AtomicU64,
+    /// Restarts of long-lived actors (after a panic or a stop).
+    pub actor_restarts: AtomicU64,
 }
 
 pub fn inc(c: &AtomicU64) {
@@ -148,6 +152,16 @@ impl Metrics {
             "proxy_timeouts",
             "REST proxy requests that timed out.",
             get_u(&self.proxy_timeouts),
+        );
+        counter(
+            "actor_panics",
+            "Panics caught in actors (each restarted, or a room ended).",
+            get_u(&self.actor_panics),
+        );
+        counter(
+            "actor_restarts",
+            "Restarts of long-lived actors (directory, session supervisor, cluster bridge).",
+            get_u(&self.actor_restarts),
         );
         out
     }

@@ -15,10 +15,9 @@ use crate::secret::Secret;
 use crate::state::AppState;
 use crate::store::last_seen::{LastSeenTask, LastSeenWriter};
 use crate::store::Store;
+use crate::supervise::{self, OnStop};
 use crate::turn::TurnService;
 use crate::webrtc::SessionSupervisor;
-use actix::Actor;
-use actix::Supervisor;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
@@ -90,7 +89,13 @@ impl Application {
                 cluster_up.clone(),
             )
             .await?;
-            Some(bridge.start())
+            let metrics = metrics.clone();
+            Some(supervise::start(
+                "cluster_bridge",
+                metrics,
+                OnStop::Restart,
+                |_| bridge,
+            ))
         } else {
             None
         };
@@ -103,16 +108,12 @@ impl Application {
                 metrics.clone(),
             );
             let (bridge, instance) = (cluster.clone(), instance_id.clone());
-            Supervisor::start(move |_| {
-                SessionSupervisor::new(
-                    webrtc,
-                    turn,
-                    store,
-                    metrics,
-                    bridge.clone(),
-                    instance.clone(),
-                )
-            })
+            supervise::start(
+                "session_supervisor",
+                metrics.clone(),
+                OnStop::Restart,
+                move |_| SessionSupervisor::new(webrtc, turn, store, metrics, bridge, instance),
+            )
         };
 
         let env = RoomEnv {
@@ -121,7 +122,10 @@ impl Application {
             instance: instance_id.clone(),
             ..env
         };
-        let directory = Supervisor::start(move |_| Directory::new(env.clone()));
+        let directory =
+            supervise::start("directory", metrics.clone(), OnStop::Restart, move |_| {
+                Directory::new(env)
+            });
         if let Some(bridge) = &cluster {
             bridge.do_send(crate::cluster::messages::SetDirectory {
                 directory: directory.clone(),

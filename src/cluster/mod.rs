@@ -5,7 +5,8 @@
 //! Redis command connection (a reconnecting `ConnectionManager`), the
 //! pub/sub task ([`subscriber`]), the map of mirrored devices to their local
 //! rooms, and the set of devices whose robot is here (their presence keys
-//! are refreshed every `presence_ttl_s / 3`).
+//! are refreshed every `presence_ttl_s / 3`). Runs under
+//! [`crate::supervise`]: restarted with its state after a panic.
 //!
 //! Rooms send it: `Claim`/`Release` (robot arrives/leaves), `Append` (an
 //! event to number across the cluster), `Watch`/`Unwatch` (mirror a device
@@ -108,19 +109,51 @@ impl Actor for ClusterBridge {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(4096);
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.sub = Some(tx);
-        let sub = Subscriber {
-            client: self.client.clone(),
-            redis: self.redis.clone(),
-            instance: self.instance.clone(),
-            bridge: ctx.address(),
-            connected: self.connected.clone(),
-            cmds: rx,
-        };
-        actix_rt::spawn(sub.run());
+        // After a restart the subscriber task is still running (it is not
+        // one of the context's futures) and still reaches this mailbox.
+        if self.sub.as_ref().is_none_or(|tx| tx.is_closed()) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.sub = Some(tx);
+            let sub = Subscriber {
+                client: self.client.clone(),
+                redis: self.redis.clone(),
+                instance: self.instance.clone(),
+                bridge: ctx.address(),
+                connected: self.connected.clone(),
+                cmds: rx,
+            };
+            actix_rt::spawn(sub.run());
+        }
         let every = Duration::from_secs_f64((self.presence_ttl_s as f64 / 3.0).max(0.5));
         ctx.run_interval(every, |bridge, ctx| bridge.refresh_presence(ctx));
+    }
+}
+
+impl Supervised for ClusterBridge {
+    /// After a panic (or a stop), under [`crate::supervise`]: mirrors, homes,
+    /// the Redis connections and the subscriber task are kept; `started`
+    /// re-arms the presence refresh. Fire-and-forget Redis work the context
+    /// was running (routing a directed message that came in, a snapshot
+    /// write, a slot update, a presence refresh, a deletion broadcast) is
+    /// dropped with it, as if Redis had failed it; presence and slots are
+    /// rewritten by their next refresh. Work answering a `send`
+    /// (`ResponseFuture`: appends, claims, watches) runs beside the context
+    /// and is not affected.
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.mirrors.retain(|_, room| room.connected());
+        tracing::warn!(
+            mirrors = self.mirrors.len(),
+            homes = self.homes.len(),
+            "cluster bridge restarting; its state is kept"
+        );
+    }
+}
+
+impl Handler<crate::supervise::InjectPanic> for ClusterBridge {
+    type Result = ();
+
+    fn handle(&mut self, _msg: crate::supervise::InjectPanic, _ctx: &mut Context<Self>) {
+        panic!("injected panic (test)");
     }
 }
 

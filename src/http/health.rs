@@ -60,6 +60,8 @@ pub async fn stats(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
         "webrtc_sessions_active": get_i(&m.webrtc_sessions_active),
         "messages_routed": get_u(&m.messages_routed),
         "proxy_pending": get_i(&m.proxy_pending),
+        "actor_panics": get_u(&m.actor_panics),
+        "actor_restarts": get_u(&m.actor_restarts),
         "instance_id": &*state.instance_id,
     });
     if let Some(c) = cluster {

@@ -14,12 +14,18 @@
 //!
 //! Stops itself after `rooms.idle_grace_s` with no robot and no members,
 //! telling the [`Directory`](super::Directory).
+//!
+//! Runs under [`crate::supervise`] with `OnStop::End`: a panic in a handler
+//! is caught and the room ends cleanly instead of vanishing (see
+//! `restarting`): its robot is closed with 1011 and reconnects to a fresh
+//! room, its members re-subscribe there.
 
 use super::history::History;
 use super::messages::*;
 use super::Directory;
 use crate::ids::{unix_now, unix_now_ms, ConnId, DeviceId, UserId};
 use crate::metrics::{self, Metrics};
+use crate::supervise::InjectPanic;
 use crate::ws::app::AppConn;
 use crate::ws::frames::{json_str, splice};
 use crate::ws::outbox::Outbox;
@@ -85,6 +91,10 @@ pub struct DeviceRoom {
     idle_generation: u64,
     /// Set once the room has stopped accepting members.
     retired: bool,
+    /// Set when a handler panicked: the room is ending (see `restarting`).
+    failed: bool,
+    /// The room counts in the `rooms` gauge (taken back once, in `stopped`).
+    counted: bool,
     directory: Addr<Directory>,
     pub(super) env: RoomEnv,
     /// Clustered: this instance holds the robot and numbers the events.
@@ -125,6 +135,8 @@ impl DeviceRoom {
             pending: HashMap::new(),
             idle_generation: 0,
             retired: false,
+            failed: false,
+            counted: false,
             directory,
             env,
             home: false,
@@ -300,6 +312,10 @@ impl Actor for DeviceRoom {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.failed {
+            return; // restarted only to end (see `restarting`)
+        }
+        self.counted = true;
         metrics::gauge_add(&self.env.metrics.rooms, 1);
         // Bounds `send` (joins, snapshots) only; robots use `do_send`, which
         // is not held back, so a robot never waits on its room.
@@ -312,10 +328,67 @@ impl Actor for DeviceRoom {
     }
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
-        metrics::gauge_add(&self.env.metrics.rooms, -1);
+        if std::mem::take(&mut self.counted) {
+            metrics::gauge_add(&self.env.metrics.rooms, -1);
+        }
         self.fail_pending();
         self.leave_cluster(ctx);
         tracing::debug!(device_id = %self.device, "room stopped");
+    }
+}
+
+impl Supervised for DeviceRoom {
+    /// Called only after a caught panic (a room that stops is not
+    /// restarted). A handler stopped half-way, so the room's state is not
+    /// trusted further: the room ends, telling everyone who depends on it.
+    /// The directory forgets it first (so a member asking again gets a fresh
+    /// room: a new epoch on a single instance); its robot is closed with 1011
+    /// `device_unavailable` (it reconnects and attaches to the fresh room);
+    /// each member app socket gets [`RoomFailed`] (subscribers re-subscribe
+    /// and hear `recovered{complete:false}`); waiting REST calls fail (503).
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        tracing::error!(device_id = %self.device, epoch = self.epoch, seq = self.seq, "room failed; closing its robot and members");
+        self.failed = true;
+        self.retired = true;
+        self.directory.do_send(RoomRetired {
+            device: self.device.clone(),
+            room_id: self.room_id,
+        });
+        if let Some(robot) = self.robot.take() {
+            robot.addr.do_send(CloseSocket {
+                code: 1011,
+                reason: "device_unavailable",
+            });
+        }
+        for (_, m) in self.members.drain() {
+            m.addr.do_send(RoomFailed {
+                device: self.device.clone(),
+                room: ctx.address(),
+                epoch: self.epoch,
+            });
+        }
+        self.fail_pending();
+        // `stopped` leaves the cluster (Unwatch / Release).
+        ctx.stop();
+    }
+}
+
+impl Handler<InjectPanic> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, _msg: InjectPanic, _ctx: &mut Context<Self>) {
+        // Half-way through a change, like a real bug would be.
+        self.seq += 1;
+        panic!("injected panic (test)");
+    }
+}
+
+impl Handler<InjectSilentStop> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, _msg: InjectSilentStop, ctx: &mut Context<Self>) {
+        self.retired = true;
+        ctx.stop();
     }
 }
 
@@ -441,29 +514,47 @@ impl Handler<Subscribe> for DeviceRoom {
             },
         });
         m.outbox.send(subscribed.to_string());
-        let Some(since) = msg.since_seq else { return };
-        let same_epoch = msg.epoch.is_none_or(|e| e == self.epoch);
-        let (frames, complete) = if same_epoch {
-            let r = self.history.since(since, self.seq);
-            (r.frames, r.complete)
+        let (frames, complete, reason) = if let Some(failed) = msg.after_failure {
+            // The app's earlier room failed: what it missed cannot be
+            // known, so everything buffered, and never `complete`.
+            let reason = match failed.epoch {
+                Some(e) if e != self.epoch => "epoch_changed",
+                _ => "gap",
+            };
+            (self.history.all(), false, Some(reason))
         } else {
-            (self.history.all(), false)
-        };
-        // A since_seq past our seq means the app saw another epoch.
-        let frames = if same_epoch && since > self.seq {
-            self.history.all()
-        } else {
-            frames
+            let Some(since) = msg.since_seq else { return };
+            let same_epoch = msg.epoch.is_none_or(|e| e == self.epoch);
+            let (frames, complete) = if same_epoch {
+                let r = self.history.since(since, self.seq);
+                (r.frames, r.complete)
+            } else {
+                (self.history.all(), false)
+            };
+            // A since_seq past our seq means the app saw another epoch.
+            let frames = if same_epoch && since > self.seq {
+                self.history.all()
+            } else {
+                frames
+            };
+            (frames, complete, None)
         };
         for f in frames {
             if !m.outbox.send(f.clone()) {
                 return; // too slow to take its own replay: it is being closed
             }
         }
-        m.outbox.send(format!(
-            "{{\"type\":\"recovered\",\"device_id\":{},\"complete\":{}}}",
-            self.device_json, complete
-        ));
+        m.outbox.send(match reason {
+            None => format!(
+                "{{\"type\":\"recovered\",\"device_id\":{},\"complete\":{}}}",
+                self.device_json, complete
+            ),
+            Some(reason) => format!(
+                "{{\"type\":\"recovered\",\"device_id\":{},\"complete\":false,\"reason\":{}}}",
+                self.device_json,
+                json_str(reason)
+            ),
+        });
     }
 }
 

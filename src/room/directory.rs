@@ -8,11 +8,14 @@
 //! Rooms tell it when they retire; a caller that reaches a retired room asks
 //! again.
 //!
-//! Started once at start-up under an actix `Supervisor`.
+//! Started once at start-up under [`crate::supervise`] (restarted, state
+//! kept, after a panic). Rooms run under it too, with [`OnStop::End`]: a
+//! room that panics ends itself cleanly (see `DeviceRoom`'s `restarting`).
 
 use super::device_room::{DeviceRoom, RoomEnv};
 use super::messages::*;
 use crate::ids::{unix_now_ms, DeviceId};
+use crate::supervise::{self, InjectPanic, OnStop};
 use actix::prelude::*;
 use futures_util::future::join_all;
 use std::collections::HashMap;
@@ -52,8 +55,17 @@ impl Actor for Directory {
 }
 
 impl Supervised for Directory {
+    /// After a panic (or a stop): the map, arbiters and last epoch are kept,
+    /// so live rooms stay reachable and epochs keep growing; entries whose
+    /// room is gone (it ended while a handler was half-run) are dropped.
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        tracing::warn!("directory restarting; live rooms are kept");
+        let before = self.rooms.len();
+        self.rooms.retain(|_, (_, addr)| addr.connected());
+        tracing::warn!(
+            rooms = self.rooms.len(),
+            dropped = before - self.rooms.len(),
+            "directory restarting; live rooms are kept"
+        );
     }
 }
 
@@ -77,7 +89,9 @@ impl Handler<GetRoom> for Directory {
             ctx.address(),
             self.env.clone(),
         );
-        let addr = DeviceRoom::start_in_arbiter(&msg.home, move |_| room);
+        let metrics = self.env.metrics.clone();
+        let addr =
+            supervise::start_in_arbiter(&msg.home, "device_room", metrics, OnStop::End, |_| room);
         self.rooms.insert(msg.device, (room_id, addr.clone()));
         MessageResult(addr)
     }
@@ -138,5 +152,13 @@ impl Handler<DrainRooms> for Directory {
         Box::pin(async move {
             join_all(rooms.iter().map(|r| r.send(Flush))).await;
         })
+    }
+}
+
+impl Handler<InjectPanic> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, _msg: InjectPanic, _ctx: &mut Context<Self>) {
+        panic!("injected panic (test)");
     }
 }

@@ -139,6 +139,18 @@ pub struct Subscribe {
     pub conn: ConnId,
     pub since_seq: Option<u64>,
     pub epoch: Option<i64>,
+    /// Set when the app socket re-subscribes by itself because its earlier
+    /// room of this device failed: the room replays its whole buffer and
+    /// says `recovered{complete:false}` with a reason.
+    pub after_failure: Option<FailedRoom>,
+}
+
+/// The room an app socket was subscribed to failed.
+#[derive(Debug, Clone, Copy)]
+pub struct FailedRoom {
+    /// Its epoch, if the socket was told ([`RoomFailed`]); `None` when the
+    /// socket found the room gone by itself.
+    pub epoch: Option<i64>,
 }
 
 /// Stop sending events to `conn` (it stays a member for command results).
@@ -235,6 +247,14 @@ pub struct ProxyResponse {
 #[rtype(result = "usize")]
 pub struct PendingProxyCount;
 
+/// Stops the room without telling anyone, as a room lost to a bug would.
+/// Only tests send it (no route or frame does), to prove that sockets cope
+/// with a room that is gone.
+#[doc(hidden)]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectSilentStop;
+
 /// The live state of a device as `/api/devices` and `subscribed` show it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Snapshot {
@@ -255,6 +275,19 @@ pub struct Snapshot {
 #[rtype(result = "()")]
 pub struct DeviceGone {
     pub device: DeviceId,
+}
+
+/// The room of `device` failed (a handler panicked) and ended. The app
+/// socket forgets it and, if it was subscribed, re-subscribes to a fresh room.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RoomFailed {
+    pub device: DeviceId,
+    /// The failed room (a socket that already moved to a newer room of the
+    /// device ignores this).
+    pub room: Addr<DeviceRoom>,
+    /// The failed room's epoch.
+    pub epoch: i64,
 }
 
 /// Close this socket with `code` and `reason` (replacement, device deleted).

@@ -8,7 +8,10 @@
 //! - robot sockets: [`FromRobot`] (`webrtc_offer` / `_ice` / `_close` / `_stats`);
 //! - both, on every exit path: [`ConnGone`];
 //! - `DELETE /api/devices/{id}`: [`EndDeviceSessions`];
-//! - tests: [`ActiveSessions`].
+//! - tests: [`ActiveSessions`], [`InjectPanic`].
+//!
+//! Runs under [`crate::supervise`]: restarted after a panic, sessions kept
+//! (see `restarting`).
 //!
 //! What it sends on: signaling frames, raw as received, to the session's
 //! other end only; its own `webrtc_request` / `webrtc_credentials` /
@@ -29,6 +32,7 @@ use crate::ids::{ConnId, DeviceId, SessionId};
 use crate::metrics::{gauge_add, inc, Metrics};
 use crate::room::messages::{FindRobot, RobotRoute};
 use crate::store::Store;
+use crate::supervise::InjectPanic;
 use crate::turn::TurnService;
 use crate::ws::frames::RobotFrame;
 use actix::prelude::*;
@@ -365,7 +369,43 @@ impl Actor for SessionSupervisor {
     }
 }
 
-impl Supervised for SessionSupervisor {}
+impl Supervised for SessionSupervisor {
+    /// After a panic (or a stop), under [`crate::supervise`]: sessions are
+    /// kept, and `started` re-arms the sweep and the slot refresh. The
+    /// restart dropped the context's futures, among them the robot-link and
+    /// credential fetches of sessions still being set up; those sessions
+    /// would wait for their setup timeout, so they end now: the app hears
+    /// `error internal` (retry) and the slot is given back.
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        let unstarted: Vec<SessionId> = self
+            .sessions
+            .values()
+            .filter(|s| s.robot.is_none())
+            .map(|s| s.id.clone())
+            .collect();
+        tracing::warn!(
+            sessions = self.sessions.len(),
+            unstarted = unstarted.len(),
+            "session supervisor restarting; sessions are kept"
+        );
+        for id in unstarted {
+            if let Some(s) = self.sessions.get(&id) {
+                s.app.outbox.send(
+                    WireError::new(WireCode::Internal, "WebRTC session setup failed; retry")
+                        .to_frame(),
+                );
+            }
+            self.drop_unstarted(&id);
+        }
+    }
+}
+
+impl Handler<InjectPanic> for SessionSupervisor {
+    type Result = ();
+    fn handle(&mut self, _msg: InjectPanic, _ctx: &mut Context<Self>) {
+        panic!("injected panic (test)");
+    }
+}
 
 impl Handler<FromApp> for SessionSupervisor {
     type Result = ();

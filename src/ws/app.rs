@@ -5,10 +5,12 @@
 //! it is subscribed to. Sends on: subscribe/unsubscribe/command to rooms,
 //! WebRTC signaling to the session supervisor. Rooms write events straight
 //! into its outbox. On every exit path (`stopped`) it leaves each room and
-//! tells the session supervisor.
+//! tells the session supervisor. A room that fails (`RoomFailed`, or found
+//! dead on the heartbeat tick) is forgotten and its subscription moved to a
+//! fresh room.
 
 use super::conn::{on_item, start_common, SocketActor, SocketCore};
-use super::frames::{parse_app, AppFrame};
+use super::frames::{json_str, parse_app, AppFrame};
 use crate::error::{WireCode, WireError};
 use crate::ids::{DeviceId, UserId};
 use crate::metrics::gauge_add;
@@ -60,13 +62,31 @@ impl AppConn {
     ) where
         F: FnOnce(&mut Self, Addr<DeviceRoom>, &mut Context<Self>) + 'static,
     {
+        self.with_room_or(device, ctx, then, move |act, err| match err {
+            RoomError::NotOwner => act.core.send_error(
+                WireError::new(WireCode::NotOwner, "not your device").with_ref(reference),
+            ),
+            RoomError::Unavailable => act.core.send_error(
+                WireError::new(WireCode::Internal, "device temporarily unavailable; retry")
+                    .with_ref(reference),
+            ),
+        });
+    }
+
+    /// [`with_room`](Self::with_room), with the failure handled by `or`.
+    fn with_room_or<F, E>(&mut self, device: DeviceId, ctx: &mut Context<Self>, then: F, or: E)
+    where
+        F: FnOnce(&mut Self, Addr<DeviceRoom>, &mut Context<Self>) + 'static,
+        E: FnOnce(&mut Self, RoomError) + 'static,
+    {
         if let Some(room) = self.rooms.get(&device) {
             if room.connected() {
                 let room = room.clone();
                 then(self, room, ctx);
                 return;
             }
-            self.rooms.remove(&device);
+            // The room died without telling us: a subscription moves on.
+            self.room_lost(device.clone(), FailedRoom { epoch: None }, ctx);
         }
         let state = self.core.state.clone();
         let user = self.user.clone();
@@ -112,14 +132,40 @@ impl AppConn {
                     act.rooms.insert(device, room.clone());
                     then(act, room, ctx);
                 }
-                Err(RoomError::NotOwner) => act.core.send_error(
-                    WireError::new(WireCode::NotOwner, "not your device").with_ref(reference),
-                ),
-                Err(RoomError::Unavailable) => act.core.send_error(
-                    WireError::new(WireCode::Internal, "device temporarily unavailable; retry")
-                        .with_ref(reference),
-                ),
+                Err(e) => or(act, e),
             }),
+        );
+    }
+
+    /// The room of `device` is gone (it failed): forget it and, if this
+    /// socket was subscribed, subscribe to a fresh room, which replays what
+    /// it has and says `recovered{complete:false}`. If no room can be had,
+    /// the app hears `unsubscribed` with reason `device_unavailable`.
+    fn room_lost(&mut self, device: DeviceId, failed: FailedRoom, ctx: &mut Context<Self>) {
+        self.rooms.remove(&device);
+        if !self.subscribed.remove(&device) {
+            return;
+        }
+        tracing::info!(conn_id = %self.core.conn, device_id = %device, "room failed; subscribing again");
+        let unavailable = format!(
+            "{{\"type\":\"unsubscribed\",\"device_id\":{},\"reason\":\"device_unavailable\"}}",
+            json_str(device.as_str())
+        );
+        self.with_room_or(
+            device.clone(),
+            ctx,
+            move |act, room, _ctx| {
+                room.do_send(Subscribe {
+                    conn: act.core.conn.clone(),
+                    since_seq: None,
+                    epoch: None,
+                    after_failure: Some(failed),
+                });
+                act.subscribed.insert(device);
+            },
+            move |act, _err| {
+                act.core.outbox.send(unavailable);
+            },
         );
     }
 
@@ -136,6 +182,7 @@ impl AppConn {
                 conn: act.core.conn.clone(),
                 since_seq,
                 epoch,
+                after_failure: None,
             });
             act.subscribed.insert(device);
         });
@@ -173,6 +220,18 @@ impl Actor for AppConn {
 impl SocketActor for AppConn {
     fn core(&mut self) -> &mut SocketCore {
         &mut self.core
+    }
+
+    fn check_rooms(&mut self, ctx: &mut Context<Self>) {
+        let gone: Vec<DeviceId> = self
+            .rooms
+            .iter()
+            .filter(|(_, room)| !room.connected())
+            .map(|(device, _)| device.clone())
+            .collect();
+        for device in gone {
+            self.room_lost(device, FailedRoom { epoch: None }, ctx);
+        }
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
@@ -267,6 +326,20 @@ impl Handler<DeviceGone> for AppConn {
     fn handle(&mut self, msg: DeviceGone, _ctx: &mut Context<Self>) {
         self.rooms.remove(&msg.device);
         self.subscribed.remove(&msg.device);
+    }
+}
+
+impl Handler<RoomFailed> for AppConn {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoomFailed, ctx: &mut Context<Self>) {
+        if self.rooms.get(&msg.device) != Some(&msg.room) {
+            return; // already moved on (found the room dead before this came)
+        }
+        let failed = FailedRoom {
+            epoch: Some(msg.epoch),
+        };
+        self.room_lost(msg.device, failed, ctx);
     }
 }
 

@@ -75,6 +75,9 @@ pub trait SocketActor: Actor<Context = Context<Self>> {
     fn core(&mut self) -> &mut SocketCore;
     /// A text frame that passed the rate limit.
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>);
+    /// On every heartbeat tick: deal with rooms that are gone without
+    /// saying so (a room that failed tells its sockets itself).
+    fn check_rooms(&mut self, _ctx: &mut Context<Self>) {}
 }
 
 /// Heartbeat, slow-consumer watch and shutdown watch; call from `started`.
@@ -94,6 +97,7 @@ pub fn start_common<A: SocketActor>(
             core.close(ctx, CloseCode::Away, "heartbeat_timeout");
         } else {
             core.outbox.ping();
+            act.check_rooms(ctx);
         }
     });
 

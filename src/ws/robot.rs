@@ -5,7 +5,8 @@
 //! with 4001). Sends on: events, command results and proxy responses to the
 //! room; WebRTC signaling to the session supervisor. On every exit path
 //! (`stopped`) it detaches from the room with the reason and tells the
-//! session supervisor its end is gone.
+//! session supervisor its end is gone. If its room fails, the robot is
+//! closed with 1011 `device_unavailable` and reconnects to a fresh room.
 
 use super::conn::{on_item, start_common, SocketActor, SocketCore};
 use super::frames::{parse_robot, RobotFrame};
@@ -83,6 +84,14 @@ impl RobotConn {
         );
     }
 
+    /// The room died without closing us (a failed room closes its robot
+    /// itself): close with 1011 so the robot reconnects to a fresh room.
+    fn room_gone(&mut self, ctx: &mut Context<Self>) {
+        tracing::warn!(device_id = %self.device, conn_id = %self.core.conn, "room gone; closing the robot");
+        self.room = None;
+        self.core.close(ctx, CloseCode::Error, "device_unavailable");
+    }
+
     fn touch(&self) {
         self.core.state.last_seen.note(&self.device);
     }
@@ -122,7 +131,13 @@ impl SocketActor for RobotConn {
         &mut self.core
     }
 
-    fn on_text(&mut self, text: &str, _ctx: &mut Context<Self>) {
+    fn check_rooms(&mut self, ctx: &mut Context<Self>) {
+        if self.room.as_ref().is_some_and(|room| !room.connected()) {
+            self.room_gone(ctx);
+        }
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         let parsed = match parse_robot(text) {
             Ok(p) => p,
             Err(e) => {
@@ -132,6 +147,9 @@ impl SocketActor for RobotConn {
             }
         };
         let Some(room) = &self.room else { return };
+        if !room.connected() {
+            return self.room_gone(ctx);
+        }
         let conn = self.core.conn.clone();
         match parsed.frame {
             RobotFrame::Ping => {

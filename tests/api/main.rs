@@ -14,6 +14,7 @@ mod process;
 mod proxy;
 mod recovery;
 mod routing;
+mod supervision;
 mod turn;
 mod webrtc;
 mod webrtc_lifecycle;
