@@ -118,7 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     Err(crate::store::StoreError::Conflict) => {
                         anyhow::bail!("user {name} already exists")
                     }
-                    Err(crate::store::StoreError::Other(e)) => Err(e),
+                    Err(e) => Err(e.into()),
                 }
             })
         }
@@ -151,7 +151,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                         Ok(())
                     }
                     Err(crate::store::StoreError::Conflict) => anyhow::bail!("device {device_id} already exists"),
-                    Err(crate::store::StoreError::Other(e)) => Err(e),
+                    Err(e) => Err(e.into()),
                 }
             })
         }

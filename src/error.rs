@@ -52,6 +52,9 @@ impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
             crate::store::StoreError::Conflict => ApiError::Conflict("already exists".into()),
+            crate::store::StoreError::Busy => {
+                ApiError::Unavailable("store busy; retry shortly".into())
+            }
             crate::store::StoreError::Other(e) => ApiError::Internal(e),
         }
     }

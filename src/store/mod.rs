@@ -20,12 +20,19 @@ use std::time::Duration;
 pub enum StoreError {
     #[error("already exists")]
     Conflict,
+    /// No connection could be had in time (the pool is saturated, or
+    /// SQLite's single writer is held): the caller may retry.
+    #[error("store busy")]
+    Busy,
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        if matches!(e, sqlx::Error::PoolTimedOut) {
+            return StoreError::Busy;
+        }
         if let sqlx::Error::Database(db) = &e {
             if db.is_unique_violation() {
                 return StoreError::Conflict;
@@ -121,10 +128,19 @@ impl Store {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if is_sqlite {
+                        // busy_timeout first: the journal-mode switch of a
+                        // new connection must wait for a busy writer too.
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
                         sqlx::query("PRAGMA journal_mode = WAL")
                             .execute(&mut *conn)
                             .await?;
-                        sqlx::query("PRAGMA busy_timeout = 5000")
+                        // WAL's recommended durability: no fsync per commit
+                        // (a crash cannot corrupt the database; a power cut
+                        // may lose the last commits). Without it, commits
+                        // queued behind fsyncs on a busy disk timed out.
+                        sqlx::query("PRAGMA synchronous = NORMAL")
                             .execute(&mut *conn)
                             .await?;
                         sqlx::query("PRAGMA foreign_keys = ON")
