@@ -181,17 +181,29 @@ async fn create_missing(
         .map(|(user, id)| {
             let token = sessions[user].token.clone();
             async move {
-                let r = http
-                    .post(format!("{target}/api/devices"))
-                    .bearer_auth(token)
-                    .json(&json!({"device_id": id, "name": "load robot"}))
-                    .send()
-                    .await?;
+                // 503 is the relay asking us to retry (e.g. its store is busy).
+                let mut attempt = 0;
+                let r = loop {
+                    let r = http
+                        .post(format!("{target}/api/devices"))
+                        .bearer_auth(&token)
+                        .json(&json!({"device_id": id, "name": "load robot"}))
+                        .send()
+                        .await?;
+                    attempt += 1;
+                    if r.status().as_u16() != 503 || attempt == 5 {
+                        break r;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                };
                 let status = r.status().as_u16();
                 if status == 409 {
                     anyhow::bail!("device {id} exists but is not in the provisioning file; pick another --prefix");
                 }
-                anyhow::ensure!(status == 201, "create device {id}: HTTP {status}");
+                if status != 201 {
+                    let body = r.text().await.unwrap_or_default();
+                    anyhow::bail!("create device {id}: HTTP {status} {body}");
+                }
                 let v: Value = r.json().await?;
                 let secret = v["device_secret"]
                     .as_str()
