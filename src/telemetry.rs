@@ -15,6 +15,10 @@ use tracing_subscriber::EnvFilter;
 /// whichever blocking thread hashes a password, then stays resident for
 /// good (measured: +16 MiB RSS per login, never returned). A fixed 1 MiB
 /// threshold makes such blocks `mmap`ed and returned to the OS on free.
+/// The relay binary now allocates through jemalloc (`main.rs`), which
+/// returns such blocks itself (`logins_do_not_leave_memory_behind` holds
+/// with it); this still covers C code that calls glibc's malloc (SQLite)
+/// and builds of the library without the jemalloc global allocator.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning; called first thing in
