@@ -8,6 +8,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
     wimz_relay::telemetry::tune_allocator();
+    wimz_relay::telemetry::install_panic_hook();
     let cli = wimz_relay::cli::Cli::parse();
     if let Err(e) = wimz_relay::cli::run(cli) {
         eprintln!("wimz-relay: {e:#}");

@@ -141,11 +141,11 @@ impl Backoff {
 /// What the log says about a panic. A message written as a literal in the
 /// code (`panic!("...")`, `expect("...")`, `Option::unwrap`) is logged,
 /// shortened. A formatted one may carry runtime data (a slicing panic quotes
-/// the string it sliced, which may be a frame's payload), so it is left to
-/// the panic report the process's hook already wrote to stderr.
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+/// the string it sliced, which may be a frame's payload), so it is withheld,
+/// here and in the process's panic report (`telemetry::install_panic_hook`).
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     let Some(text) = payload.downcast_ref::<&'static str>() else {
-        return "(formatted message not logged; see the panic report on stderr)".into();
+        return "(formatted message withheld: it may quote input)".into();
     };
     let mut end = text.len().min(MAX_MESSAGE);
     while !text.is_char_boundary(end) {

@@ -28,6 +28,28 @@ pub fn tune_allocator() {
     }
 }
 
+/// Replaces Rust's default panic report (which prints the panic's message,
+/// and a formatted message can quote a frame, a header or a token) with one
+/// line: thread, location, and the message only if it is a literal in the
+/// code. Set `RUST_BACKTRACE=1` for a backtrace (code addresses, no data).
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "unknown location".into());
+        let message = crate::supervise::panic_message(info.payload());
+        eprintln!(
+            "wimz-relay: thread '{}' panicked at {location}: {message}",
+            thread.name().unwrap_or("<unnamed>")
+        );
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        }
+    }));
+}
+
 /// Installs the global subscriber once (later calls are ignored, for tests).
 pub fn init(level: &str, format: &str) {
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
