@@ -12,6 +12,11 @@
 //! bounded [`Outbox`] (never awaited: a full outbox closes that peer, not the
 //! room).
 //!
+//! This file: the room's state, its life cycle, the robot link and event
+//! fan-out. The app side (join, subscribe, commands) is in `members.rs`, the
+//! REST proxy's waiting requests in `proxy.rs`, the cluster edge in
+//! `cluster_edge.rs`: all `impl DeviceRoom`, one actor.
+//!
 //! Stops itself after `rooms.idle_grace_s` with no robot and no members,
 //! telling the [`Directory`](super::Directory).
 //!
@@ -75,7 +80,7 @@ pub struct DeviceRoom {
     pub(super) device: DeviceId,
     /// The device id as a JSON string, pre-encoded for envelopes.
     pub(super) device_json: String,
-    owner: UserId,
+    pub(super) owner: UserId,
     room_id: u64,
     pub(super) epoch: i64,
     /// Last assigned event number in this epoch (0 = none yet).
@@ -88,9 +93,9 @@ pub struct DeviceRoom {
     pub(super) pending: HashMap<String, oneshot::Sender<ProxyReply>>,
     /// Bumped whenever the room becomes non-empty; an idle timer only
     /// retires the room if it still matches.
-    idle_generation: u64,
+    pub(super) idle_generation: u64,
     /// Set once the room has stopped accepting members.
-    retired: bool,
+    pub(super) retired: bool,
     /// Set when a handler panicked: the room is ending (see `restarting`).
     failed: bool,
     /// The room counts in the `rooms` gauge (taken back once, in `stopped`).
@@ -153,7 +158,7 @@ impl DeviceRoom {
     }
 
     /// Arms the idle timer if the room just became empty.
-    fn check_idle(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn check_idle(&mut self, ctx: &mut Context<Self>) {
         if !self.is_empty() || self.retired {
             return;
         }
@@ -290,20 +295,6 @@ impl DeviceRoom {
     pub(super) fn send_error(&self, conn: &ConnId, err: crate::error::WireError) {
         if let Some(m) = self.members.get(conn) {
             m.outbox.send(err.to_frame());
-        }
-    }
-
-    /// Answers every waiting REST call with "robot offline" (the robot left).
-    pub(super) fn fail_pending(&mut self) {
-        for (r, (back, _)) in std::mem::take(&mut self.remote_pending) {
-            self.proxy_answer_other_instance(back, r, None, None);
-        }
-        metrics::gauge_add(
-            &self.env.metrics.proxy_pending,
-            -(self.pending.len() as i64),
-        );
-        for (_, tx) in self.pending.drain() {
-            let _ = tx.send(ProxyReply::RobotOffline);
         }
     }
 }
@@ -471,150 +462,6 @@ impl Handler<CommandResult> for DeviceRoom {
     }
 }
 
-impl Handler<Join> for DeviceRoom {
-    type Result = Result<(), JoinError>;
-
-    fn handle(&mut self, msg: Join, _ctx: &mut Context<Self>) -> Self::Result {
-        if self.retired {
-            return Err(JoinError::Retired);
-        }
-        if msg.user != self.owner {
-            return Err(JoinError::NotOwner);
-        }
-        self.idle_generation += 1;
-        self.members.entry(msg.conn).or_insert(Member {
-            user: msg.user,
-            outbox: msg.outbox,
-            addr: msg.addr,
-            subscribed: false,
-        });
-        Ok(())
-    }
-}
-
-impl Handler<Subscribe> for DeviceRoom {
-    type Result = ();
-
-    fn handle(&mut self, msg: Subscribe, _ctx: &mut Context<Self>) {
-        let snapshot = self.snapshot();
-        let Some(m) = self.members.get_mut(&msg.conn) else {
-            return;
-        };
-        m.subscribed = true;
-        let subscribed = serde_json::json!({
-            "type": "subscribed",
-            "device_id": self.device,
-            "robot_online": snapshot.online,
-            "epoch": self.epoch,
-            "seq": self.seq,
-            "snapshot": {
-                "mode": snapshot.mode,
-                "mission": snapshot.mission,
-                "battery": snapshot.battery,
-            },
-        });
-        m.outbox.send(subscribed.to_string());
-        let (frames, complete, reason) = if let Some(failed) = msg.after_failure {
-            // The app's earlier room failed: what it missed cannot be
-            // known, so everything buffered, and never `complete`.
-            let reason = match failed.epoch {
-                Some(e) if e != self.epoch => "epoch_changed",
-                _ => "gap",
-            };
-            (self.history.all(), false, Some(reason))
-        } else {
-            let Some(since) = msg.since_seq else { return };
-            let same_epoch = msg.epoch.is_none_or(|e| e == self.epoch);
-            let (frames, complete) = if same_epoch {
-                let r = self.history.since(since, self.seq);
-                (r.frames, r.complete)
-            } else {
-                (self.history.all(), false)
-            };
-            // A since_seq past our seq means the app saw another epoch.
-            let frames = if same_epoch && since > self.seq {
-                self.history.all()
-            } else {
-                frames
-            };
-            (frames, complete, None)
-        };
-        for f in frames {
-            if !m.outbox.send(f.clone()) {
-                return; // too slow to take its own replay: it is being closed
-            }
-        }
-        m.outbox.send(match reason {
-            None => format!(
-                "{{\"type\":\"recovered\",\"device_id\":{},\"complete\":{}}}",
-                self.device_json, complete
-            ),
-            Some(reason) => format!(
-                "{{\"type\":\"recovered\",\"device_id\":{},\"complete\":false,\"reason\":{}}}",
-                self.device_json,
-                json_str(reason)
-            ),
-        });
-    }
-}
-
-impl Handler<Unsubscribe> for DeviceRoom {
-    type Result = ();
-
-    fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Context<Self>) {
-        if let Some(m) = self.members.get_mut(&msg.conn) {
-            m.subscribed = false;
-            m.outbox.send(format!(
-                "{{\"type\":\"unsubscribed\",\"device_id\":{}}}",
-                self.device_json
-            ));
-        }
-    }
-}
-
-impl Handler<Leave> for DeviceRoom {
-    type Result = ();
-
-    fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
-        if self.members.remove(&msg.conn).is_some() {
-            self.check_idle(ctx);
-        }
-    }
-}
-
-impl Handler<Command> for DeviceRoom {
-    type Result = ();
-
-    fn handle(&mut self, msg: Command, _ctx: &mut Context<Self>) {
-        let Some(member) = self.members.get(&msg.conn) else {
-            return;
-        };
-        let Some(robot) = &self.robot else {
-            if self.command_to_other_instance(&msg.conn, &msg.raw, msg.spoofed) {
-                return;
-            }
-            self.send_error(
-                &msg.conn,
-                crate::error::WireError::new(
-                    crate::error::WireCode::RobotOffline,
-                    "the robot is offline",
-                )
-                .with_ref(msg.reference),
-            );
-            return;
-        };
-        metrics::inc(&self.env.metrics.commands);
-        let extra = format!(
-            "\"from_user\":{},\"reply_to\":{}",
-            json_str(member.user.as_str()),
-            json_str(msg.conn.as_str())
-        );
-        robot
-            .outbox
-            .send(splice(&msg.raw, COMMAND_KEYS, msg.spoofed, &extra));
-    }
-}
-
 impl Handler<GetSnapshot> for DeviceRoom {
     type Result = MessageResult<GetSnapshot>;
 
@@ -665,72 +512,5 @@ impl Handler<CloseRoom> for DeviceRoom {
         }
         self.fail_pending();
         self.retire(ctx);
-    }
-}
-
-impl Handler<ProxyRequest> for DeviceRoom {
-    type Result = ();
-
-    fn handle(&mut self, msg: ProxyRequest, _ctx: &mut Context<Self>) {
-        let Some(robot) = &self.robot else {
-            if self.pending.len() < self.env.max_pending_proxy
-                && self.proxy_to_other_instance(&msg.request_id, &msg.frame)
-            {
-                self.pending.insert(msg.request_id, msg.reply);
-                metrics::gauge_add(&self.env.metrics.proxy_pending, 1);
-            } else {
-                let _ = msg.reply.send(ProxyReply::RobotOffline);
-            }
-            return;
-        };
-        if self.pending.len() >= self.env.max_pending_proxy {
-            let _ = msg.reply.send(ProxyReply::TooMany);
-            return;
-        }
-        if !robot.outbox.send(msg.frame) {
-            let _ = msg.reply.send(ProxyReply::RobotOffline);
-            return;
-        }
-        self.pending.insert(msg.request_id, msg.reply);
-        metrics::gauge_add(&self.env.metrics.proxy_pending, 1);
-    }
-}
-
-impl Handler<ProxyCancel> for DeviceRoom {
-    type Result = ();
-
-    fn handle(&mut self, msg: ProxyCancel, _ctx: &mut Context<Self>) {
-        if self.pending.remove(&msg.request_id).is_some() {
-            metrics::gauge_add(&self.env.metrics.proxy_pending, -1);
-        }
-    }
-}
-
-impl Handler<ProxyResponse> for DeviceRoom {
-    type Result = ();
-
-    fn handle(&mut self, msg: ProxyResponse, _ctx: &mut Context<Self>) {
-        if self.robot.as_ref().map(|r| &r.conn) != Some(&msg.conn) {
-            return;
-        }
-        if let Some((back, _)) = self.remote_pending.remove(&msg.request_id) {
-            self.proxy_answer_other_instance(back, msg.request_id, Some(msg.status), msg.body);
-            return;
-        }
-        if let Some(tx) = self.pending.remove(&msg.request_id) {
-            metrics::gauge_add(&self.env.metrics.proxy_pending, -1);
-            let _ = tx.send(ProxyReply::Response {
-                status: msg.status,
-                body: msg.body,
-            });
-        }
-    }
-}
-
-impl Handler<PendingProxyCount> for DeviceRoom {
-    type Result = usize;
-
-    fn handle(&mut self, _msg: PendingProxyCount, _ctx: &mut Context<Self>) -> usize {
-        self.pending.len()
     }
 }

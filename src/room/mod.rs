@@ -5,7 +5,9 @@ pub mod cluster_edge;
 pub mod device_room;
 pub mod directory;
 pub mod history;
+mod members;
 pub mod messages;
+mod proxy;
 
 pub use device_room::DeviceRoom;
 pub use directory::Directory;

@@ -1,0 +1,153 @@
+//! The app side of a [`DeviceRoom`]: members joining and leaving,
+//! subscriptions with `since_seq` recovery, and commands to the robot.
+
+use super::device_room::COMMAND_KEYS;
+use super::device_room::{DeviceRoom, Member};
+use super::messages::*;
+use crate::metrics;
+use crate::ws::frames::{json_str, splice};
+use actix::prelude::*;
+
+impl Handler<Join> for DeviceRoom {
+    type Result = Result<(), JoinError>;
+
+    fn handle(&mut self, msg: Join, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.retired {
+            return Err(JoinError::Retired);
+        }
+        if msg.user != self.owner {
+            return Err(JoinError::NotOwner);
+        }
+        self.idle_generation += 1;
+        self.members.entry(msg.conn).or_insert(Member {
+            user: msg.user,
+            outbox: msg.outbox,
+            addr: msg.addr,
+            subscribed: false,
+        });
+        Ok(())
+    }
+}
+
+impl Handler<Subscribe> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Context<Self>) {
+        let snapshot = self.snapshot();
+        let Some(m) = self.members.get_mut(&msg.conn) else {
+            return;
+        };
+        m.subscribed = true;
+        let subscribed = serde_json::json!({
+            "type": "subscribed",
+            "device_id": self.device,
+            "robot_online": snapshot.online,
+            "epoch": self.epoch,
+            "seq": self.seq,
+            "snapshot": {
+                "mode": snapshot.mode,
+                "mission": snapshot.mission,
+                "battery": snapshot.battery,
+            },
+        });
+        m.outbox.send(subscribed.to_string());
+        let (frames, complete, reason) = if let Some(failed) = msg.after_failure {
+            // The app's earlier room failed: what it missed cannot be
+            // known, so everything buffered, and never `complete`.
+            let reason = match failed.epoch {
+                Some(e) if e != self.epoch => "epoch_changed",
+                _ => "gap",
+            };
+            (self.history.all(), false, Some(reason))
+        } else {
+            let Some(since) = msg.since_seq else { return };
+            let same_epoch = msg.epoch.is_none_or(|e| e == self.epoch);
+            let (frames, complete) = if same_epoch {
+                let r = self.history.since(since, self.seq);
+                (r.frames, r.complete)
+            } else {
+                (self.history.all(), false)
+            };
+            // A since_seq past our seq means the app saw another epoch.
+            let frames = if same_epoch && since > self.seq {
+                self.history.all()
+            } else {
+                frames
+            };
+            (frames, complete, None)
+        };
+        for f in frames {
+            if !m.outbox.send(f.clone()) {
+                return; // too slow to take its own replay: it is being closed
+            }
+        }
+        m.outbox.send(match reason {
+            None => format!(
+                "{{\"type\":\"recovered\",\"device_id\":{},\"complete\":{}}}",
+                self.device_json, complete
+            ),
+            Some(reason) => format!(
+                "{{\"type\":\"recovered\",\"device_id\":{},\"complete\":false,\"reason\":{}}}",
+                self.device_json,
+                json_str(reason)
+            ),
+        });
+    }
+}
+
+impl Handler<Unsubscribe> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Context<Self>) {
+        if let Some(m) = self.members.get_mut(&msg.conn) {
+            m.subscribed = false;
+            m.outbox.send(format!(
+                "{{\"type\":\"unsubscribed\",\"device_id\":{}}}",
+                self.device_json
+            ));
+        }
+    }
+}
+
+impl Handler<Leave> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
+        if self.members.remove(&msg.conn).is_some() {
+            self.check_idle(ctx);
+        }
+    }
+}
+
+impl Handler<Command> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Command, _ctx: &mut Context<Self>) {
+        let Some(member) = self.members.get(&msg.conn) else {
+            return;
+        };
+        let Some(robot) = &self.robot else {
+            if self.command_to_other_instance(&msg.conn, &msg.raw, msg.spoofed) {
+                return;
+            }
+            self.send_error(
+                &msg.conn,
+                crate::error::WireError::new(
+                    crate::error::WireCode::RobotOffline,
+                    "the robot is offline",
+                )
+                .with_ref(msg.reference),
+            );
+            return;
+        };
+        metrics::inc(&self.env.metrics.commands);
+        let extra = format!(
+            "\"from_user\":{},\"reply_to\":{}",
+            json_str(member.user.as_str()),
+            json_str(msg.conn.as_str())
+        );
+        robot
+            .outbox
+            .send(splice(&msg.raw, COMMAND_KEYS, msg.spoofed, &extra));
+    }
+}
