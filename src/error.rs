@@ -24,6 +24,10 @@ pub enum ApiError {
     TooManyRequests,
     #[error("{0}")]
     Unavailable(String),
+    /// The store could not be had in time (contention); counted as
+    /// `store_busy` by the request middleware.
+    #[error("store busy; retry shortly")]
+    StoreBusy,
     #[error("{0}")]
     GatewayTimeout(String),
     /// Anything unexpected: logged with its chain, answered as a bare 500.
@@ -41,7 +45,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::TooManyRequests => "rate_limited",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_) | ApiError::StoreBusy => "unavailable",
             ApiError::GatewayTimeout(_) => "timeout",
             ApiError::Internal(_) => "internal",
         }
@@ -52,9 +56,7 @@ impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
             crate::store::StoreError::Conflict => ApiError::Conflict("already exists".into()),
-            crate::store::StoreError::Busy => {
-                ApiError::Unavailable("store busy; retry shortly".into())
-            }
+            crate::store::StoreError::Busy => ApiError::StoreBusy,
             crate::store::StoreError::Other(e) => ApiError::Internal(e),
         }
     }
@@ -80,7 +82,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::StoreBusy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

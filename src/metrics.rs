@@ -30,6 +30,8 @@ pub struct Metrics {
     pub actor_panics: AtomicU64,
     /// Restarts of long-lived actors (after a panic or a stop).
     pub actor_restarts: AtomicU64,
+    /// HTTP requests answered 503 "store busy" (store contention).
+    pub store_busy: AtomicU64,
 }
 
 pub fn inc(c: &AtomicU64) {
@@ -162,6 +164,11 @@ impl Metrics {
             "actor_restarts",
             "Restarts of long-lived actors (directory, session supervisor, cluster bridge).",
             get_u(&self.actor_restarts),
+        );
+        counter(
+            "store_busy",
+            "HTTP requests answered 503 store busy (the store could not be had in time).",
+            get_u(&self.store_busy),
         );
         out
     }

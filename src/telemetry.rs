@@ -82,6 +82,19 @@ pub async fn request_span(
     match result {
         Ok(mut res) => {
             let status = res.status().as_u16();
+            let busy = res
+                .response()
+                .error()
+                .and_then(|e| e.as_error::<crate::error::ApiError>())
+                .is_some_and(|e| matches!(e, crate::error::ApiError::StoreBusy));
+            if busy {
+                if let Some(state) = res
+                    .request()
+                    .app_data::<actix_web::web::Data<crate::state::AppState>>()
+                {
+                    crate::metrics::inc(&state.metrics.store_busy);
+                }
+            }
             tracing::info!(
                 status,
                 latency_ms = started.elapsed().as_millis() as u64,

@@ -62,6 +62,7 @@ pub async fn stats(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
         "proxy_pending": get_i(&m.proxy_pending),
         "actor_panics": get_u(&m.actor_panics),
         "actor_restarts": get_u(&m.actor_restarts),
+        "store_busy": get_u(&m.store_busy),
         "instance_id": &*state.instance_id,
     });
     if let Some(c) = cluster {

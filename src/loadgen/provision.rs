@@ -152,10 +152,8 @@ async fn create_missing(
         .collect();
     let created: Vec<UserCreds> = stream::iter(new_users)
         .map(|u| async move {
-            let r = http
-                .post(format!("{target}/api/auth/register"))
-                .json(&json!({"username": u.username, "password": u.password}))
-                .send()
+            let body = json!({"username": u.username, "password": u.password});
+            let r = send_retrying(|| http.post(format!("{target}/api/auth/register")).json(&body))
                 .await?;
             match r.status().as_u16() {
                 201 => Ok(u),
@@ -181,21 +179,13 @@ async fn create_missing(
         .map(|(user, id)| {
             let token = sessions[user].token.clone();
             async move {
-                // 503 is the relay asking us to retry (e.g. its store is busy).
-                let mut attempt = 0;
-                let r = loop {
-                    let r = http
-                        .post(format!("{target}/api/devices"))
+                let body = json!({"device_id": id, "name": "load robot"});
+                let r = send_retrying(|| {
+                    http.post(format!("{target}/api/devices"))
                         .bearer_auth(&token)
-                        .json(&json!({"device_id": id, "name": "load robot"}))
-                        .send()
-                        .await?;
-                    attempt += 1;
-                    if r.status().as_u16() != 503 || attempt == 5 {
-                        break r;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
-                };
+                        .json(&body)
+                })
+                .await?;
                 let status = r.status().as_u16();
                 if status == 409 {
                     anyhow::bail!("device {id} exists but is not in the provisioning file; pick another --prefix");
@@ -224,6 +214,26 @@ async fn create_missing(
     Ok(())
 }
 
+/// Attempts at one request while the relay answers 503.
+const ATTEMPTS: u64 = 5;
+
+/// Sends the request `make` builds, again while the relay answers 503 (it
+/// asks the caller to retry: e.g. its store is busy), with growing pauses;
+/// the last answer, whatever it is, goes to the caller.
+async fn send_retrying(
+    make: impl Fn() -> reqwest::RequestBuilder,
+) -> anyhow::Result<reqwest::Response> {
+    let mut attempt = 0;
+    loop {
+        let r = make().send().await?;
+        attempt += 1;
+        if r.status().as_u16() != 503 || attempt == ATTEMPTS {
+            return Ok(r);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+    }
+}
+
 /// Logs every user in (in order).
 pub async fn login_all(
     http: &reqwest::Client,
@@ -232,11 +242,9 @@ pub async fn login_all(
 ) -> anyhow::Result<Vec<Session>> {
     stream::iter(users.iter().cloned())
         .map(|u| async move {
-            let r = http
-                .post(format!("{target}/api/auth/login"))
-                .json(&json!({"username": u.username, "password": u.password}))
-                .send()
-                .await?;
+            let body = json!({"username": u.username, "password": u.password});
+            let r =
+                send_retrying(|| http.post(format!("{target}/api/auth/login")).json(&body)).await?;
             let status = r.status().as_u16();
             anyhow::ensure!(status == 200, "login {}: HTTP {status}", u.username);
             let v: Value = r.json().await?;

@@ -12,6 +12,7 @@ use crate::ids::{DeviceId, UserId};
 use crate::secret::{redact_url, Secret};
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::error::DatabaseError;
 use sqlx::{AnyPool, Row};
 use std::time::Duration;
 
@@ -20,8 +21,10 @@ use std::time::Duration;
 pub enum StoreError {
     #[error("already exists")]
     Conflict,
-    /// No connection could be had in time (the pool is saturated, or
-    /// SQLite's single writer is held): the caller may retry.
+    /// No connection could be had in time (the pool is saturated), or the
+    /// database refused for contention (SQLite's single writer held past
+    /// `busy_timeout`, a PostgreSQL serialization failure or deadlock): the
+    /// caller may retry.
     #[error("store busy")]
     Busy,
     #[error(transparent)]
@@ -37,9 +40,32 @@ impl From<sqlx::Error> for StoreError {
             if db.is_unique_violation() {
                 return StoreError::Conflict;
             }
+            if is_contention(db.as_ref()) {
+                return StoreError::Busy;
+            }
         }
         StoreError::Other(anyhow::Error::new(e))
     }
+}
+
+/// A database error that says "someone else holds what you need; try
+/// again": SQLite's BUSY/LOCKED (after `busy_timeout`), PostgreSQL's
+/// serialization failure, deadlock and lock-not-available.
+fn is_contention(db: &dyn DatabaseError) -> bool {
+    if let Some(e) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+        // The extended result code; its low byte is the primary code.
+        const SQLITE_BUSY: i64 = 5;
+        const SQLITE_LOCKED: i64 = 6;
+        let primary = e
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .map(|c| c & 0xff);
+        return matches!(primary, Some(SQLITE_BUSY | SQLITE_LOCKED));
+    }
+    if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        return matches!(e.code(), "40001" | "40P01" | "55P03");
+    }
+    false
 }
 
 /// A user row as login needs it.
@@ -144,6 +170,13 @@ impl Store {
                             .execute(&mut *conn)
                             .await?;
                         sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                    } else {
+                        // As SQLite's busy_timeout: a row or table lock is
+                        // waited for at most this long, then the request is
+                        // answered "store busy" instead of hanging.
+                        sqlx::query("SET lock_timeout = '5s'")
                             .execute(&mut *conn)
                             .await?;
                     }
@@ -330,5 +363,22 @@ impl Store {
                 close_reason: r.get(9),
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_too_long_for_a_pooled_connection_is_busy() {
+        assert!(matches!(
+            StoreError::from(sqlx::Error::PoolTimedOut),
+            StoreError::Busy
+        ));
+        assert!(matches!(
+            StoreError::from(sqlx::Error::RowNotFound),
+            StoreError::Other(_)
+        ));
     }
 }

@@ -138,3 +138,71 @@ async fn concurrent_device_creation_on_sqlite_never_fails() {
         assert_eq!(v.as_array().unwrap().len(), 50);
     }
 }
+
+/// While another writer holds the store's lock longer than the relay waits
+/// (SQLite's busy_timeout, PostgreSQL's lock_timeout, the pool's acquire
+/// timeout: 5 s each), a write is answered 503 "store busy; retry shortly"
+/// (never a 500, never a hang), and the same request succeeds once the lock
+/// is gone. One pooled connection and two requests at once: one waits on the
+/// database's lock, the other on the pool.
+async fn a_locked_store_answers_store_busy(app: TestApp, lock: &[&str]) {
+    let owner = app.user("busy-owner").await;
+    sqlx::any::install_default_drivers();
+    let mut locker = {
+        use sqlx::Connection;
+        sqlx::AnyConnection::connect(app.settings.store.url.expose())
+            .await
+            .expect("the test's own connection to the relay's store")
+    };
+    for q in lock {
+        sqlx::query(q).execute(&mut locker).await.unwrap();
+    }
+    let create = |id: &'static str| {
+        let body = json!({"device_id": id, "name": "Robot"});
+        let (app, token) = (&app, &owner.token);
+        async move { app.post_json("/api/devices", &body, Some(token)).await }
+    };
+    // Guard only (the relay gives up after 5 s): a relay that waits on the
+    // lock forever fails here instead of hanging the suite.
+    let (a, b) = tokio::time::timeout(PATIENCE * 2, async {
+        tokio::join!(create("busy-a"), create("busy-b"))
+    })
+    .await
+    .expect("the relay answered while the store was locked");
+    for r in [a, b] {
+        assert_eq!(r.status(), 503);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "unavailable", "{v}");
+        assert_eq!(v["error"]["message"], "store busy; retry shortly", "{v}");
+    }
+    assert_eq!(app.stats().await["store_busy"], 2);
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    drop(locker);
+    for id in ["busy-a", "busy-b"] {
+        assert_eq!(create(id).await.status(), 201, "retry of {id}");
+    }
+    let v: Value = app
+        .get("/api/devices", Some(&owner.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_locked_sqlite_store_answers_store_busy() {
+    let app = spawn_app_with(|s| s.store.max_connections = 1).await;
+    a_locked_store_answers_store_busy(app, &["BEGIN IMMEDIATE"]).await;
+}
+
+#[tokio::test]
+async fn a_locked_postgres_store_answers_store_busy() {
+    if let Some(app) = spawn_app_pg_with(|s| s.store.max_connections = 1).await {
+        a_locked_store_answers_store_busy(
+            app,
+            &["BEGIN", "LOCK TABLE devices IN ACCESS EXCLUSIVE MODE"],
+        )
+        .await;
+    }
+}

@@ -130,3 +130,54 @@ async fn loadgen_smoke_steady_storm_commands() {
     assert_eq!(c.results, c.sent);
     assert_eq!(c.misrouted, 0);
 }
+
+/// Provisioning rides out a busy store: the relay answers 503 "store busy"
+/// (here: another writer holds SQLite's lock past the relay's 5 s wait) and
+/// the generator retries instead of failing the run. The lock is released
+/// only after the relay has counted a 503, so a retry is always needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_provisioning_retries_while_the_store_is_busy() {
+    use sqlx::Connection;
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let provision = dir.path().join("provision.json");
+    sqlx::any::install_default_drivers();
+    let mut locker = sqlx::AnyConnection::connect(app.settings.store.url.expose())
+        .await
+        .expect("the test's own connection to the relay's store");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let unlock = async {
+        let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+        while app.stats().await["store_busy"].as_u64() < Some(1) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the relay never answered store busy"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    };
+    let run = loadtest(
+        &app,
+        &provision,
+        &[
+            "--scenario",
+            "steady",
+            "--robots",
+            "4",
+            "--apps-per-robot",
+            "1",
+            "--rate",
+            "5",
+            "--duration",
+            "1",
+        ],
+    );
+    let (r, ()) = tokio::join!(run, unlock);
+    assert_clean(&r);
+    assert_eq!(r.connections.established, 8);
+    assert!(app.stats().await["store_busy"].as_u64() >= Some(1));
+}
