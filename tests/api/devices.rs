@@ -49,12 +49,7 @@ async fn device_crud(app: TestApp) {
     );
 
     // Listing shows the caller's devices only.
-    let v: Value = app
-        .get("/api/devices", Some(&owner.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v = app.devices(&owner).await;
     let list = v.as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["device_id"], "wimz-a");
@@ -62,12 +57,7 @@ async fn device_crud(app: TestApp) {
     assert_eq!(list[0]["online"], false);
     assert!(list[0]["mission"].is_null());
     assert!(list[0].get("device_secret").is_none());
-    let v: Value = app
-        .get("/api/devices", Some(&other.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v = app.devices(&other).await;
     assert_eq!(v.as_array().unwrap().len(), 0);
 
     // A stranger cannot delete it, and learns nothing (same 404 as a missing id).
@@ -79,12 +69,7 @@ async fn device_crud(app: TestApp) {
     assert_eq!(r.status(), 404);
     let r = app.delete("/api/devices/wimz-a", Some(&owner.token)).await;
     assert_eq!(r.status(), 204);
-    let v: Value = app
-        .get("/api/devices", Some(&owner.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v = app.devices(&owner).await;
     assert_eq!(v.as_array().unwrap().len(), 0);
 }
 
@@ -129,12 +114,7 @@ async fn concurrent_device_creation_on_sqlite_never_fails() {
         assert_eq!(status, 201, "{body}");
     }
     for user in &users {
-        let v: Value = app
-            .get("/api/devices", Some(&user.token))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let v = app.devices(user).await;
         assert_eq!(v.as_array().unwrap().len(), 50);
     }
 }
@@ -181,12 +161,7 @@ async fn a_locked_store_answers_store_busy(app: TestApp, lock: &[&str]) {
     for id in ["busy-a", "busy-b"] {
         assert_eq!(create(id).await.status(), 201, "retry of {id}");
     }
-    let v: Value = app
-        .get("/api/devices", Some(&owner.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v = app.devices(&owner).await;
     assert_eq!(v.as_array().unwrap().len(), 2);
 }
 

@@ -261,6 +261,13 @@ impl TestApp {
         v["device_secret"].as_str().unwrap().into()
     }
 
+    /// `GET /api/devices` as `user`: the JSON array of their devices.
+    pub async fn devices(&self, user: &User) -> Value {
+        let r = self.get("/api/devices", Some(&user.token)).await;
+        assert_eq!(r.status(), 200, "list devices of {}", user.name);
+        r.json().await.unwrap()
+    }
+
     /// A robot socket authenticated with signature headers.
     /// A robot socket, attached to its room when this returns (the relay
     /// handles a robot's frames only after attaching it, so a pong proves it).
