@@ -106,6 +106,10 @@ pub struct LoadtestArgs {
     /// No progress lines on standard error.
     #[arg(long)]
     pub quiet: bool,
+    /// Threads the generator runs on (0 = one per core). On a machine it
+    /// shares with the relay under test, 1 costs the relay least.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 impl LoadtestArgs {
@@ -136,6 +140,7 @@ impl LoadtestArgs {
         );
         anyhow::ensure!(self.ramp > 0.0, "--ramp must be positive");
         anyhow::ensure!(self.max_inflight > 0, "--max-inflight must be positive");
+        anyhow::ensure!(self.threads <= 256, "--threads must be at most 256");
         anyhow::ensure!(
             self.devices_per_user > 0,
             "--devices-per-user must be positive"

@@ -181,3 +181,105 @@ async fn loadgen_provisioning_retries_while_the_store_is_busy() {
     assert_eq!(r.connections.established, 8);
     assert!(app.stats().await["store_busy"].as_u64() >= Some(1));
 }
+
+/// The command line as operators run it: the real binary, on one thread and
+/// on the default pool, exits 0 on a clean run, prints the table and writes
+/// the JSON report; against a target where nothing listens it exits non-zero
+/// with a one-line reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadtest_command_line_exit_status_table_and_json() {
+    const BIN: &str = env!("CARGO_BIN_EXE_wimz-relay");
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let provision = dir.path().join("provision.json");
+    for threads in ["1", "0"] {
+        let json = dir.path().join(format!("report-{threads}.json"));
+        let out = tokio::process::Command::new(BIN)
+            .args(["loadtest", "--target", &app.base, "--provision"])
+            .arg(&provision)
+            .args([
+                "--scenario",
+                "steady",
+                "--robots",
+                "20",
+                "--apps-per-robot",
+                "1",
+            ])
+            .args(["--rate", "5", "--duration", "1", "--settle", "5", "--quiet"])
+            .args(["--threads", threads, "--json"])
+            .arg(&json)
+            .output()
+            .await
+            .expect("loadtest runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "threads {threads}: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("verdict"), "{stdout}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(report["passed"], true, "{report}");
+        assert_eq!(report["connections"]["established"], 40);
+        assert!(report["events"]["sent"].as_u64() > Some(0));
+        assert_eq!(report["events"]["received"], report["events"]["sent"]);
+        assert_eq!(report["events"]["lost"], 0);
+    }
+    // A relay that drops events (its rate limit refuses most of them): the
+    // run reports the loss and exits non-zero.
+    let strict = spawn_app_with(|s| {
+        s.limits.messages_per_s = 1.0;
+        s.limits.messages_burst = 1.0;
+    })
+    .await;
+    let json = dir.path().join("report-loss.json");
+    let out = tokio::process::Command::new(BIN)
+        .args(["loadtest", "--target", &strict.base, "--provision"])
+        .arg(dir.path().join("strict.json"))
+        .args([
+            "--scenario",
+            "steady",
+            "--robots",
+            "5",
+            "--apps-per-robot",
+            "1",
+        ])
+        .args([
+            "--rate",
+            "20",
+            "--duration",
+            "1",
+            "--settle",
+            "2",
+            "--quiet",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .await
+        .expect("loadtest runs");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["passed"], false, "{report}");
+    assert!(report["events"]["lost"].as_u64() > Some(0), "{report}");
+
+    let out = tokio::process::Command::new(BIN)
+        .args(["loadtest", "--target"])
+        .arg(format!("http://127.0.0.1:{}", free_port()))
+        .arg("--provision")
+        .arg(dir.path().join("other.json"))
+        .args(["--robots", "2", "--duration", "1", "--quiet"])
+        .output()
+        .await
+        .expect("loadtest runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
