@@ -25,6 +25,8 @@ impl ClusterBridge {
             async move {
                 match msg {
                     Directed::Cmd { d, c, raw } => {
+                        // For `ref` if the robot is not here (as on one instance).
+                        let reference = crate::ws::conn::frame_id(&raw);
                         let room = directory
                             .send(room_msg::FindRoom { device: d.clone() })
                             .await
@@ -42,6 +44,7 @@ impl ClusterBridge {
                                 crate::error::WireCode::RobotOffline,
                                 "the robot is offline",
                             )
+                            .with_ref(reference)
                             .to_frame();
                             let back = Directed::Res {
                                 d,
