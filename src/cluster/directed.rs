@@ -153,6 +153,10 @@ impl ClusterBridge {
     }
 }
 
+/// Publishes `msg` to `instance`; true only if that instance is listening
+/// (`PUBLISH` reached a subscriber). False when Redis failed or nobody is
+/// subscribed to the channel (the instance is gone, e.g. killed before its
+/// presence keys expired): nobody will act on it or answer it.
 pub(super) async fn publish_directed(
     mut redis: ConnectionManager,
     instance: &str,
@@ -164,7 +168,7 @@ pub(super) async fn publish_directed(
     let r: Result<i64, _> = redis
         .publish(keys::instance_channel(instance), payload)
         .await;
-    r.is_ok()
+    matches!(r, Ok(receivers) if receivers > 0)
 }
 
 impl Handler<SendDirected> for ClusterBridge {
