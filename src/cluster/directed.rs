@@ -25,6 +25,8 @@ impl ClusterBridge {
             async move {
                 match msg {
                     Directed::Cmd { d, c, raw } => {
+                        // For `ref` if the robot is not here (as on one instance).
+                        let reference = crate::ws::conn::frame_id(&raw);
                         let room = directory
                             .send(room_msg::FindRoom { device: d.clone() })
                             .await
@@ -42,6 +44,7 @@ impl ClusterBridge {
                                 crate::error::WireCode::RobotOffline,
                                 "the robot is offline",
                             )
+                            .with_ref(reference)
                             .to_frame();
                             let back = Directed::Res {
                                 d,
@@ -150,6 +153,10 @@ impl ClusterBridge {
     }
 }
 
+/// Publishes `msg` to `instance`; true only if that instance is listening
+/// (`PUBLISH` reached a subscriber). False when Redis failed or nobody is
+/// subscribed to the channel (the instance is gone, e.g. killed before its
+/// presence keys expired): nobody will act on it or answer it.
 pub(super) async fn publish_directed(
     mut redis: ConnectionManager,
     instance: &str,
@@ -161,7 +168,7 @@ pub(super) async fn publish_directed(
     let r: Result<i64, _> = redis
         .publish(keys::instance_channel(instance), payload)
         .await;
-    r.is_ok()
+    matches!(r, Ok(receivers) if receivers > 0)
 }
 
 impl Handler<SendDirected> for ClusterBridge {

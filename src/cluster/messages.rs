@@ -78,7 +78,9 @@ pub struct Unwatch {
     pub room: Addr<DeviceRoom>,
 }
 
-/// Send a message to another instance.
+/// Send a message to another instance. Answers true if that instance
+/// received it (is subscribed to its channel); false if Redis failed or the
+/// instance is not there.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct SendDirected {

@@ -212,11 +212,16 @@ impl DeviceRoom {
     }
 
     /// A command for a robot on another instance; false if there is none.
+    /// If the holder turns out not to be listening (it is gone, or Redis
+    /// failed), the app gets `robot_offline` for it from here: nobody else
+    /// would answer.
     pub(super) fn command_to_other_instance(
         &self,
         conn: &ConnId,
         raw: &str,
         spoofed: bool,
+        reference: Option<Box<serde_json::value::RawValue>>,
+        ctx: &mut Context<Self>,
     ) -> bool {
         let (Some(bridge), Some(holder), true) =
             (&self.env.bridge, &self.holder, self.remote_online)
@@ -231,7 +236,7 @@ impl DeviceRoom {
             json_str(member.user.as_str()),
             json_str(conn.as_str())
         );
-        bridge.do_send(SendDirected {
+        let sent = bridge.send(SendDirected {
             instance: holder.clone(),
             msg: Directed::Cmd {
                 d: self.device.clone(),
@@ -239,6 +244,19 @@ impl DeviceRoom {
                 raw: splice(raw, COMMAND_KEYS, spoofed, &extra),
             },
         });
+        let conn = conn.clone();
+        ctx.spawn(sent.into_actor(self).map(move |received, room, _ctx| {
+            if !received.unwrap_or(false) {
+                room.send_error(
+                    &conn,
+                    crate::error::WireError::new(
+                        crate::error::WireCode::RobotOffline,
+                        "the robot is offline",
+                    )
+                    .with_ref(reference),
+                );
+            }
+        }));
         true
     }
 
@@ -263,13 +281,21 @@ impl DeviceRoom {
     }
 
     /// Forwards a REST call to the instance holding the robot; false if none.
-    pub(super) fn proxy_to_other_instance(&self, request_id: &str, frame: &str) -> bool {
+    /// The caller keeps it pending; if the holder turns out not to be
+    /// listening (it is gone, or Redis failed), it is answered "robot
+    /// offline" (503) from here at once instead of timing out.
+    pub(super) fn proxy_to_other_instance(
+        &self,
+        request_id: &str,
+        frame: &str,
+        ctx: &mut Context<Self>,
+    ) -> bool {
         let (Some(bridge), Some(holder), true) =
             (&self.env.bridge, &self.holder, self.remote_online)
         else {
             return false;
         };
-        bridge.do_send(SendDirected {
+        let sent = bridge.send(SendDirected {
             instance: holder.clone(),
             msg: Directed::ProxyReq {
                 d: self.device.clone(),
@@ -278,6 +304,12 @@ impl DeviceRoom {
                 back: self.env.instance.to_string(),
             },
         });
+        let request_id = request_id.to_string();
+        ctx.spawn(sent.into_actor(self).map(move |received, room, _ctx| {
+            if !received.unwrap_or(false) {
+                room.fail_one_pending(&request_id);
+            }
+        }));
         true
     }
 

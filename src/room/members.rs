@@ -122,12 +122,18 @@ impl Handler<Leave> for DeviceRoom {
 impl Handler<Command> for DeviceRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: Command, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Command, ctx: &mut Context<Self>) {
         let Some(member) = self.members.get(&msg.conn) else {
             return;
         };
         let Some(robot) = &self.robot else {
-            if self.command_to_other_instance(&msg.conn, &msg.raw, msg.spoofed) {
+            if self.command_to_other_instance(
+                &msg.conn,
+                &msg.raw,
+                msg.spoofed,
+                msg.reference.clone(),
+                ctx,
+            ) {
                 return;
             }
             self.send_error(

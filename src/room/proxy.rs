@@ -20,15 +20,24 @@ impl DeviceRoom {
             let _ = tx.send(ProxyReply::RobotOffline);
         }
     }
+
+    /// Answers one waiting REST call with "robot offline" (it could not be
+    /// forwarded), if it is still waiting.
+    pub(super) fn fail_one_pending(&mut self, request_id: &str) {
+        if let Some(tx) = self.pending.remove(request_id) {
+            metrics::gauge_add(&self.env.metrics.proxy_pending, -1);
+            let _ = tx.send(ProxyReply::RobotOffline);
+        }
+    }
 }
 
 impl Handler<ProxyRequest> for DeviceRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: ProxyRequest, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: ProxyRequest, ctx: &mut Context<Self>) {
         let Some(robot) = &self.robot else {
             if self.pending.len() < self.env.max_pending_proxy
-                && self.proxy_to_other_instance(&msg.request_id, &msg.frame)
+                && self.proxy_to_other_instance(&msg.request_id, &msg.frame, ctx)
             {
                 self.pending.insert(msg.request_id, msg.reply);
                 metrics::gauge_add(&self.env.metrics.proxy_pending, 1);

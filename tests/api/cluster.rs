@@ -900,3 +900,192 @@ async fn the_session_limit_counts_every_instances_sessions() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Leaves `wimz:presence:<device>` naming `instance`, as a holder's lost
+/// release (or a SIGKILLed holder, until its key expires) leaves it: the
+/// other instances go on believing the robot is there.
+async fn leave_stale_presence(redis: &Redis, device: &str, instance: &str) {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("wimz:presence:{device}"))
+        .arg(instance)
+        .arg("EX")
+        .arg(60)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+}
+
+/// Takes the presence key away again and waits until `app`'s instance has
+/// noticed (it tells its apps `robot_disconnected`, `instance_lost`).
+async fn clear_presence(redis: &Redis, app: &mut Ws, device: &str) {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("wimz:presence:{device}"))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let v = recv_event(app, "robot_disconnected").await;
+    assert_eq!(v["reason"], "instance_lost", "{v}");
+}
+
+/// Re-subscribes `app` until its instance says the robot is online (a
+/// mirror reads presence every `presence_ttl_s / 3`).
+async fn wait_believed_online(app: &mut Ws, device: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        send(app, json!({"type": "subscribe", "device_id": device})).await;
+        if recv_type(app, "subscribed").await["robot_online"] == true {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the app's instance never believed the robot online"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends a command with `id` from `app` and expects `robot_offline` for it.
+async fn command_gets_robot_offline(app: &mut Ws, device: &str, id: &str) {
+    send(
+        app,
+        json!({"type": "command", "device_id": device, "id": id, "command": "sit"}),
+    )
+    .await;
+    let e = recv_type(app, "error").await;
+    assert_eq!(e["code"], "robot_offline", "{e}");
+    assert_eq!(e["ref"], id, "the error names the command: {e}");
+}
+
+#[tokio::test]
+async fn a_command_on_b_for_a_robot_that_left_a_is_answered_robot_offline() {
+    let c = cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = a.user("clgone").await;
+    let secret = a.device(&u, "wimz-gone").await;
+    let mut robot = a.robot("wimz-gone", &secret).await;
+    let (mut on_b, s) = b.subscribed_app(&u, "wimz-gone").await;
+    assert_eq!(s["robot_online"], true);
+
+    // 1. The robot closes its socket; once A has let it go the command
+    //    follows at once, whether or not B has heard of the disconnect yet.
+    robot.close(None).await.unwrap();
+    a.wait_stats("the robot gone from A", |s| s["robots_online"] == 0)
+        .await;
+    command_gets_robot_offline(&mut on_b, "wimz-gone", "c-1").await;
+
+    // 2. B still believes the robot is on A (A's presence key outlived the
+    //    robot): the command goes to A, which answers for its robot.
+    leave_stale_presence(&c.redis, "wimz-gone", "A").await;
+    wait_believed_online(&mut on_b, "wimz-gone").await;
+    command_gets_robot_offline(&mut on_b, "wimz-gone", "c-2").await;
+
+    // 3. B believes the robot is on an instance that is gone (killed before
+    //    its presence key expired): nobody there can answer, so B does.
+    clear_presence(&c.redis, &mut on_b, "wimz-gone").await;
+    leave_stale_presence(&c.redis, "wimz-gone", "Z").await;
+    wait_believed_online(&mut on_b, "wimz-gone").await;
+    command_gets_robot_offline(&mut on_b, "wimz-gone", "c-3").await;
+
+    // 4. The robot is back on A: the next command reaches it, its result
+    //    reaches the app on B.
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a fresh signature
+    let mut robot = a.robot("wimz-gone", &secret).await;
+    recv_event(&mut on_b, "robot_connected").await;
+    send(
+        &mut on_b,
+        json!({"type": "command", "device_id": "wimz-gone", "id": "c-4", "command": "sit"}),
+    )
+    .await;
+    let cmd = recv_type(&mut robot, "command").await;
+    assert_eq!(cmd["id"], "c-4");
+    send(
+        &mut robot,
+        json!({"type": "command_result", "reply_to": cmd["reply_to"], "id": "c-4", "ok": true}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut on_b, "command_result").await["id"], "c-4");
+}
+
+/// A REST proxy call on `app`'s instance; its status and body.
+async fn proxy_call(app: &TestApp, u: &User, device: &str) -> (u16, Value) {
+    let call = app
+        .http
+        .get(app.url(&format!("/api/devices/{device}/robot/mode")))
+        .bearer_auth(&u.token)
+        .send();
+    // A hang guard only: a 504 comes after `proxy.timeout_s` and fails below.
+    let r = tokio::time::timeout(PATIENCE * 3, call)
+        .await
+        .expect("the REST call is answered")
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn proxy_call_gets_robot_offline(c: &Cluster, u: &User, device: &str, step: &str) {
+    let (status, body) = proxy_call(&c.nodes[1], u, device).await;
+    assert_eq!(status, 503, "{step}: robot offline, not a timeout: {body}");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert_eq!(body["error"]["message"], "robot_offline", "{body}");
+    for node in &c.nodes {
+        node.wait_stats("no REST call left waiting", |s| s["proxy_pending"] == 0)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn a_rest_call_on_b_for_a_robot_that_left_a_is_503_robot_offline() {
+    let c = cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = a.user("clpgone").await;
+    let secret = a.device(&u, "wimz-pgone").await;
+    let mut robot = a.robot("wimz-pgone", &secret).await;
+    let (mut on_b, s) = b.subscribed_app(&u, "wimz-pgone").await;
+    assert_eq!(s["robot_online"], true);
+
+    // 1. The robot closes its socket; the call follows once A let it go.
+    robot.close(None).await.unwrap();
+    a.wait_stats("the robot gone from A", |s| s["robots_online"] == 0)
+        .await;
+    proxy_call_gets_robot_offline(&c, &u, "wimz-pgone", "step 1").await;
+
+    // 2. B still believes the robot is on A: A answers for its robot.
+    leave_stale_presence(&c.redis, "wimz-pgone", "A").await;
+    wait_believed_online(&mut on_b, "wimz-pgone").await;
+    proxy_call_gets_robot_offline(&c, &u, "wimz-pgone", "step 2").await;
+
+    // 3. B believes the robot is on an instance that is gone: nobody there
+    //    can answer, so B does, at once rather than after the proxy timeout.
+    clear_presence(&c.redis, &mut on_b, "wimz-pgone").await;
+    leave_stale_presence(&c.redis, "wimz-pgone", "Z").await;
+    wait_believed_online(&mut on_b, "wimz-pgone").await;
+    proxy_call_gets_robot_offline(&c, &u, "wimz-pgone", "step 3").await;
+
+    // 4. The robot is back on A: the next call reaches it.
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a fresh signature
+    let mut robot = a.robot("wimz-pgone", &secret).await;
+    recv_event(&mut on_b, "robot_connected").await;
+    let (b2, u2) = (b.http.clone(), u.token.clone());
+    let url = b.url("/api/devices/wimz-pgone/robot/mode");
+    let caller = tokio::spawn(async move {
+        b2.get(url)
+            .bearer_auth(u2)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    let req = recv_type(&mut robot, "http_request").await;
+    assert_eq!(req["path"], "/mode");
+    send(&mut robot, json!({"type": "http_response", "request_id": req["request_id"], "status": 200, "body": {"mode": "idle"}})).await;
+    assert_eq!(caller.await.unwrap(), 200);
+    for node in &c.nodes {
+        node.wait_stats("no REST call left waiting", |s| s["proxy_pending"] == 0)
+            .await;
+    }
+}
