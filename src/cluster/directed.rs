@@ -150,6 +150,7 @@ impl ClusterBridge {
     }
 }
 
+/// Publishes `msg` on `instance`'s channel; true if a subscriber heard it.
 pub(super) async fn publish_directed(
     mut redis: ConnectionManager,
     instance: &str,
@@ -158,10 +159,12 @@ pub(super) async fn publish_directed(
     let Ok(payload) = serde_json::to_string(msg) else {
         return false;
     };
+    // PUBLISH answers how many subscribers heard it: none means the
+    // instance's pub/sub connection is not there (it died, or is reconnecting).
     let r: Result<i64, _> = redis
         .publish(keys::instance_channel(instance), payload)
         .await;
-    r.is_ok()
+    matches!(r, Ok(n) if n > 0)
 }
 
 impl Handler<SendDirected> for ClusterBridge {
