@@ -395,6 +395,74 @@ async fn a_room_that_vanished_is_noticed_by_its_sockets_on_the_heartbeat() {
 }
 
 #[tokio::test]
+async fn unsubscribing_from_a_room_that_vanished_is_answered_and_the_socket_carries_on() {
+    // The default heartbeat (30 s): nothing notices the room is gone before
+    // the app's `unsubscribe` reaches it.
+    let app = spawn_app_with(fast).await;
+    let u = app.user("unsubvanish").await;
+    let secret = app.device(&u, "wimz-uv").await;
+    let ts = wimz_relay::ids::unix_now();
+    let mut robot = robot_at(&app, "wimz-uv", &secret, ts).await;
+    let (mut phone, sub) = app.subscribed_app(&u, "wimz-uv").await;
+    let room = room_of(&app, "wimz-uv").await;
+    room.send(InjectSilentStop).await.expect("handled");
+
+    send(
+        &mut phone,
+        json!({"type": "unsubscribe", "device_id": "wimz-uv", "id": "u-1"}),
+    )
+    .await;
+    assert_eq!(
+        recv(&mut phone).await,
+        json!({"type": "unsubscribed", "device_id": "wimz-uv"})
+    );
+    send(&mut phone, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut phone).await["type"], "pong");
+    // Unsubscribed means no subscription is moved to a fresh room for it.
+    send(
+        &mut phone,
+        json!({"type": "unsubscribe", "device_id": "wimz-uv", "id": "u-2"}),
+    )
+    .await;
+    let e = recv(&mut phone).await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_str()),
+        (Some("not_subscribed"), Some("u-2"))
+    );
+
+    // The robot's next frame finds its room gone: 1011, and it reconnects.
+    event(&mut robot, "bark_detected", json!({})).await;
+    assert_eq!(recv_close(&mut robot).await, Some(1011));
+    // The same socket subscribes again: a fresh room, and its events.
+    send(
+        &mut phone,
+        json!({"type": "subscribe", "device_id": "wimz-uv"}),
+    )
+    .await;
+    let s = recv(&mut phone).await;
+    assert_eq!(s["type"], "subscribed", "{s}");
+    assert!(s["epoch"].as_i64() > sub["epoch"].as_i64(), "{s}");
+    let mut robot = robot_at(&app, "wimz-uv", &secret, ts + 1).await;
+    let v = recv_event(&mut phone, "robot_connected").await;
+    assert_eq!(v["epoch"], s["epoch"]);
+    let first = v["seq"].as_u64().unwrap() + 1;
+    events_flow(&mut robot, &mut phone, first, 5, &s["epoch"]).await;
+    // And a live room confirms an unsubscribe itself; nothing follows it.
+    send(
+        &mut phone,
+        json!({"type": "unsubscribe", "device_id": "wimz-uv"}),
+    )
+    .await;
+    assert_eq!(
+        recv(&mut phone).await,
+        json!({"type": "unsubscribed", "device_id": "wimz-uv"})
+    );
+    event(&mut robot, "bark_detected", json!({})).await;
+    assert_silent(&mut phone, std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.stats().await["actor_panics"], 0);
+}
+
+#[tokio::test]
 async fn panicking_cluster_bridges_restart_and_the_instances_stay_one_relay() {
     let c = crate::cluster::cluster(2).await;
     let (a, b) = (&c.nodes[0], &c.nodes[1]);
