@@ -165,6 +165,8 @@ pub(super) async fn publish_directed(
     let Ok(payload) = serde_json::to_string(msg) else {
         return false;
     };
+    // PUBLISH answers how many subscribers heard it: none means the
+    // instance's pub/sub connection is not there (it died, or is reconnecting).
     let r: Result<i64, _> = redis
         .publish(keys::instance_channel(instance), payload)
         .await;

@@ -174,15 +174,25 @@ pub struct SetDirectory {
 }
 
 /// Take a cluster-wide WebRTC session slot for `device` (limit `max`).
-/// Answers true when taken, or when Redis cannot be asked (degraded: the
-/// per-instance limit still holds).
 #[derive(Message)]
-#[rtype(result = "bool")]
+#[rtype(result = "SlotAnswer")]
 pub struct SessionSlot {
     pub device: DeviceId,
     pub session: String,
     pub max: usize,
     pub stale_after_s: u64,
+}
+
+/// What [`SessionSlot`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotAnswer {
+    Taken,
+    /// The device is at its cluster-wide limit.
+    Full,
+    /// Redis cannot be asked (pub/sub known down: not even tried): degraded,
+    /// the per-instance limit still holds, and robots on other instances
+    /// cannot be reached.
+    Down,
 }
 
 /// Refresh (`keep`) or give back (`!keep`) session slots.

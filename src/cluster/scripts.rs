@@ -49,12 +49,18 @@ return 0
 "#;
 
 /// Refresh our claims. KEYS: presence keys. ARGV: instance, ttl.
-/// Returns how many were still ours.
+/// A claim that vanished (Redis restarted empty, or it expired while Redis
+/// was unreachable) is re-taken, as APPEND does; one another instance holds
+/// is left alone. Returns how many are ours.
 pub const REFRESH: &str = r#"
 local n = 0
 for i, k in ipairs(KEYS) do
-  if redis.call('GET', k) == ARGV[1] then
+  local holder = redis.call('GET', k)
+  if holder == ARGV[1] then
     redis.call('EXPIRE', k, ARGV[2])
+    n = n + 1
+  elseif not holder then
+    redis.call('SET', k, ARGV[1], 'EX', ARGV[2])
     n = n + 1
   end
 end

@@ -6,11 +6,17 @@ use super::messages::*;
 use super::scripts;
 use super::ClusterBridge;
 use actix::prelude::*;
+use std::sync::atomic::Ordering;
 
 impl Handler<SessionSlot> for ClusterBridge {
-    type Result = ResponseFuture<bool>;
+    type Result = ResponseFuture<SlotAnswer>;
 
     fn handle(&mut self, msg: SessionSlot, _ctx: &mut Context<Self>) -> Self::Result {
+        // Known down: answer at once rather than wait for the connection
+        // manager's reconnect attempts to time out.
+        if !self.connected.load(Ordering::Relaxed) {
+            return Box::pin(async { SlotAnswer::Down });
+        }
         let mut redis = self.redis.clone();
         Box::pin(async move {
             let r: Result<i64, _> = redis::Script::new(scripts::SESSION_SLOT)
@@ -21,7 +27,11 @@ impl Handler<SessionSlot> for ClusterBridge {
                 .arg(msg.max)
                 .invoke_async(&mut redis)
                 .await;
-            r.map(|n| n == 1).unwrap_or(true)
+            match r {
+                Ok(1) => SlotAnswer::Taken,
+                Ok(_) => SlotAnswer::Full,
+                Err(_) => SlotAnswer::Down,
+            }
         })
     }
 }

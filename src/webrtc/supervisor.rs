@@ -24,7 +24,7 @@
 
 use super::messages::*;
 use super::session::{AppEnd, RobotEnd, RobotPath, Session, SessionState};
-use crate::cluster::messages::{SessionSlot, SessionSlots};
+use crate::cluster::messages::{Directed, SendDirected, SessionSlot, SessionSlots, SlotAnswer};
 use crate::cluster::ClusterBridge;
 use crate::config::{secs, WebrtcSettings};
 use crate::error::{WireCode, WireError};
@@ -51,6 +51,14 @@ fn limit_error(max: usize) -> WireError {
     WireError::new(
         WireCode::SessionLimit,
         format!("at most {max} WebRTC sessions per device"),
+    )
+}
+
+/// A robot on another instance while Redis (the only way there) is down.
+fn unreachable() -> WireError {
+    WireError::new(
+        WireCode::Internal,
+        "the robot's relay instance cannot be reached; retry",
     )
 }
 
@@ -287,10 +295,15 @@ impl SessionSupervisor {
             )
         });
         let fetch = async move {
-            // Clustered: the limit counts every instance's sessions.
+            // Clustered: the limit counts every instance's sessions. Redis
+            // unreachable: this instance's limit holds and a robot here is
+            // reached as usual; one elsewhere cannot be.
+            let mut redis_down = false;
             if let Some((bridge, slot)) = slot {
-                if !bridge.send(slot).await.unwrap_or(true) {
-                    return Err(limit_error(max));
+                match bridge.send(slot).await.unwrap_or(SlotAnswer::Down) {
+                    SlotAnswer::Taken => {}
+                    SlotAnswer::Full => return Err(limit_error(max)),
+                    SlotAnswer::Down => redis_down = true,
                 }
             }
             let offline = || WireError::new(WireCode::RobotOffline, "the robot is offline");
@@ -299,6 +312,7 @@ impl SessionSupervisor {
                     conn,
                     path: RobotPath::Local(outbox),
                 },
+                Ok(Some(RobotRoute::Remote(_))) if redis_down => return Err(unreachable()),
                 Ok(Some(RobotRoute::Remote(instance))) => RobotEnd {
                     conn: RobotEnd::remote_conn(&instance),
                     path: RobotPath::Remote {
@@ -315,18 +329,23 @@ impl SessionSupervisor {
             Ok((link, creds))
         };
         let reference = msg.reference;
-        ctx.spawn(fetch.into_actor(self).map(move |res, act, _ctx| {
-            act.established(id, res, reference);
+        ctx.spawn(fetch.into_actor(self).map(move |res, act, ctx| {
+            act.established(id, res, reference, ctx);
         }));
         Ok(())
     }
 
-    /// The robot link and credentials of a new session arrived (or failed).
+    /// The robot link and credentials of a new session arrived (or failed):
+    /// the robot is sent its `webrtc_request`. A local robot is reached at
+    /// once; a remote one only through Redis, so the app hears its
+    /// credentials only once the robot's instance has heard the request
+    /// (Redis unreachable: `error internal`, the session is dropped).
     fn established(
         &mut self,
         id: SessionId,
         res: Result<(RobotEnd, Value), WireError>,
         reference: Reference,
+        ctx: &mut Context<Self>,
     ) {
         let Some(s) = self.sessions.get_mut(&id) else {
             return; // the app left meanwhile
@@ -339,12 +358,57 @@ impl SessionSupervisor {
                 return;
             }
         };
-        if !robot.send(&s.device, &s.app.conn, s.robot_request_frame(&creds, false)) {
-            s.app.outbox.send(
-                WireError::new(WireCode::RobotOffline, "the robot is offline")
-                    .with_ref(reference)
-                    .to_frame(),
-            );
+        let frame = s.robot_request_frame(&creds, false);
+        if let RobotPath::Remote { instance, bridge } = &robot.path {
+            let ends = (s.device.clone(), s.app.conn.clone());
+            let sent = bridge.send(SendDirected {
+                instance: instance.clone(),
+                msg: Directed::Cmd {
+                    d: ends.0.clone(),
+                    c: ends.1.to_string(),
+                    raw: frame,
+                },
+            });
+            ctx.spawn(sent.into_actor(self).map(move |heard, act, _ctx| {
+                let told = heard.unwrap_or(false);
+                act.robot_told(id, ends, robot, creds, reference, told);
+            }));
+            return;
+        }
+        let told = robot.send(&s.device, &s.app.conn, frame);
+        let ends = (s.device.clone(), s.app.conn.clone());
+        self.robot_told(id, ends, robot, creds, reference, told);
+    }
+
+    /// The robot end of a new session was (`told`) or could not be sent its
+    /// `webrtc_request`: the session starts, or the app hears why not.
+    fn robot_told(
+        &mut self,
+        id: SessionId,
+        (device, app): (DeviceId, ConnId),
+        robot: RobotEnd,
+        creds: Value,
+        reference: Reference,
+        told: bool,
+    ) {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            // The app left while the request travelled: the robot may
+            // already have it, so it hears the session is over.
+            if told {
+                let close = serde_json::json!({"type": "webrtc_close",
+                    "session_id": id.as_str(), "reason": "app_disconnected"});
+                robot.send(&device, &app, close.to_string());
+            }
+            return;
+        };
+        if !told {
+            let e = match robot.path {
+                RobotPath::Local(_) => {
+                    WireError::new(WireCode::RobotOffline, "the robot is offline")
+                }
+                RobotPath::Remote { .. } => unreachable(),
+            };
+            s.app.outbox.send(e.with_ref(reference).to_frame());
             self.drop_unstarted(&id);
             return;
         }

@@ -169,6 +169,30 @@ impl AppConn {
         );
     }
 
+    /// The room confirms an `unsubscribe` (`unsubscribed`). A room that is
+    /// gone without having told us (it stopped, or failed and its
+    /// `RoomFailed` is still on the way) cannot: the socket confirms it
+    /// itself and forgets the room, so the app is never left waiting. The
+    /// socket waits for the room's answer (one handler, no await in it)
+    /// so a `subscribe` sent next is handled after it.
+    fn unsubscribe(&mut self, device: DeviceId, room: Addr<DeviceRoom>, ctx: &mut Context<Self>) {
+        let asked = room.send(Unsubscribe {
+            conn: self.core.conn.clone(),
+        });
+        ctx.wait(asked.into_actor(self).map(move |answer, act, _ctx| {
+            if answer.is_ok() {
+                return;
+            }
+            if act.rooms.get(&device) == Some(&room) {
+                act.rooms.remove(&device);
+            }
+            act.core.outbox.send(format!(
+                "{{\"type\":\"unsubscribed\",\"device_id\":{}}}",
+                json_str(device.as_str())
+            ));
+        }));
+    }
+
     fn subscribe(
         &mut self,
         device: DeviceId,
@@ -256,9 +280,7 @@ impl SocketActor for AppConn {
             } => self.subscribe(device, since_seq, epoch, reference, ctx),
             AppFrame::Unsubscribe { device } => {
                 match (self.subscribed.remove(&device), self.rooms.get(&device)) {
-                    (true, Some(room)) => room.do_send(Unsubscribe {
-                        conn: self.core.conn.clone(),
-                    }),
+                    (true, Some(room)) => self.unsubscribe(device, room.clone(), ctx),
                     _ => self.core.send_error(
                         WireError::new(WireCode::NotSubscribed, "not subscribed to that device")
                             .with_ref(reference),

@@ -1089,3 +1089,171 @@ async fn a_rest_call_on_b_for_a_robot_that_left_a_is_503_robot_offline() {
             .await;
     }
 }
+
+/// Waits until `/health` of `app` answers `status` (200 or 503).
+async fn wait_health(app: &TestApp, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, h) = health(app).await;
+        if s == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health never answered {status}: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `webrtc_request` from `app` for `device`: the robot gets it and the app
+/// gets its credentials, with the same session id (returned).
+async fn webrtc_session(app: &mut Ws, robot: &mut Ws, device: &str, id: &str) -> Value {
+    send(
+        app,
+        json!({"type": "webrtc_request", "device_id": device, "id": id}),
+    )
+    .await;
+    let req = recv_type(robot, "webrtc_request").await;
+    let creds = recv_type(app, "webrtc_credentials").await;
+    assert_eq!(req["session_id"], creds["session_id"], "{creds}");
+    creds["session_id"].clone()
+}
+
+#[tokio::test]
+async fn webrtc_while_redis_is_down_is_local_only_and_works_again_after() {
+    let mut c = cluster(2).await;
+    let u = c.nodes[0].user("clrtcdown").await;
+    let secret = c.nodes[0].device(&u, "wimz-rtd").await;
+    let mut robot = c.nodes[0].robot("wimz-rtd", &secret).await;
+    let (mut on_a, _) = c.nodes[0].subscribed_app(&u, "wimz-rtd").await;
+    let (mut on_b, s) = c.nodes[1].subscribed_app(&u, "wimz-rtd").await;
+    assert_eq!(s["robot_online"], true);
+
+    c.redis.stop();
+    wait_health(&c.nodes[0], 503).await;
+    wait_health(&c.nodes[1], 503).await;
+
+    // The robot is on A: a session from A's app goes ahead without Redis
+    // (its cluster slot cannot be taken; the per-instance limit holds).
+    let max = c.nodes[0].settings.webrtc.max_sessions_per_device;
+    let mut sids = Vec::new();
+    for i in 0..max {
+        sids.push(webrtc_session(&mut on_a, &mut robot, "wimz-rtd", &format!("a{i}")).await);
+    }
+    send(
+        &mut robot,
+        json!({"type": "webrtc_offer", "session_id": sids[0], "sdp": "v=0 offer"}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut on_a, "webrtc_offer").await["sdp"],
+        "v=0 offer"
+    );
+    send(
+        &mut on_a,
+        json!({"type": "webrtc_request", "device_id": "wimz-rtd", "id": "over"}),
+    )
+    .await;
+    let e = recv_type(&mut on_a, "error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_str()),
+        (Some("session_limit"), Some("over"))
+    );
+    c.nodes[0]
+        .wait_stats("A's sessions", |s| s["webrtc_sessions_active"] == max)
+        .await;
+
+    // The robot is on A and only Redis reaches it from B: B's app is told
+    // at once, and nothing is left behind on B.
+    send(
+        &mut on_b,
+        json!({"type": "webrtc_request", "device_id": "wimz-rtd", "id": "b-down"}),
+    )
+    .await;
+    let e = loop {
+        let v = recv(&mut on_b).await;
+        assert_ne!(
+            v["type"], "webrtc_credentials",
+            "no way to reach the robot: {v}"
+        );
+        if v["type"] == "error" {
+            break v;
+        }
+    };
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_str()),
+        (Some("internal"), Some("b-down")),
+        "{e}"
+    );
+    assert_silent(&mut robot, Duration::from_millis(300)).await;
+    assert_eq!(c.nodes[1].stats().await["webrtc_sessions_active"], 0);
+
+    // The sessions end as usual; nothing leaks.
+    for sid in &sids {
+        send(
+            &mut on_a,
+            json!({"type": "webrtc_close", "session_id": sid, "reason": "done"}),
+        )
+        .await;
+        assert_eq!(
+            recv_type(&mut robot, "webrtc_close").await["session_id"],
+            *sid
+        );
+    }
+    c.nodes[0]
+        .wait_stats("no session on A", |s| s["webrtc_sessions_active"] == 0)
+        .await;
+
+    // Redis comes back (empty): sessions work again from both instances.
+    c.redis.restart();
+    wait_health(&c.nodes[0], 200).await;
+    wait_health(&c.nodes[1], 200).await;
+    let on_a_sid = webrtc_session(&mut on_a, &mut robot, "wimz-rtd", "a-back").await;
+    // B learns again where the robot is (A re-takes its claim on Redis's
+    // return; B reads it on its next presence check): until then B may
+    // answer `robot_offline`, never anything else.
+    let deadline = Instant::now() + PATIENCE;
+    let on_b_sid = loop {
+        send(
+            &mut on_b,
+            json!({"type": "webrtc_request", "device_id": "wimz-rtd", "id": "b-back"}),
+        )
+        .await;
+        let v = loop {
+            let v = recv(&mut on_b).await;
+            if v["type"] == "webrtc_credentials" || v["type"] == "error" {
+                break v;
+            }
+        };
+        if v["type"] == "webrtc_credentials" {
+            let req = recv_type(&mut robot, "webrtc_request").await;
+            assert_eq!(req["session_id"], v["session_id"]);
+            break v["session_id"].clone();
+        }
+        assert_eq!(v["code"], "robot_offline", "{v}");
+        assert!(Instant::now() < deadline, "B never reached the robot again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    send(
+        &mut robot,
+        json!({"type": "webrtc_offer", "session_id": on_b_sid, "sdp": "v=0 b"}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut on_b, "webrtc_offer").await["sdp"], "v=0 b");
+    for (app, sid) in [(&mut on_a, &on_a_sid), (&mut on_b, &on_b_sid)] {
+        send(
+            app,
+            json!({"type": "webrtc_close", "session_id": sid, "reason": "done"}),
+        )
+        .await;
+        assert_eq!(
+            recv_type(&mut robot, "webrtc_close").await["session_id"],
+            *sid
+        );
+    }
+    for node in &c.nodes {
+        node.wait_stats("no session", |s| s["webrtc_sessions_active"] == 0)
+            .await;
+    }
+}

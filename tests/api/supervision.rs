@@ -395,6 +395,74 @@ async fn a_room_that_vanished_is_noticed_by_its_sockets_on_the_heartbeat() {
 }
 
 #[tokio::test]
+async fn unsubscribing_from_a_room_that_vanished_is_answered_and_the_socket_carries_on() {
+    // The default heartbeat (30 s): nothing notices the room is gone before
+    // the app's `unsubscribe` reaches it.
+    let app = spawn_app_with(fast).await;
+    let u = app.user("unsubvanish").await;
+    let secret = app.device(&u, "wimz-uv").await;
+    let ts = wimz_relay::ids::unix_now();
+    let mut robot = robot_at(&app, "wimz-uv", &secret, ts).await;
+    let (mut phone, sub) = app.subscribed_app(&u, "wimz-uv").await;
+    let room = room_of(&app, "wimz-uv").await;
+    room.send(InjectSilentStop).await.expect("handled");
+
+    send(
+        &mut phone,
+        json!({"type": "unsubscribe", "device_id": "wimz-uv", "id": "u-1"}),
+    )
+    .await;
+    assert_eq!(
+        recv(&mut phone).await,
+        json!({"type": "unsubscribed", "device_id": "wimz-uv"})
+    );
+    send(&mut phone, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut phone).await["type"], "pong");
+    // Unsubscribed means no subscription is moved to a fresh room for it.
+    send(
+        &mut phone,
+        json!({"type": "unsubscribe", "device_id": "wimz-uv", "id": "u-2"}),
+    )
+    .await;
+    let e = recv(&mut phone).await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_str()),
+        (Some("not_subscribed"), Some("u-2"))
+    );
+
+    // The robot's next frame finds its room gone: 1011, and it reconnects.
+    event(&mut robot, "bark_detected", json!({})).await;
+    assert_eq!(recv_close(&mut robot).await, Some(1011));
+    // The same socket subscribes again: a fresh room, and its events.
+    send(
+        &mut phone,
+        json!({"type": "subscribe", "device_id": "wimz-uv"}),
+    )
+    .await;
+    let s = recv(&mut phone).await;
+    assert_eq!(s["type"], "subscribed", "{s}");
+    assert!(s["epoch"].as_i64() > sub["epoch"].as_i64(), "{s}");
+    let mut robot = robot_at(&app, "wimz-uv", &secret, ts + 1).await;
+    let v = recv_event(&mut phone, "robot_connected").await;
+    assert_eq!(v["epoch"], s["epoch"]);
+    let first = v["seq"].as_u64().unwrap() + 1;
+    events_flow(&mut robot, &mut phone, first, 5, &s["epoch"]).await;
+    // And a live room confirms an unsubscribe itself; nothing follows it.
+    send(
+        &mut phone,
+        json!({"type": "unsubscribe", "device_id": "wimz-uv"}),
+    )
+    .await;
+    assert_eq!(
+        recv(&mut phone).await,
+        json!({"type": "unsubscribed", "device_id": "wimz-uv"})
+    );
+    event(&mut robot, "bark_detected", json!({})).await;
+    assert_silent(&mut phone, std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.stats().await["actor_panics"], 0);
+}
+
+#[tokio::test]
 async fn panicking_cluster_bridges_restart_and_the_instances_stay_one_relay() {
     let c = crate::cluster::cluster(2).await;
     let (a, b) = (&c.nodes[0], &c.nodes[1]);
@@ -501,4 +569,111 @@ async fn a_panicking_mirror_room_moves_its_apps_to_a_fresh_mirror_of_the_same_ep
     })
     .await;
     assert_eq!(a.stats().await["actor_panics"], 0);
+}
+
+#[tokio::test]
+async fn a_panicking_home_room_in_a_cluster_moves_everyone_on_and_remote_apps_keep_the_order() {
+    let c = crate::cluster::cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = a.user("superhome").await;
+    let secret = a.device(&u, "wimz-sh").await;
+    let ts = wimz_relay::ids::unix_now();
+    let mut robot = robot_at(a, "wimz-sh", &secret, ts).await;
+    let (mut on_a, sub_a) = a.subscribed_app(&u, "wimz-sh").await;
+    let (mut on_b, sub_b) = b.subscribed_app(&u, "wimz-sh").await;
+    assert_eq!(sub_b["robot_online"], true);
+    let epoch = sub_a["epoch"].clone();
+    let first = sub_a["seq"].as_u64().unwrap() + 1;
+    assert_eq!(
+        (&sub_b["epoch"], sub_b["seq"].as_u64()),
+        (&epoch, Some(first - 1))
+    );
+    for i in 0..5 {
+        event(&mut robot, "mission_progress", json!({"i": i})).await;
+    }
+    // Every numbered event B's app sees, in arrival order, over the whole test.
+    let mut b_seqs: Vec<(i64, u64)> = Vec::new();
+    for i in 0..5 {
+        let v = recv_type(&mut on_b, "event").await;
+        assert_eq!(v["data"]["i"], i, "{v}");
+        b_seqs.push((v["epoch"].as_i64().unwrap(), v["seq"].as_u64().unwrap()));
+    }
+    for _ in 0..5 {
+        recv_type(&mut on_a, "event").await;
+    }
+
+    let home = room_of(a, "wimz-sh").await;
+    assert!(
+        home.send(InjectPanic).await.is_err(),
+        "no answer from a panic"
+    );
+
+    // As on a single instance: the robot is closed with 1011...
+    assert_eq!(recv_close(&mut robot).await, Some(1011));
+    // ...and A's app is moved to a fresh room, told events may be lost.
+    let s = recv(&mut on_a).await;
+    assert_eq!(s["type"], "subscribed", "{s}");
+    assert_eq!(s["device_id"], "wimz-sh");
+    let r = loop {
+        let v = recv(&mut on_a).await;
+        if v["type"] != "event" {
+            break v;
+        }
+    };
+    assert_eq!(r["type"], "recovered", "{r}");
+    assert_eq!(r["complete"], false, "{r}");
+    assert!(
+        r["reason"] == "gap" || r["reason"] == "epoch_changed",
+        "{r}"
+    );
+    a.wait_stats("the failed room is gone", |s| {
+        s["actor_panics"] == 1 && s["rooms"] == 1 && s["robots_online"] == 0
+    })
+    .await;
+    assert!(!home.connected(), "the failed room's mailbox is gone");
+
+    // The robot reconnects to A; both apps get its events, B's without a
+    // seq handed out twice.
+    let mut robot = robot_at(a, "wimz-sh", &secret, ts + 1).await;
+    let v = recv_event(&mut on_a, "robot_connected").await;
+    let (epoch2, seq2) = (v["epoch"].clone(), v["seq"].as_u64().unwrap());
+    for i in 100..120 {
+        event(&mut robot, "mission_progress", json!({"i": i})).await;
+    }
+    for i in 100..120 {
+        let v = recv_type(&mut on_a, "event").await;
+        assert_eq!(v["data"]["i"], i, "{v}");
+        assert_eq!(v["epoch"], epoch2, "{v}");
+        assert_eq!(v["seq"].as_u64(), Some(seq2 + 1 + (i - 100)), "{v}");
+    }
+    let mut next = 100;
+    while next < 120 {
+        let v = recv(&mut on_b).await;
+        if v["type"] == "event" {
+            let at = (v["epoch"].as_i64().unwrap(), v["seq"].as_u64().unwrap());
+            if v["unnumbered"] != true {
+                b_seqs.push(at);
+            }
+            if v["event"] == "mission_progress" {
+                assert_eq!(v["data"]["i"], next, "{v}");
+                next += 1;
+            }
+        } else {
+            assert!(
+                v["type"] == "recovered" && v["complete"] == false,
+                "B's app hears only events and gap notices: {v}"
+            );
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    assert!(
+        b_seqs.iter().all(|at| seen.insert(*at)),
+        "a seq twice: {b_seqs:?}"
+    );
+    assert!(
+        b_seqs.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {b_seqs:?}"
+    );
+    assert_eq!(b_seqs.last().map(|at| at.1), Some(seq2 + 20));
+    assert_eq!(b.stats().await["actor_panics"], 0);
 }
