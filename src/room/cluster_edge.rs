@@ -89,6 +89,7 @@ impl DeviceRoom {
         self.home = true;
         self.remote_online = false;
         self.holder = None;
+        self.announced_lost = false;
         let Some(claim) = claim else {
             return false; // Redis unreachable: local numbering, a new epoch later
         };
@@ -385,11 +386,13 @@ impl Handler<RemoteEvent> for DeviceRoom {
                         self.remote_online = true;
                         self.holder = instance_of(&msg.frame);
                         self.presence_changed = std::time::Instant::now();
+                        self.announced_lost = false;
                     }
                     "robot_disconnected" => {
                         self.remote_online = false;
                         self.holder = None;
                         self.presence_changed = std::time::Instant::now();
+                        self.announced_lost = false;
                         self.end_remote_sessions();
                     }
                     name => {
@@ -456,6 +459,22 @@ impl Handler<HolderIs> for DeviceRoom {
         }
         match msg.holder {
             Some(h) => {
+                if self.announced_lost {
+                    // Told `instance_lost` from presence alone, and the claim
+                    // is back (e.g. Redis lost it and the holder re-took it):
+                    // say so the same way, or apps would show it offline.
+                    self.announced_lost = false;
+                    let frame = ByteString::from(format!(
+                        "{{\"type\":\"event\",\"event\":\"robot_connected\",\"timestamp\":{},\"instance\":{},\"device_id\":{},\"epoch\":{},\"seq\":{},\"ts_ms\":{},\"unnumbered\":true}}",
+                        unix_now(),
+                        serde_json::to_string(&h).unwrap_or_else(|_| "null".into()),
+                        self.device_json,
+                        self.epoch,
+                        self.seq,
+                        unix_now_ms()
+                    ));
+                    self.send_to_subscribers(frame);
+                }
                 self.holder = Some(h);
                 self.remote_online = true;
             }
@@ -464,6 +483,7 @@ impl Handler<HolderIs> for DeviceRoom {
                 // No instance can number this event: it carries the last seq.
                 self.remote_online = false;
                 self.holder = None;
+                self.announced_lost = true;
                 self.end_remote_sessions();
                 let frame = ByteString::from(format!(
                     "{{\"type\":\"event\",\"event\":\"robot_disconnected\",\"timestamp\":{},\"reason\":\"instance_lost\",\"device_id\":{},\"epoch\":{},\"seq\":{},\"ts_ms\":{},\"unnumbered\":true}}",
@@ -473,9 +493,7 @@ impl Handler<HolderIs> for DeviceRoom {
                     self.seq,
                     unix_now_ms()
                 ));
-                for m in self.members.values().filter(|m| m.subscribed) {
-                    m.outbox.send(frame.clone());
-                }
+                self.send_to_subscribers(frame);
             }
             None => {}
         }
@@ -522,6 +540,15 @@ impl Handler<RemoteProxyResponse> for DeviceRoom {
         if let Some(tx) = self.pending.remove(&msg.request_id) {
             crate::metrics::gauge_add(&self.env.metrics.proxy_pending, -1);
             let _ = tx.send(msg.reply);
+        }
+    }
+}
+
+impl DeviceRoom {
+    /// One frame to every subscribed member, outside the numbered stream.
+    fn send_to_subscribers(&self, frame: ByteString) {
+        for m in self.members.values().filter(|m| m.subscribed) {
+            m.outbox.send(frame.clone());
         }
     }
 }

@@ -112,6 +112,10 @@ pub struct DeviceRoom {
     pub(super) holder: Option<String>,
     /// When the mirror last learned the robot's presence from an event.
     pub(super) presence_changed: std::time::Instant,
+    /// Clustered mirror: apps were told `instance_lost` from presence alone;
+    /// if presence shows a holder again before any numbered presence event,
+    /// they are told `robot_connected` the same way.
+    pub(super) announced_lost: bool,
     /// Home: REST calls from other instances waiting on our robot, by
     /// request id: the instance to answer and when it was asked.
     pub(super) remote_pending: HashMap<String, (String, std::time::Instant)>,
@@ -149,6 +153,7 @@ impl DeviceRoom {
             remote_online: false,
             holder: None,
             presence_changed: std::time::Instant::now(),
+            announced_lost: false,
             remote_pending: HashMap::new(),
         }
     }

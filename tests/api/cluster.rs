@@ -1257,3 +1257,55 @@ async fn webrtc_while_redis_is_down_is_local_only_and_works_again_after() {
             .await;
     }
 }
+
+/// Redis loses the robot's presence key (restarted empty, or the key
+/// evicted) while the robot stays on A: apps on B are told `instance_lost`;
+/// when A re-takes its claim they are told `robot_connected` the same way
+/// (unnumbered), instead of being left showing the robot offline while its
+/// events keep arriving.
+#[tokio::test]
+async fn presence_lost_then_retaken_tells_remote_apps_the_robot_is_back() {
+    let c = cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = a.user("clback").await;
+    let secret = a.device(&u, "wimz-back").await;
+    let mut robot = a.robot("wimz-back", &secret).await;
+    let (mut on_b, s) = b.subscribed_app(&u, "wimz-back").await;
+    assert_eq!(s["robot_online"], true);
+
+    // A re-takes a vanished claim on its next refresh, so keep deleting the
+    // key until B has read it missing once.
+    let client = redis::Client::open(c.redis.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let keep_deleting = async {
+        loop {
+            let _: () = redis::cmd("DEL")
+                .arg("wimz:presence:wimz-back")
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let lost = tokio::select! {
+        v = recv_event(&mut on_b, "robot_disconnected") => v,
+        () = keep_deleting => unreachable!(),
+    };
+    assert_eq!(lost["reason"], "instance_lost", "{lost}");
+
+    let back = recv_event(&mut on_b, "robot_connected").await;
+    assert_eq!(back["instance"], "A", "{back}");
+    assert_eq!(back["unnumbered"], true, "{back}");
+    assert_eq!(back["seq"], lost["seq"], "{back}");
+    let listed = b.devices(&u).await;
+    assert_eq!(listed[0]["online"], true, "{listed}");
+
+    // The robot never left: its events still reach B, numbered on.
+    send(
+        &mut robot,
+        json!({"type": "event", "event": "treat_dispensed", "data": {"n": 1}}),
+    )
+    .await;
+    let v = recv_event(&mut on_b, "treat_dispensed").await;
+    assert!(v["seq"].as_u64() > lost["seq"].as_u64(), "{v}");
+}
