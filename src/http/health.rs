@@ -45,13 +45,15 @@ fn require_stats_access(state: &AppState, req: &HttpRequest) -> Result<(), ApiEr
 pub async fn stats(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     require_stats_access(&state, &req)?;
     let m = &state.metrics;
+    // Redis known down: no cluster totals (as when asking fails), without
+    // waiting for the connection's own timeouts first.
     let cluster = match &state.cluster {
-        Some(bridge) => bridge
+        Some(bridge) if state.cluster_up.load(std::sync::atomic::Ordering::Relaxed) => bridge
             .send(crate::cluster::messages::ClusterTotals)
             .await
             .ok()
             .flatten(),
-        None => None,
+        _ => None,
     };
     let mut body = json!({
         "robots_online": get_i(&m.robots_online),
