@@ -3,14 +3,16 @@
 //! forwarded raw (`Signal::raw`), never re-serialised; a session id that is
 //! not the sender's gets `unknown_session` and the session is not touched.
 
-use super::session::SessionState;
-use super::supervisor::{SessionSupervisor, Tell};
+use super::session::{RobotPath, SessionState};
+use super::supervisor::{unreachable, Reference, SessionSupervisor, Tell};
+use crate::cluster::messages::{Directed, SendDirected};
 use crate::error::{WireCode, WireError};
 use crate::ids::{ConnId, DeviceId, SessionId};
 use crate::metrics::inc;
 use crate::webrtc::messages::{FromApp, FromRobot};
 use crate::ws::frames::{AppFrame, RobotFrame, Signal, WebrtcStats};
 use actix::prelude::*;
+use serde_json::Value;
 
 impl SessionSupervisor {
     /// ICE restart (§3.5.6): same session, fresh credentials to both ends.
@@ -32,7 +34,7 @@ impl SessionSupervisor {
         let device = device.clone();
         let reference = msg.reference.clone();
         let fetch = async move { turn.credentials(&device).await };
-        ctx.spawn(fetch.into_actor(self).map(move |res, act, _ctx| {
+        ctx.spawn(fetch.into_actor(self).map(move |res, act, ctx| {
             let Some(s) = act.sessions.get_mut(&id) else {
                 return; // ended meanwhile
             };
@@ -48,16 +50,48 @@ impl SessionSupervisor {
                     return;
                 }
             };
-            s.ice_restarts += 1;
-            s.state = SessionState::Requested;
-            s.setup_since = std::time::Instant::now();
-            s.touch();
-            if let Some(r) = &s.robot {
-                r.send(&s.device, &s.app.conn, s.robot_request_frame(&creds, true));
+            let frame = s.robot_request_frame(&creds, true);
+            let Some(robot) = &s.robot else { return };
+            if let RobotPath::Remote { instance, bridge } = &robot.path {
+                // Only Redis reaches that robot: tell the app new
+                // credentials only once the robot's instance has heard.
+                let sent = bridge.send(SendDirected {
+                    instance: instance.clone(),
+                    msg: Directed::Cmd {
+                        d: s.device.clone(),
+                        c: s.app.conn.to_string(),
+                        raw: frame,
+                    },
+                });
+                ctx.spawn(sent.into_actor(act).map(move |heard, act, _ctx| {
+                    act.restarted(&id, creds, reference, heard.unwrap_or(false));
+                }));
+                return;
             }
-            s.app.outbox.send(s.app_credentials_frame(&creds, true));
+            robot.send(&s.device, &s.app.conn, frame);
+            act.restarted(&id, creds, reference, true);
         }));
         Ok(())
+    }
+
+    /// The robot end was (`told`) or could not be sent an ICE restart's
+    /// `webrtc_request`: the app gets the fresh credentials, or an error and
+    /// the session stays as it was.
+    fn restarted(&mut self, id: &SessionId, creds: Value, reference: Reference, told: bool) {
+        let Some(s) = self.sessions.get_mut(id) else {
+            return; // ended meanwhile
+        };
+        if !told {
+            s.app
+                .outbox
+                .send(unreachable().with_ref(reference).to_frame());
+            return;
+        }
+        s.ice_restarts += 1;
+        s.state = SessionState::Requested;
+        s.setup_since = std::time::Instant::now();
+        s.touch();
+        s.app.outbox.send(s.app_credentials_frame(&creds, true));
     }
 
     /// `webrtc_stats` from an end: recorded, never forwarded.

@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-type Reference = Option<Box<RawValue>>;
+pub(super) type Reference = Option<Box<RawValue>>;
 
 /// How often a clustered instance refreshes its sessions' slots in Redis.
 const SLOT_REFRESH: Duration = Duration::from_secs(3);
@@ -55,7 +55,7 @@ fn limit_error(max: usize) -> WireError {
 }
 
 /// A robot on another instance while Redis (the only way there) is down.
-fn unreachable() -> WireError {
+pub(super) fn unreachable() -> WireError {
     WireError::new(
         WireCode::Internal,
         "the robot's relay instance cannot be reached; retry",
