@@ -430,13 +430,27 @@ impl Handler<RemoteCommand> for DeviceRoom {
     type Result = bool;
 
     fn handle(&mut self, msg: RemoteCommand, _ctx: &mut Context<Self>) -> bool {
-        match &self.robot {
-            Some(robot) => {
-                crate::metrics::inc(&self.env.metrics.commands);
-                robot.outbox.send(msg.raw)
-            }
-            None => false,
+        let Some(robot) = &self.robot else {
+            return false;
+        };
+        crate::metrics::inc(&self.env.metrics.commands);
+        // Signaling frames travel this way too; only commands are answered
+        // for when the robot leaves.
+        let keys = serde_json::from_str::<ForwardedKeys>(&msg.raw)
+            .ok()
+            .filter(|k| k.ty == "command");
+        if !robot.outbox.send(msg.raw) {
+            return false;
         }
+        if let Some(ForwardedKeys {
+            reply_to: Some(reply_to),
+            id: Some(id),
+            ..
+        }) = keys
+        {
+            self.command_handed(ConnId::from_wire(&reply_to), id.get());
+        }
+        true
     }
 }
 
@@ -551,4 +565,13 @@ impl DeviceRoom {
             m.outbox.send(frame.clone());
         }
     }
+}
+
+/// The keys of a frame forwarded to our robot that say whom to answer.
+#[derive(serde::Deserialize)]
+struct ForwardedKeys {
+    #[serde(rename = "type")]
+    ty: String,
+    reply_to: Option<String>,
+    id: Option<Box<serde_json::value::RawValue>>,
 }

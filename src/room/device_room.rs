@@ -119,6 +119,10 @@ pub struct DeviceRoom {
     /// Home: REST calls from other instances waiting on our robot, by
     /// request id: the instance to answer and when it was asked.
     pub(super) remote_pending: HashMap<String, (String, std::time::Instant)>,
+    /// Commands handed to the robot and not answered yet, by (app
+    /// connection, command `id` as raw JSON), with when: answered
+    /// `robot_offline` if the robot leaves first (see `members.rs`).
+    pub(super) waiting_commands: HashMap<(ConnId, String), std::time::Instant>,
 }
 
 impl DeviceRoom {
@@ -155,6 +159,7 @@ impl DeviceRoom {
             presence_changed: std::time::Instant::now(),
             announced_lost: false,
             remote_pending: HashMap::new(),
+            waiting_commands: HashMap::new(),
         }
     }
 
@@ -459,6 +464,10 @@ impl Handler<CommandResult> for DeviceRoom {
         // Only an app that is a member of this room can be answered: a robot
         // cannot reach arbitrary connections by guessing ids. An app on
         // another instance is checked the same way by that instance's room.
+        if let Some(id) = &msg.id {
+            self.waiting_commands
+                .remove(&(msg.reply_to.clone(), id.get().to_string()));
+        }
         if let Some(m) = self.members.get(&msg.reply_to) {
             m.outbox.send(msg.raw);
         } else {

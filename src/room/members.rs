@@ -152,8 +152,54 @@ impl Handler<Command> for DeviceRoom {
             json_str(member.user.as_str()),
             json_str(msg.conn.as_str())
         );
-        robot
+        let handed = robot
             .outbox
             .send(splice(&msg.raw, COMMAND_KEYS, msg.spoofed, &extra));
+        if let (true, Some(id)) = (handed, &msg.reference) {
+            self.command_handed(msg.conn, id.get());
+        }
+    }
+}
+
+/// Unanswered commands remembered per robot connection; more are not.
+const MAX_WAITING_COMMANDS: usize = 256;
+/// A command unanswered for longer is forgotten (the app has given up).
+const COMMAND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl DeviceRoom {
+    /// The robot was handed command `id` from app connection `conn`.
+    pub(super) fn command_handed(&mut self, conn: crate::ids::ConnId, id: &str) {
+        let now = std::time::Instant::now();
+        if self.waiting_commands.len() >= MAX_WAITING_COMMANDS {
+            self.waiting_commands
+                .retain(|_, since| now.duration_since(*since) < COMMAND_PATIENCE);
+            if self.waiting_commands.len() >= MAX_WAITING_COMMANDS {
+                return;
+            }
+        }
+        self.waiting_commands.insert((conn, id.to_string()), now);
+    }
+
+    /// The robot is gone: every command it was handed in the last
+    /// COMMAND_PATIENCE and did not answer gets `robot_offline` (with its
+    /// `id` as `ref`), here or on the app's instance.
+    pub(super) fn fail_commands(&mut self) {
+        let now = std::time::Instant::now();
+        for ((conn, id), since) in std::mem::take(&mut self.waiting_commands) {
+            if now.duration_since(since) >= COMMAND_PATIENCE {
+                continue;
+            }
+            let frame = crate::error::WireError::new(
+                crate::error::WireCode::RobotOffline,
+                "the robot went offline before answering",
+            )
+            .with_ref(serde_json::value::RawValue::from_string(id).ok())
+            .to_frame();
+            if let Some(m) = self.members.get(&conn) {
+                m.outbox.send(frame);
+            } else {
+                self.result_to_other_instance(conn, frame);
+            }
+        }
     }
 }

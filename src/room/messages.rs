@@ -111,6 +111,8 @@ pub struct RobotEvent {
 pub struct CommandResult {
     pub conn: ConnId,
     pub reply_to: ConnId,
+    /// The command's `id` (raw JSON), if the robot echoed one.
+    pub id: Option<Box<serde_json::value::RawValue>>,
     pub raw: String,
 }
 

@@ -9,6 +9,7 @@ use actix::prelude::*;
 impl DeviceRoom {
     /// Answers every waiting REST call with "robot offline" (the robot left).
     pub(super) fn fail_pending(&mut self) {
+        self.fail_commands();
         for (r, (back, _)) in std::mem::take(&mut self.remote_pending) {
             self.proxy_answer_other_instance(back, r, None, None);
         }

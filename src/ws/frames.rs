@@ -70,7 +70,12 @@ pub enum RobotFrame {
     Ping,
     Pong,
     Event(EventIn),
-    CommandResult { reply_to: ConnId, raw: String },
+    CommandResult {
+        reply_to: ConnId,
+        /// The command's `id`, as sent (raw JSON).
+        id: Option<Box<serde_json::value::RawValue>>,
+        raw: String,
+    },
     WebrtcOffer(Signal),
     WebrtcIce(Signal),
     WebrtcClose(Signal),
@@ -238,6 +243,7 @@ pub fn parse_robot(text: &str) -> Result<Parsed<RobotFrame>, WireError> {
             let b: ReplyBody = body(text, &reference)?;
             RobotFrame::CommandResult {
                 reply_to: ConnId::from_wire(&b.reply_to),
+                id: reference.clone(),
                 raw: text.trim().to_string(),
             }
         }

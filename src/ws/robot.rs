@@ -157,9 +157,10 @@ impl SocketActor for RobotConn {
             }
             RobotFrame::Pong => {}
             RobotFrame::Event(event) => room.do_send(RobotEvent { conn, event }),
-            RobotFrame::CommandResult { reply_to, raw } => room.do_send(CommandResult {
+            RobotFrame::CommandResult { reply_to, id, raw } => room.do_send(CommandResult {
                 conn,
                 reply_to,
+                id,
                 raw,
             }),
             RobotFrame::HttpResponse(r) => room.do_send(ProxyResponse {

@@ -1378,3 +1378,38 @@ async fn an_ice_restart_that_cannot_reach_the_robots_instance_is_an_error_not_cr
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A command from an app on B, handed to the robot on A, which leaves
+/// without answering: A answers `robot_offline` for it on B (the command's
+/// id as `ref`); a WebRTC request forwarded the same way is not mistaken
+/// for a command.
+#[tokio::test]
+async fn a_remote_command_the_robot_leaves_unanswered_gets_robot_offline() {
+    let c = cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = a.user("clleave").await;
+    let secret = a.device(&u, "wimz-rlv").await;
+    let mut robot = a.robot("wimz-rlv", &secret).await;
+    let (mut on_b, s) = b.subscribed_app(&u, "wimz-rlv").await;
+    assert_eq!(s["robot_online"], true);
+    webrtc_session(&mut on_b, &mut robot, "wimz-rlv", "w-1").await;
+    send(
+        &mut on_b,
+        json!({"type": "command", "device_id": "wimz-rlv", "id": "rc-1", "command": "sit"}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut robot, "command").await["id"], "rc-1");
+    robot.close(None).await.unwrap();
+    let e = recv_type(&mut on_b, "error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_str()),
+        (Some("robot_offline"), Some("rc-1")),
+        "{e}"
+    );
+    // Nothing for the signaling request ("w-1").
+    loop {
+        let v = tokio::time::timeout(Duration::from_millis(500), recv(&mut on_b)).await;
+        let Ok(v) = v else { break };
+        assert_ne!(v["type"], "error", "{v}");
+    }
+}

@@ -217,6 +217,74 @@ async fn commands_round_trip_and_results_reach_only_the_asker() {
     assert_eq!(res["id"], 5);
 }
 
+/// Collects what `app` receives until it has seen `want` frames of the
+/// types in `types` (others are ignored).
+async fn collect(app: &mut Ws, types: &[&str], want: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    while got.len() < want {
+        let v = recv(app).await;
+        if types.contains(&v["type"].as_str().unwrap_or("")) {
+            got.push(v);
+        }
+    }
+    got
+}
+
+/// The robot leaves with commands handed to it but unanswered: each gets
+/// `robot_offline` with its id as `ref` (what the app would otherwise wait
+/// for forever); answered ones do not; the app that only commanded (never
+/// subscribed) is answered too.
+#[tokio::test]
+async fn commands_the_robot_leaves_unanswered_get_robot_offline() {
+    let app = spawn_app().await;
+    let u = app.user("leaver").await;
+    let secret = app.device(&u, "wimz-lv").await;
+    let mut robot = app.robot("wimz-lv", &secret).await;
+    let (mut sub, _) = app.subscribed_app(&u, "wimz-lv").await;
+    let mut commander = app.app(&u).await;
+    let command =
+        |id: Value| json!({"type": "command", "device_id": "wimz-lv", "id": id, "command": "sit"});
+    send(&mut sub, command(json!("c-1"))).await;
+    send(&mut sub, command(json!("c-2"))).await;
+    send(&mut commander, command(json!(7))).await;
+    // A command without an id cannot be answered for; it is just passed on.
+    send(
+        &mut sub,
+        json!({"type": "command", "device_id": "wimz-lv", "command": "down"}),
+    )
+    .await;
+    let mut handed = Vec::new();
+    for _ in 0..4 {
+        handed.push(recv_type(&mut robot, "command").await);
+    }
+    let c1 = handed.iter().find(|c| c["id"] == "c-1").unwrap();
+    send(
+        &mut robot,
+        json!({"type": "command_result", "reply_to": c1["reply_to"], "id": "c-1", "ok": true}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut sub, "command_result").await["id"], "c-1");
+    robot.close(None).await.unwrap();
+
+    let got = collect(&mut sub, &["error", "event"], 2).await;
+    let errors: Vec<&Value> = got.iter().filter(|v| v["type"] == "error").collect();
+    assert_eq!(errors.len(), 1, "{got:?}");
+    assert_eq!(errors[0]["code"], "robot_offline");
+    assert_eq!(errors[0]["ref"], "c-2");
+    assert!(
+        got.iter().any(|v| v["event"] == "robot_disconnected"),
+        "{got:?}"
+    );
+    let e = recv_type(&mut commander, "error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_i64()),
+        (Some("robot_offline"), Some(7)),
+        "{e}"
+    );
+    assert_silent(&mut sub, Duration::from_millis(300)).await;
+    assert_silent(&mut commander, Duration::from_millis(300)).await;
+}
+
 #[tokio::test]
 async fn robot_offline_is_an_error_with_ref() {
     let app = spawn_app().await;
