@@ -186,10 +186,23 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("connecting to store {}", redact_url(&url)))?;
+        // Migrations wait for each other (instances starting together take
+        // turns on a lock), so not under the 5 s lock_timeout of requests.
+        let mut conn = pool.acquire().await.context("connecting to store")?;
+        if !is_sqlite {
+            sqlx::query("SET lock_timeout = 0")
+                .execute(&mut *conn)
+                .await?;
+        }
         MIGRATOR
-            .run(&pool)
+            .run(&mut *conn)
             .await
             .context("applying store migrations")?;
+        if !is_sqlite {
+            sqlx::query("SET lock_timeout = '5s'")
+                .execute(&mut *conn)
+                .await?;
+        }
         Ok(Store { pool, backend })
     }
 

@@ -181,3 +181,39 @@ async fn a_locked_postgres_store_answers_store_busy() {
         .await;
     }
 }
+
+/// An instance starting while another holds the migrations' lock (instances
+/// of a cluster starting together take turns) waits for it, longer than the
+/// 5 s lock_timeout that requests get, instead of failing to start.
+#[tokio::test]
+async fn an_instance_waits_for_another_instances_migrations_on_postgres() {
+    let Some(first) = spawn_app_pg_with(|_| {}).await else {
+        return;
+    };
+    let url = first.settings.store.url.expose().to_string();
+    sqlx::any::install_default_drivers();
+    let mut locker = {
+        use sqlx::Connection;
+        sqlx::AnyConnection::connect(&url).await.unwrap()
+    };
+    for q in [
+        "BEGIN",
+        "LOCK TABLE _sqlx_migrations IN ACCESS EXCLUSIVE MODE",
+    ] {
+        sqlx::query(q).execute(&mut locker).await.unwrap();
+    }
+    let release = async {
+        // Held past the requests' lock_timeout: only a start that is not
+        // under it gets through.
+        tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+        sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    };
+    let url2 = url.clone();
+    let (second, ()) = tokio::join!(
+        spawn_app_with(move |s| s.store.url = wimz_relay::secret::Secret::new(url2)),
+        release
+    );
+    let owner = second.user("after-migrations").await;
+    second.device(&owner, "wimz-mig").await;
+    assert_eq!(first.devices(&owner).await.as_array().unwrap().len(), 1);
+}
