@@ -155,8 +155,19 @@ impl Handler<Command> for DeviceRoom {
         let handed = robot
             .outbox
             .send(splice(&msg.raw, COMMAND_KEYS, msg.spoofed, &extra));
-        if let (true, Some(id)) = (handed, &msg.reference) {
-            self.command_handed(msg.conn, id.get());
+        match (handed, &msg.reference) {
+            (true, Some(id)) => self.command_handed(msg.conn, id.get()),
+            (true, None) => {}
+            // Its queue is full (it is being closed as a slow consumer) or
+            // it is going: the robot will not get this one.
+            (false, _) => self.send_error(
+                &msg.conn,
+                crate::error::WireError::new(
+                    crate::error::WireCode::RobotOffline,
+                    "the robot is not taking commands",
+                )
+                .with_ref(msg.reference),
+            ),
         }
     }
 }

@@ -502,3 +502,57 @@ async fn deleting_a_device_disconnects_its_robot() {
     send(&mut a, json!({"type": "subscribe", "device_id": "wimz-d"})).await;
     assert_eq!(recv_type(&mut a, "error").await["code"], "not_owner");
 }
+
+/// A robot that stops reading: commands fill its socket and then its queue
+/// until the relay closes it as a slow consumer. Every command with an id
+/// is still answered — `robot_offline` for each one the robot never
+/// answered, whether it was queued, refused by the full queue, or sent after
+/// the robot was gone.
+#[tokio::test]
+async fn every_command_to_a_robot_that_stops_reading_is_answered() {
+    let app = spawn_app_with(|s| {
+        s.limits.messages_per_s = 1e6;
+        s.limits.messages_burst = 1e6;
+        s.limits.outbound_queue = 16;
+    })
+    .await;
+    let u = app.user("stuffer").await;
+    let secret = app.device(&u, "wimz-stuck").await;
+    let _robot = app.robot("wimz-stuck", &secret).await; // never read again
+                                                         // 20 apps × 10 commands × 60 KB: far more than the robot's socket
+                                                         // buffers, its queue of 16 and actix-ws's own 32 hold together. Spread
+                                                         // over apps so that no app's own queue of 16 overflows with answers.
+    const APPS: usize = 20;
+    const PER_APP: usize = 10;
+    let pad = "q".repeat(60_000);
+    let mut apps = Vec::new();
+    for k in 0..APPS {
+        let mut a = app.app(&u).await;
+        let pad = pad.clone();
+        apps.push(tokio::spawn(async move {
+            for i in 0..PER_APP {
+                send(
+                    &mut a,
+                    json!({"type": "command", "device_id": "wimz-stuck",
+                           "id": format!("k-{k}-{i}"), "command": "photo", "data": {"pad": pad}}),
+                )
+                .await;
+            }
+            let mut answered = std::collections::HashSet::new();
+            while answered.len() < PER_APP {
+                let v = recv(&mut a).await;
+                if v["type"] == "error" {
+                    assert_eq!(v["code"], "robot_offline", "{v}");
+                    let id = v["ref"].as_str().unwrap().to_string();
+                    assert!(id.starts_with(&format!("k-{k}-")), "{v}");
+                    assert!(answered.insert(id), "twice: {v}");
+                }
+            }
+        }));
+    }
+    for a in apps {
+        a.await.unwrap();
+    }
+    app.wait_stats("the robot closed", |s| s["robots_online"] == 0)
+        .await;
+}
