@@ -370,10 +370,16 @@ pub async fn send_text(ws: &mut Ws, t: &str) {
 
 /// Next text frame as JSON (pings/pongs skipped); panics on close or timeout.
 pub async fn recv(ws: &mut Ws) -> Value {
-    match tokio::time::timeout(PATIENCE, next_json(ws)).await {
+    recv_within(ws, PATIENCE).await
+}
+
+/// As [`recv`], with a longer hang guard for what takes seconds by design
+/// (e.g. a fault that a periodic probe must notice first).
+pub async fn recv_within(ws: &mut Ws, patience: Duration) -> Value {
+    match tokio::time::timeout(patience, next_json(ws)).await {
         Ok(Some(v)) => v,
         Ok(None) => panic!("socket closed while waiting for a message"),
-        Err(_) => panic!("no message within {PATIENCE:?}"),
+        Err(_) => panic!("no message within {patience:?}"),
     }
 }
 
