@@ -25,8 +25,17 @@ impl ClusterBridge {
             async move {
                 match msg {
                     Directed::Cmd { d, c, raw } => {
-                        // For `ref` if the robot is not here (as on one instance).
-                        let reference = crate::ws::conn::frame_id(&raw);
+                        // `id`: for `ref` if the robot is not here (as on one
+                        // instance), and, for a command, to answer for it if
+                        // the robot leaves without a result.
+                        let (ty, reference) =
+                            crate::ws::frames::type_and_id(&raw).unwrap_or_default();
+                        let answer_for = match (&reference, ty == "command") {
+                            (Some(id), true) => {
+                                Some((crate::ids::ConnId::from_wire(&c), id.clone()))
+                            }
+                            _ => None,
+                        };
                         let room = directory
                             .send(room_msg::FindRoom { device: d.clone() })
                             .await
@@ -34,7 +43,7 @@ impl ClusterBridge {
                             .flatten();
                         let delivered = match &room {
                             Some(r) => r
-                                .send(room_msg::RemoteCommand { raw })
+                                .send(room_msg::RemoteCommand { raw, answer_for })
                                 .await
                                 .unwrap_or(false),
                             None => false,

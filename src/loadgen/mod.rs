@@ -49,18 +49,14 @@ pub fn run_cli(args: LoadtestArgs) -> anyhow::Result<bool> {
         Ok(_) => {}
         Err(e) => eprintln!("loadtest: could not raise the nofile limit: {e}"),
     }
-    let rt = match args.threads {
-        1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        0 => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?,
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build()?,
+    let mut builder = match args.threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
     };
+    if args.threads > 1 {
+        builder.worker_threads(args.threads);
+    }
+    let rt = builder.enable_all().build()?;
     let report = rt.block_on(run(args.clone()))?;
     print!("{}", report.table());
     if let Some(path) = &args.json {

@@ -434,21 +434,11 @@ impl Handler<RemoteCommand> for DeviceRoom {
             return false;
         };
         crate::metrics::inc(&self.env.metrics.commands);
-        // Signaling frames travel this way too; only commands are answered
-        // for when the robot leaves.
-        let keys = serde_json::from_str::<ForwardedKeys>(&msg.raw)
-            .ok()
-            .filter(|k| k.ty == "command");
         if !robot.outbox.send(msg.raw) {
             return false;
         }
-        if let Some(ForwardedKeys {
-            reply_to: Some(reply_to),
-            id: Some(id),
-            ..
-        }) = keys
-        {
-            self.command_handed(ConnId::from_wire(&reply_to), id.get());
+        if let Some((conn, id)) = msg.answer_for {
+            self.command_handed(conn, id.get());
         }
         true
     }
@@ -565,13 +555,4 @@ impl DeviceRoom {
             m.outbox.send(frame.clone());
         }
     }
-}
-
-/// The keys of a frame forwarded to our robot that say whom to answer.
-#[derive(serde::Deserialize)]
-struct ForwardedKeys {
-    #[serde(rename = "type")]
-    ty: String,
-    reply_to: Option<String>,
-    id: Option<Box<serde_json::value::RawValue>>,
 }

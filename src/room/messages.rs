@@ -325,6 +325,10 @@ pub struct RemoteGap {
 #[rtype(result = "bool")]
 pub struct RemoteCommand {
     pub raw: String,
+    /// A command's app connection and `id`: answered `robot_offline` if
+    /// the robot leaves without a result. `None` for signaling frames and
+    /// commands without an `id`.
+    pub answer_for: Option<(ConnId, Box<serde_json::value::RawValue>)>,
 }
 
 /// A frame for app connection `conn`, if it is a member here.

@@ -7,7 +7,8 @@ use crate::metrics;
 use actix::prelude::*;
 
 impl DeviceRoom {
-    /// Answers every waiting REST call with "robot offline" (the robot left).
+    /// The robot left: every waiting REST call is answered "robot offline",
+    /// and every command it was handed and did not answer `robot_offline`.
     pub(super) fn fail_pending(&mut self) {
         self.fail_commands();
         for (r, (back, _)) in std::mem::take(&mut self.remote_pending) {

@@ -2,6 +2,7 @@
 //! keeps it: its two ends, its state and what the history row needs. Pure
 //! data and the frames the relay itself makes for a session; no routing.
 
+use crate::cluster::messages::{Directed, SendDirected};
 use crate::ids::{unix_now, ConnId, DeviceId, SessionId, UserId};
 use crate::store::SessionRecord;
 use crate::ws::outbox::Outbox;
@@ -51,22 +52,48 @@ impl RobotEnd {
         ConnId::from_wire(&format!("remote:{instance}"))
     }
 
-    /// Queues a frame to the robot; false if it cannot be delivered.
+    /// Queues a frame to the robot; false if it cannot be delivered. A
+    /// remote robot's frame is published without waiting to hear whether
+    /// its instance got it (see [`RobotEnd::send_confirmed`]).
     pub fn send(&self, device: &DeviceId, app: &ConnId, frame: String) -> bool {
         match &self.path {
             RobotPath::Local(outbox) => outbox.send(frame),
             RobotPath::Remote { instance, bridge } => {
-                bridge.do_send(crate::cluster::messages::SendDirected {
-                    instance: instance.clone(),
-                    msg: crate::cluster::messages::Directed::Cmd {
-                        d: device.clone(),
-                        c: app.to_string(),
-                        raw: frame,
-                    },
-                });
+                bridge.do_send(directed(instance, device, app, frame));
                 true
             }
         }
+    }
+
+    /// Queues a frame to the robot and tells whether it got there: at once
+    /// for a robot here; for a remote one, once Redis has said whether its
+    /// instance heard it.
+    pub fn send_confirmed(&self, device: &DeviceId, app: &ConnId, frame: String) -> Sending {
+        match &self.path {
+            RobotPath::Local(outbox) => Sending::Done(outbox.send(frame)),
+            RobotPath::Remote { instance, bridge } => Sending::Remote(Box::new(
+                bridge.send(directed(instance, device, app, frame)),
+            )),
+        }
+    }
+}
+
+/// What [`RobotEnd::send_confirmed`] did.
+pub enum Sending {
+    /// Queued to the robot here (true), or not.
+    Done(bool),
+    /// On its way to the robot's instance; answers whether it heard it.
+    Remote(Box<actix::dev::Request<crate::cluster::ClusterBridge, SendDirected>>),
+}
+
+fn directed(instance: &str, device: &DeviceId, app: &ConnId, frame: String) -> SendDirected {
+    SendDirected {
+        instance: instance.to_string(),
+        msg: Directed::Cmd {
+            d: device.clone(),
+            c: app.to_string(),
+            raw: frame,
+        },
     }
 }
 

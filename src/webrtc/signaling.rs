@@ -3,9 +3,8 @@
 //! forwarded raw (`Signal::raw`), never re-serialised; a session id that is
 //! not the sender's gets `unknown_session` and the session is not touched.
 
-use super::session::{RobotPath, SessionState};
+use super::session::{Sending, SessionState};
 use super::supervisor::{unreachable, Reference, SessionSupervisor, Tell};
-use crate::cluster::messages::{Directed, SendDirected};
 use crate::error::{WireCode, WireError};
 use crate::ids::{ConnId, DeviceId, SessionId};
 use crate::metrics::inc;
@@ -52,24 +51,16 @@ impl SessionSupervisor {
             };
             let frame = s.robot_request_frame(&creds, true);
             let Some(robot) = &s.robot else { return };
-            if let RobotPath::Remote { instance, bridge } = &robot.path {
-                // Only Redis reaches that robot: tell the app new
-                // credentials only once the robot's instance has heard.
-                let sent = bridge.send(SendDirected {
-                    instance: instance.clone(),
-                    msg: Directed::Cmd {
-                        d: s.device.clone(),
-                        c: s.app.conn.to_string(),
-                        raw: frame,
-                    },
-                });
-                ctx.spawn(sent.into_actor(act).map(move |heard, act, _ctx| {
-                    act.restarted(&id, creds, reference, heard.unwrap_or(false));
-                }));
-                return;
+            // A remote robot is reached only through Redis: the app gets new
+            // credentials only once the robot's instance has heard.
+            match robot.send_confirmed(&s.device, &s.app.conn, frame) {
+                Sending::Done(_) => act.restarted(&id, creds, reference, true),
+                Sending::Remote(heard) => {
+                    ctx.spawn(heard.into_actor(act).map(move |heard, act, _ctx| {
+                        act.restarted(&id, creds, reference, heard.unwrap_or(false));
+                    }));
+                }
             }
-            robot.send(&s.device, &s.app.conn, frame);
-            act.restarted(&id, creds, reference, true);
         }));
         Ok(())
     }

@@ -23,8 +23,8 @@
 //! never existed.
 
 use super::messages::*;
-use super::session::{AppEnd, RobotEnd, RobotPath, Session, SessionState};
-use crate::cluster::messages::{Directed, SendDirected, SessionSlot, SessionSlots, SlotAnswer};
+use super::session::{AppEnd, RobotEnd, RobotPath, Sending, Session, SessionState};
+use crate::cluster::messages::{SessionSlot, SessionSlots, SlotAnswer};
 use crate::cluster::ClusterBridge;
 use crate::config::{secs, WebrtcSettings};
 use crate::error::{WireCode, WireError};
@@ -359,25 +359,16 @@ impl SessionSupervisor {
             }
         };
         let frame = s.robot_request_frame(&creds, false);
-        if let RobotPath::Remote { instance, bridge } = &robot.path {
-            let ends = (s.device.clone(), s.app.conn.clone());
-            let sent = bridge.send(SendDirected {
-                instance: instance.clone(),
-                msg: Directed::Cmd {
-                    d: ends.0.clone(),
-                    c: ends.1.to_string(),
-                    raw: frame,
-                },
-            });
-            ctx.spawn(sent.into_actor(self).map(move |heard, act, _ctx| {
-                let told = heard.unwrap_or(false);
-                act.robot_told(id, ends, robot, creds, reference, told);
-            }));
-            return;
-        }
-        let told = robot.send(&s.device, &s.app.conn, frame);
         let ends = (s.device.clone(), s.app.conn.clone());
-        self.robot_told(id, ends, robot, creds, reference, told);
+        match robot.send_confirmed(&ends.0, &ends.1, frame) {
+            Sending::Done(told) => self.robot_told(id, ends, robot, creds, reference, told),
+            Sending::Remote(heard) => {
+                ctx.spawn(heard.into_actor(self).map(move |heard, act, _ctx| {
+                    let told = heard.unwrap_or(false);
+                    act.robot_told(id, ends, robot, creds, reference, told);
+                }));
+            }
+        }
     }
 
     /// The robot end of a new session was (`told`) or could not be sent its

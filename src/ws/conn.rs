@@ -126,9 +126,8 @@ pub fn start_common<A: SocketActor>(
     );
 }
 
-/// The `id` of a frame, if it has one (for `ref` on errors raised before
-/// parsing, or far from the parser: a command another instance forwarded).
-pub(crate) fn frame_id(text: &str) -> Option<Box<RawValue>> {
+/// The `id` of a frame, if it has one (for `ref` on errors raised before parsing).
+fn frame_id(text: &str) -> Option<Box<RawValue>> {
     #[derive(serde::Deserialize)]
     struct Id {
         #[serde(default)]

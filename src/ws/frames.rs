@@ -35,6 +35,15 @@ fn head(text: &str) -> Result<Head<'_>, WireError> {
     })
 }
 
+/// `type` and `id` (raw JSON) of a frame the relay built itself, e.g. one
+/// another instance forwarded for our robot; `None` if it is not an object
+/// with a string `type`.
+pub(crate) fn type_and_id(text: &str) -> Option<(String, Option<Box<RawValue>>)> {
+    head(text)
+        .ok()
+        .map(|h| (h.ty.into_owned(), h.id.map(|r| r.to_owned())))
+}
+
 fn body<'a, T: Deserialize<'a>>(
     text: &'a str,
     reference: &Option<Box<RawValue>>,

@@ -29,6 +29,12 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The test's own connection to it.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(self.url()).unwrap();
+        client.get_multiplexed_async_connection().await.unwrap()
+    }
+
     /// Starts it (again, empty) on the same port.
     pub fn restart(&mut self) {
         let child = Command::new("redis-server")
@@ -912,8 +918,7 @@ async fn the_session_limit_counts_every_instances_sessions() {
 /// release (or a SIGKILLed holder, until its key expires) leaves it: the
 /// other instances go on believing the robot is there.
 async fn leave_stale_presence(redis: &Redis, device: &str, instance: &str) {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let mut con = redis.connection().await;
     let _: () = redis::cmd("SET")
         .arg(format!("wimz:presence:{device}"))
         .arg(instance)
@@ -927,8 +932,7 @@ async fn leave_stale_presence(redis: &Redis, device: &str, instance: &str) {
 /// Takes the presence key away again and waits until `app`'s instance has
 /// noticed (it tells its apps `robot_disconnected`, `instance_lost`).
 async fn clear_presence(redis: &Redis, app: &mut Ws, device: &str) {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let mut con = redis.connection().await;
     let _: () = redis::cmd("DEL")
         .arg(format!("wimz:presence:{device}"))
         .query_async(&mut con)
@@ -1282,8 +1286,7 @@ async fn presence_lost_then_retaken_tells_remote_apps_the_robot_is_back() {
 
     // A re-takes a vanished claim on its next refresh, so keep deleting the
     // key until B has read it missing once.
-    let client = redis::Client::open(c.redis.url()).unwrap();
-    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let mut con = c.redis.connection().await;
     let keep_deleting = async {
         loop {
             let _: () = redis::cmd("DEL")

@@ -127,13 +127,7 @@ async fn concurrent_device_creation_on_sqlite_never_fails() {
 /// database's lock, the other on the pool.
 async fn a_locked_store_answers_store_busy(app: TestApp, lock: &[&str]) {
     let owner = app.user("busy-owner").await;
-    sqlx::any::install_default_drivers();
-    let mut locker = {
-        use sqlx::Connection;
-        sqlx::AnyConnection::connect(app.settings.store.url.expose())
-            .await
-            .expect("the test's own connection to the relay's store")
-    };
+    let mut locker = app.store_connection().await;
     for q in lock {
         sqlx::query(q).execute(&mut locker).await.unwrap();
     }
@@ -191,11 +185,7 @@ async fn an_instance_waits_for_another_instances_migrations_on_postgres() {
         return;
     };
     let url = first.settings.store.url.expose().to_string();
-    sqlx::any::install_default_drivers();
-    let mut locker = {
-        use sqlx::Connection;
-        sqlx::AnyConnection::connect(&url).await.unwrap()
-    };
+    let mut locker = first.store_connection().await;
     for q in [
         "BEGIN",
         "LOCK TABLE _sqlx_migrations IN ACCESS EXCLUSIVE MODE",

@@ -261,6 +261,12 @@ impl TestApp {
         v["device_secret"].as_str().unwrap().into()
     }
 
+    /// The test's own connection to this relay's store (to lock it from
+    /// outside, as another writer would).
+    pub async fn store_connection(&self) -> sqlx::AnyConnection {
+        store_connection(self.settings.store.url.expose()).await
+    }
+
     /// `GET /api/devices` as `user`: the JSON array of their devices.
     pub async fn devices(&self, user: &User) -> Value {
         let r = self.get("/api/devices", Some(&user.token)).await;
@@ -341,6 +347,15 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+}
+
+/// The test's own connection to the store at `url`.
+pub async fn store_connection(url: &str) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(url)
+        .await
+        .expect("the test's own connection to the relay's store")
 }
 
 /// A loopback port nobody listens on right now.

@@ -137,14 +137,10 @@ async fn loadgen_smoke_steady_storm_commands() {
 /// only after the relay has counted a 503, so a retry is always needed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadgen_provisioning_retries_while_the_store_is_busy() {
-    use sqlx::Connection;
     let app = spawn_app().await;
     let dir = tempfile::tempdir().unwrap();
     let provision = dir.path().join("provision.json");
-    sqlx::any::install_default_drivers();
-    let mut locker = sqlx::AnyConnection::connect(app.settings.store.url.expose())
-        .await
-        .expect("the test's own connection to the relay's store");
+    let mut locker = app.store_connection().await;
     sqlx::query("BEGIN IMMEDIATE")
         .execute(&mut locker)
         .await
