@@ -26,13 +26,37 @@ pub enum TestDb {
 /// A relay running on its own thread and actix system.
 pub struct TestApp {
     pub port: u16,
-    pub base: String,
-    pub ws_base: String,
+    pub client: RelayClient,
     pub handle: AppHandle,
-    pub http: reqwest::Client,
     pub settings: Settings,
     _db: TestDb,
     _dir: tempfile::TempDir,
+}
+
+/// What a test drives a relay with over HTTP and WebSocket: the in-process
+/// [`TestApp`] (through `Deref`) and the real binary that `process.rs`
+/// starts alike.
+pub struct RelayClient {
+    pub base: String,
+    pub ws_base: String,
+    pub http: reqwest::Client,
+}
+
+impl RelayClient {
+    pub fn new(port: u16) -> RelayClient {
+        RelayClient {
+            base: format!("http://127.0.0.1:{port}"),
+            ws_base: format!("ws://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = RelayClient;
+    fn deref(&self) -> &RelayClient {
+        &self.client
+    }
 }
 
 /// Settings every test starts from: loopback, port 0, quiet, fast timers off.
@@ -134,10 +158,8 @@ async fn start(settings: Settings, db: TestDb, dir: tempfile::TempDir) -> TestAp
     let (port, handle) = rx.await.expect("relay started");
     TestApp {
         port,
-        base: format!("http://127.0.0.1:{port}"),
-        ws_base: format!("ws://127.0.0.1:{port}"),
+        client: RelayClient::new(port),
         handle,
-        http: reqwest::Client::new(),
         settings,
         _db: db,
         _dir: dir,
@@ -183,7 +205,7 @@ pub struct User {
     pub token: String,
 }
 
-impl TestApp {
+impl RelayClient {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -259,12 +281,6 @@ impl TestApp {
         assert_eq!(r.status(), 201, "create device {device_id}");
         let v: Value = r.json().await.unwrap();
         v["device_secret"].as_str().unwrap().into()
-    }
-
-    /// The test's own connection to this relay's store (to lock it from
-    /// outside, as another writer would).
-    pub async fn store_connection(&self) -> sqlx::AnyConnection {
-        store_connection(self.settings.store.url.expose()).await
     }
 
     /// `GET /api/devices` as `user`: the JSON array of their devices.
@@ -346,6 +362,14 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+}
+
+impl TestApp {
+    /// The test's own connection to this relay's store (to lock it from
+    /// outside, as another writer would).
+    pub async fn store_connection(&self) -> sqlx::AnyConnection {
+        store_connection(self.settings.store.url.expose()).await
     }
 }
 
