@@ -134,6 +134,12 @@ impl WireError {
         }
     }
 
+    /// `robot_offline` "the robot is offline": the device's robot cannot be
+    /// reached (not connected, or its instance is gone).
+    pub fn robot_offline() -> Self {
+        WireError::new(WireCode::RobotOffline, "the robot is offline")
+    }
+
     pub fn with_ref(mut self, reference: Option<Box<serde_json::value::RawValue>>) -> Self {
         self.reference = reference;
         self

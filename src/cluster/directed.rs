@@ -49,12 +49,9 @@ impl ClusterBridge {
                             None => false,
                         };
                         if !delivered {
-                            let err = crate::error::WireError::new(
-                                crate::error::WireCode::RobotOffline,
-                                "the robot is offline",
-                            )
-                            .with_ref(reference)
-                            .to_frame();
+                            let err = crate::error::WireError::robot_offline()
+                                .with_ref(reference)
+                                .to_frame();
                             let back = Directed::Res {
                                 d,
                                 c: c.clone(),

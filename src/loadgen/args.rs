@@ -216,6 +216,29 @@ pub fn parse_sources(s: &str) -> anyhow::Result<Vec<Ipv4Addr>> {
 mod tests {
     use super::*;
 
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LoadtestArgs,
+    }
+
+    fn parsed(extra: &[&str]) -> LoadtestArgs {
+        use clap::Parser;
+        let argv = ["loadtest", "--target", "http://127.0.0.1:1"];
+        Cli::try_parse_from(argv.iter().chain(extra))
+            .expect("arguments parse")
+            .args
+    }
+
+    #[test]
+    fn generator_threads_are_bounded() {
+        assert!(parsed(&[]).validate().is_ok());
+        assert!(parsed(&["--threads", "1"]).validate().is_ok());
+        assert!(parsed(&["--threads", "256"]).validate().is_ok());
+        let e = parsed(&["--threads", "257"]).validate().unwrap_err();
+        assert!(e.to_string().contains("--threads"), "{e}");
+    }
+
     #[test]
     fn sources_parse_ranges_and_lists() {
         let v = parse_sources("127.0.0.2-127.0.0.4, 127.0.0.9").unwrap();

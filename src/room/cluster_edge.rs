@@ -250,11 +250,7 @@ impl DeviceRoom {
             if !received.unwrap_or(false) {
                 room.send_error(
                     &conn,
-                    crate::error::WireError::new(
-                        crate::error::WireCode::RobotOffline,
-                        "the robot is offline",
-                    )
-                    .with_ref(reference),
+                    crate::error::WireError::robot_offline().with_ref(reference),
                 );
             }
         }));
@@ -468,16 +464,8 @@ impl Handler<HolderIs> for DeviceRoom {
                     // is back (e.g. Redis lost it and the holder re-took it):
                     // say so the same way, or apps would show it offline.
                     self.announced_lost = false;
-                    let frame = ByteString::from(format!(
-                        "{{\"type\":\"event\",\"event\":\"robot_connected\",\"timestamp\":{},\"instance\":{},\"device_id\":{},\"epoch\":{},\"seq\":{},\"ts_ms\":{},\"unnumbered\":true}}",
-                        unix_now(),
-                        serde_json::to_string(&h).unwrap_or_else(|_| "null".into()),
-                        self.device_json,
-                        self.epoch,
-                        self.seq,
-                        unix_now_ms()
-                    ));
-                    self.send_to_subscribers(frame);
+                    let instance = format!("\"instance\":{}", json_str(&h));
+                    self.announce_unnumbered("robot_connected", &instance);
                 }
                 self.holder = Some(h);
                 self.remote_online = true;
@@ -489,15 +477,7 @@ impl Handler<HolderIs> for DeviceRoom {
                 self.holder = None;
                 self.announced_lost = true;
                 self.end_remote_sessions();
-                let frame = ByteString::from(format!(
-                    "{{\"type\":\"event\",\"event\":\"robot_disconnected\",\"timestamp\":{},\"reason\":\"instance_lost\",\"device_id\":{},\"epoch\":{},\"seq\":{},\"ts_ms\":{},\"unnumbered\":true}}",
-                    unix_now(),
-                    self.device_json,
-                    self.epoch,
-                    self.seq,
-                    unix_now_ms()
-                ));
-                self.send_to_subscribers(frame);
+                self.announce_unnumbered("robot_disconnected", "\"reason\":\"instance_lost\"");
             }
             None => {}
         }
@@ -549,8 +529,19 @@ impl Handler<RemoteProxyResponse> for DeviceRoom {
 }
 
 impl DeviceRoom {
-    /// One frame to every subscribed member, outside the numbered stream.
-    fn send_to_subscribers(&self, frame: ByteString) {
+    /// A presence event only this mirror knows of (read from presence, not
+    /// sent by the home): to every subscribed member, outside the numbered
+    /// stream — it carries the last numbered event's `seq` and is not kept
+    /// for recovery. `detail` is the event's own JSON members.
+    fn announce_unnumbered(&self, event: &str, detail: &str) {
+        let frame = ByteString::from(format!(
+            "{{\"type\":\"event\",\"event\":\"{event}\",\"timestamp\":{},{detail},\"device_id\":{},\"epoch\":{},\"seq\":{},\"ts_ms\":{},\"unnumbered\":true}}",
+            unix_now(),
+            self.device_json,
+            self.epoch,
+            self.seq,
+            unix_now_ms()
+        ));
         for m in self.members.values().filter(|m| m.subscribed) {
             m.outbox.send(frame.clone());
         }

@@ -138,11 +138,7 @@ impl Handler<Command> for DeviceRoom {
             }
             self.send_error(
                 &msg.conn,
-                crate::error::WireError::new(
-                    crate::error::WireCode::RobotOffline,
-                    "the robot is offline",
-                )
-                .with_ref(msg.reference),
+                crate::error::WireError::robot_offline().with_ref(msg.reference),
             );
             return;
         };

@@ -114,6 +114,11 @@ impl std::fmt::Debug for Store {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// How long a PostgreSQL request waits for a row or table lock before it is
+/// answered "store busy" (as SQLite's `busy_timeout`). Every pooled
+/// connection gets it; the one running migrations waits without limit first.
+const PG_REQUEST_LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
+
 impl Store {
     /// Connects (creating a SQLite file and its folder when missing) and migrates.
     pub async fn connect(url: &Secret, max_connections: u32) -> anyhow::Result<Store> {
@@ -173,10 +178,9 @@ impl Store {
                             .execute(&mut *conn)
                             .await?;
                     } else {
-                        // As SQLite's busy_timeout: a row or table lock is
-                        // waited for at most this long, then the request is
-                        // answered "store busy" instead of hanging.
-                        sqlx::query("SET lock_timeout = '5s'")
+                        // A request waiting on a lock is answered "store
+                        // busy" after a while instead of hanging.
+                        sqlx::query(PG_REQUEST_LOCK_TIMEOUT)
                             .execute(&mut *conn)
                             .await?;
                     }
@@ -199,7 +203,7 @@ impl Store {
             .await
             .context("applying store migrations")?;
         if !is_sqlite {
-            sqlx::query("SET lock_timeout = '5s'")
+            sqlx::query(PG_REQUEST_LOCK_TIMEOUT)
                 .execute(&mut *conn)
                 .await?;
         }

@@ -306,7 +306,6 @@ impl SessionSupervisor {
                     SlotAnswer::Down => redis_down = true,
                 }
             }
-            let offline = || WireError::new(WireCode::RobotOffline, "the robot is offline");
             let link = match room.send(FindRobot).await {
                 Ok(Some(RobotRoute::Local(conn, outbox))) => RobotEnd {
                     conn,
@@ -317,10 +316,10 @@ impl SessionSupervisor {
                     conn: RobotEnd::remote_conn(&instance),
                     path: RobotPath::Remote {
                         instance,
-                        bridge: bridge.ok_or_else(offline)?,
+                        bridge: bridge.ok_or_else(WireError::robot_offline)?,
                     },
                 },
-                Ok(None) | Err(_) => return Err(offline()),
+                Ok(None) | Err(_) => return Err(WireError::robot_offline()),
             };
             let creds = turn.credentials(&device).await.map_err(|e| {
                 tracing::warn!(device_id = %device, error = %e, "no TURN credentials");
@@ -394,9 +393,7 @@ impl SessionSupervisor {
         };
         if !told {
             let e = match robot.path {
-                RobotPath::Local(_) => {
-                    WireError::new(WireCode::RobotOffline, "the robot is offline")
-                }
+                RobotPath::Local(_) => WireError::robot_offline(),
                 RobotPath::Remote { .. } => unreachable(),
             };
             s.app.outbox.send(e.with_ref(reference).to_frame());

@@ -594,13 +594,8 @@ async fn sigkill_of_the_robots_instance_shows_it_offline_elsewhere_within_the_tt
 async fn rest_proxy_reaches_a_robot_on_another_instance() {
     use futures_util::StreamExt;
     let c = cluster(2).await;
-    let (a, b) = (&c.nodes[0], &c.nodes[1]);
-    let u = a.user("clproxy").await;
-    let secret = a.device(&u, "wimz-cp").await;
-    let mut robot = a.robot("wimz-cp", &secret).await;
-    // Let B see the robot online first (its mirror room learns the holder).
-    let (_on_b, s) = b.subscribed_app(&u, "wimz-cp").await;
-    assert_eq!(s["robot_online"], true);
+    let (u, _, mut robot, _on_b) = robot_on_a_app_on_b(&c, "clproxy", "wimz-cp").await;
+    let b = &c.nodes[1];
     let call = b
         .http
         .post(b.url("/api/devices/wimz-cp/robot/missions/start"))
@@ -632,12 +627,8 @@ async fn rest_proxy_reaches_a_robot_on_another_instance() {
 #[tokio::test]
 async fn webrtc_signaling_between_a_robot_on_a_and_an_app_on_b() {
     let c = cluster(2).await;
-    let (a, b) = (&c.nodes[0], &c.nodes[1]);
-    let u = a.user("clrtc").await;
-    let secret = a.device(&u, "wimz-rtc").await;
-    let mut robot = a.robot("wimz-rtc", &secret).await;
-    let (mut app, s) = b.subscribed_app(&u, "wimz-rtc").await;
-    assert_eq!(s["robot_online"], true);
+    let (u, _, mut robot, mut app) = robot_on_a_app_on_b(&c, "clrtc", "wimz-rtc").await;
+    let b = &c.nodes[1];
 
     send(
         &mut app,
@@ -974,12 +965,8 @@ async fn command_gets_robot_offline(app: &mut Ws, device: &str, id: &str) {
 #[tokio::test]
 async fn a_command_on_b_for_a_robot_that_left_a_is_answered_robot_offline() {
     let c = cluster(2).await;
-    let (a, b) = (&c.nodes[0], &c.nodes[1]);
-    let u = a.user("clgone").await;
-    let secret = a.device(&u, "wimz-gone").await;
-    let mut robot = a.robot("wimz-gone", &secret).await;
-    let (mut on_b, s) = b.subscribed_app(&u, "wimz-gone").await;
-    assert_eq!(s["robot_online"], true);
+    let (_, secret, mut robot, mut on_b) = robot_on_a_app_on_b(&c, "clgone", "wimz-gone").await;
+    let a = &c.nodes[0];
 
     // 1. The robot closes its socket; once A has let it go the command
     //    follows at once, whether or not B has heard of the disconnect yet.
@@ -1051,12 +1038,8 @@ async fn proxy_call_gets_robot_offline(c: &Cluster, u: &User, device: &str, step
 #[tokio::test]
 async fn a_rest_call_on_b_for_a_robot_that_left_a_is_503_robot_offline() {
     let c = cluster(2).await;
+    let (u, secret, mut robot, mut on_b) = robot_on_a_app_on_b(&c, "clpgone", "wimz-pgone").await;
     let (a, b) = (&c.nodes[0], &c.nodes[1]);
-    let u = a.user("clpgone").await;
-    let secret = a.device(&u, "wimz-pgone").await;
-    let mut robot = a.robot("wimz-pgone", &secret).await;
-    let (mut on_b, s) = b.subscribed_app(&u, "wimz-pgone").await;
-    assert_eq!(s["robot_online"], true);
 
     // 1. The robot closes its socket; the call follows once A let it go.
     robot.close(None).await.unwrap();
@@ -1119,6 +1102,19 @@ async fn wait_health(app: &TestApp, status: u16) {
 
 /// `webrtc_request` from `app` for `device`: the robot gets it and the app
 /// gets its credentials, with the same session id (returned).
+/// What most cross-instance tests start from: a user, their robot on A (and
+/// its secret), and an app of theirs on B, subscribed, whose mirror room
+/// already knows the robot is online.
+async fn robot_on_a_app_on_b(c: &Cluster, user: &str, device: &str) -> (User, String, Ws, Ws) {
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let user = a.user(user).await;
+    let secret = a.device(&user, device).await;
+    let robot = a.robot(device, &secret).await;
+    let (on_b, s) = b.subscribed_app(&user, device).await;
+    assert_eq!(s["robot_online"], true);
+    (user, secret, robot, on_b)
+}
+
 async fn webrtc_session(app: &mut Ws, robot: &mut Ws, device: &str, id: &str) -> Value {
     send(
         app,
@@ -1277,12 +1273,8 @@ async fn webrtc_while_redis_is_down_is_local_only_and_works_again_after() {
 #[tokio::test]
 async fn presence_lost_then_retaken_tells_remote_apps_the_robot_is_back() {
     let c = cluster(2).await;
-    let (a, b) = (&c.nodes[0], &c.nodes[1]);
-    let u = a.user("clback").await;
-    let secret = a.device(&u, "wimz-back").await;
-    let mut robot = a.robot("wimz-back", &secret).await;
-    let (mut on_b, s) = b.subscribed_app(&u, "wimz-back").await;
-    assert_eq!(s["robot_online"], true);
+    let (u, _, mut robot, mut on_b) = robot_on_a_app_on_b(&c, "clback", "wimz-back").await;
+    let b = &c.nodes[1];
 
     // A re-takes a vanished claim on its next refresh, so keep deleting the
     // key until B has read it missing once.
@@ -1327,11 +1319,7 @@ async fn presence_lost_then_retaken_tells_remote_apps_the_robot_is_back() {
 #[tokio::test]
 async fn an_ice_restart_that_cannot_reach_the_robots_instance_is_an_error_not_credentials() {
     let mut c = cluster(2).await;
-    let u = c.nodes[0].user("clrestart").await;
-    let secret = c.nodes[0].device(&u, "wimz-rst").await;
-    let mut robot = c.nodes[0].robot("wimz-rst", &secret).await;
-    let (mut on_b, s) = c.nodes[1].subscribed_app(&u, "wimz-rst").await;
-    assert_eq!(s["robot_online"], true);
+    let (_, _, mut robot, mut on_b) = robot_on_a_app_on_b(&c, "clrestart", "wimz-rst").await;
     let sid = webrtc_session(&mut on_b, &mut robot, "wimz-rst", "s1").await;
 
     c.redis.stop();
@@ -1396,12 +1384,7 @@ async fn an_ice_restart_that_cannot_reach_the_robots_instance_is_an_error_not_cr
 #[tokio::test]
 async fn a_remote_command_the_robot_leaves_unanswered_gets_robot_offline() {
     let c = cluster(2).await;
-    let (a, b) = (&c.nodes[0], &c.nodes[1]);
-    let u = a.user("clleave").await;
-    let secret = a.device(&u, "wimz-rlv").await;
-    let mut robot = a.robot("wimz-rlv", &secret).await;
-    let (mut on_b, s) = b.subscribed_app(&u, "wimz-rlv").await;
-    assert_eq!(s["robot_online"], true);
+    let (_, _, mut robot, mut on_b) = robot_on_a_app_on_b(&c, "clleave", "wimz-rlv").await;
     webrtc_session(&mut on_b, &mut robot, "wimz-rlv", "w-1").await;
     send(
         &mut on_b,

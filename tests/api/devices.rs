@@ -198,9 +198,8 @@ async fn an_instance_waits_for_another_instances_migrations_on_postgres() {
         tokio::time::sleep(std::time::Duration::from_secs(7)).await;
         sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
     };
-    let url2 = url.clone();
     let (second, ()) = tokio::join!(
-        spawn_app_with(move |s| s.store.url = wimz_relay::secret::Secret::new(url2)),
+        spawn_app_with(move |s| s.store.url = wimz_relay::secret::Secret::new(url)),
         release
     );
     let owner = second.user("after-migrations").await;

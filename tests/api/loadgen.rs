@@ -182,17 +182,22 @@ async fn loadgen_provisioning_retries_while_the_store_is_busy() {
 /// on the default pool, exits 0 on a clean run, prints the table and writes
 /// the JSON report; against a target where nothing listens it exits non-zero
 /// with a one-line reason.
+/// The real binary's `wimz-relay loadtest` (not the library, as [`loadtest`]) against `target`, provisioning into `provision`.
+fn loadtest_binary(target: &str, provision: &std::path::Path) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_wimz-relay"));
+    c.args(["loadtest", "--target", target, "--provision"])
+        .arg(provision);
+    c
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadtest_command_line_exit_status_table_and_json() {
-    const BIN: &str = env!("CARGO_BIN_EXE_wimz-relay");
     let app = spawn_app().await;
     let dir = tempfile::tempdir().unwrap();
     let provision = dir.path().join("provision.json");
     for threads in ["1", "0"] {
         let json = dir.path().join(format!("report-{threads}.json"));
-        let out = tokio::process::Command::new(BIN)
-            .args(["loadtest", "--target", &app.base, "--provision"])
-            .arg(&provision)
+        let out = loadtest_binary(&app.base, &provision)
             .args([
                 "--scenario",
                 "steady",
@@ -230,9 +235,7 @@ async fn loadtest_command_line_exit_status_table_and_json() {
     })
     .await;
     let json = dir.path().join("report-loss.json");
-    let out = tokio::process::Command::new(BIN)
-        .args(["loadtest", "--target", &strict.base, "--provision"])
-        .arg(dir.path().join("strict.json"))
+    let out = loadtest_binary(&strict.base, &dir.path().join("strict.json"))
         .args([
             "--scenario",
             "steady",
@@ -265,11 +268,8 @@ async fn loadtest_command_line_exit_status_table_and_json() {
     assert_eq!(report["passed"], false, "{report}");
     assert!(report["events"]["lost"].as_u64() > Some(0), "{report}");
 
-    let out = tokio::process::Command::new(BIN)
-        .args(["loadtest", "--target"])
-        .arg(format!("http://127.0.0.1:{}", free_port()))
-        .arg("--provision")
-        .arg(dir.path().join("other.json"))
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let out = loadtest_binary(&nobody, &dir.path().join("other.json"))
         .args(["--robots", "2", "--duration", "1", "--quiet"])
         .output()
         .await

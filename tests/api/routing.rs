@@ -519,9 +519,10 @@ async fn every_command_to_a_robot_that_stops_reading_is_answered() {
     let u = app.user("stuffer").await;
     let secret = app.device(&u, "wimz-stuck").await;
     let _robot = app.robot("wimz-stuck", &secret).await; // never read again
-                                                         // 20 apps × 10 commands × 60 KB: far more than the robot's socket
-                                                         // buffers, its queue of 16 and actix-ws's own 32 hold together. Spread
-                                                         // over apps so that no app's own queue of 16 overflows with answers.
+
+    // 20 apps × 10 commands × 60 KB: far more than the robot's socket
+    // buffers, its queue of 16 and actix-ws's own 32 hold together. Spread
+    // over apps so that no app's own queue of 16 overflows with answers.
     const APPS: usize = 20;
     const PER_APP: usize = 10;
     let pad = "q".repeat(60_000);
