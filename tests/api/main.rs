@@ -4,7 +4,9 @@
 mod helpers;
 
 mod auth;
+mod browser;
 mod cluster;
+mod coturn;
 mod devices;
 mod faults;
 mod health;

@@ -11,7 +11,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_wimz-relay");
 const JWT: &str = "process-test-secret-process-test-secret-42";
 
 fn relay_cmd(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(BIN);
+    relay_cmd_of(std::path::Path::new(BIN), dir)
+}
+
+/// `bin` (this build's binary, or the release one `browser/` uses) with its
+/// store, data dir and JWT secret in `dir`.
+fn relay_cmd_of(bin: &std::path::Path, dir: &std::path::Path) -> Command {
+    let mut c = Command::new(bin);
     c.current_dir(dir)
         .env_remove("RUST_LOG")
         .env(
@@ -23,10 +29,11 @@ fn relay_cmd(dir: &std::path::Path) -> Command {
     c
 }
 
-struct Relay {
-    child: Child,
-    client: RelayClient,
-    stderr_path: std::path::PathBuf,
+/// A relay process, killed on drop.
+pub(crate) struct Relay {
+    pub(crate) child: Child,
+    pub(crate) client: RelayClient,
+    pub(crate) stderr_path: std::path::PathBuf,
 }
 
 impl std::ops::Deref for Relay {
@@ -48,9 +55,20 @@ async fn start_relay(dir: &std::path::Path, level: &str) -> Relay {
 }
 
 async fn start_relay_with(dir: &std::path::Path, level: &str, env: &[(&str, &str)]) -> Relay {
+    start_relay_of(std::path::Path::new(BIN), dir, level, env).await
+}
+
+/// Starts `bin serve` on a free port with `env` on top of `relay_cmd_of`'s,
+/// and waits until `/health` answers 200.
+pub(crate) async fn start_relay_of(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    level: &str,
+    env: &[(&str, &str)],
+) -> Relay {
     let port = free_port();
     let stderr_path = dir.join("relay.log");
-    let child = relay_cmd(dir)
+    let child = relay_cmd_of(bin, dir)
         .args(["serve"])
         .env("WIMZ__SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("WIMZ__LOG__LEVEL", level)
