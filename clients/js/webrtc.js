@@ -50,6 +50,16 @@ export function iceServersOf(credentials) {
   return [];
 }
 
+/** The `a=fingerprint:` lines of an SDP, sorted and joined (the peer's DTLS identity). */
+export function sdpFingerprints(sdp) {
+  return sdp
+    .split(/\r?\n/)
+    .filter((l) => l.startsWith('a=fingerprint:'))
+    .map((l) => l.trim().toLowerCase())
+    .sort()
+    .join('|');
+}
+
 export class VideoSession extends Emitter {
   /**
    * @param {import('./client.js').WimzClient} client
@@ -84,6 +94,8 @@ export class VideoSession extends Emitter {
     this._chain = Promise.resolve();
     this._answerSent = false;
     this._everAnswered = false;
+    /** The DTLS fingerprints of the last remote offer (a changed set = a new robot peer). */
+    this._remoteFingerprints = null;
     this._restarting = false;
     this._restartAttempts = 0;
     this._timer = { grace: null, restart: null, connect: null, stats: null };
@@ -264,15 +276,22 @@ export class VideoSession extends Emitter {
     if (this.state === 'closed' || typeof frame.sdp !== 'string') return;
     const desc = { type: 'offer', sdp: frame.sdp };
     let pc = this.pc;
+    const fingerprints = sdpFingerprints(frame.sdp);
+    if (this._everAnswered && this._remoteFingerprints !== null && fingerprints !== this._remoteFingerprints) {
+      // The robot answered the restart with a new peer connection (new DTLS
+      // identity; robots on aiortc cannot restart ICE in place): a new
+      // offer for a new connection, so a new RTCPeerConnection here too.
+      pc = this._replacePc();
+    }
     try {
       await pc.setRemoteDescription(desc);
     } catch (err) {
       if (!this._everAnswered) throw err;
-      // A re-offer the old connection cannot take (e.g. the robot made a
-      // new peer connection for the restart): start a fresh one.
+      // A re-offer the old connection cannot take: start a fresh one.
       pc = this._replacePc();
       await pc.setRemoteDescription(desc);
     }
+    this._remoteFingerprints = fingerprints;
     for (const c of this._remoteCandidates.splice(0)) await this._addCandidate(pc, c);
     this._answerSent = false;
     await pc.setLocalDescription(await pc.createAnswer());

@@ -260,3 +260,34 @@ test('the robot never connecting: start() gives up after connectTimeoutMs with c
   await assert.rejects(started, (e) => e.reason === 'connect_timeout');
   assert.equal(ws.last.sentOf('webrtc_close')[0].reason, 'connect_timeout');
 });
+
+test('a restart offer with a new DTLS fingerprint (the robot made a new peer) gets a new RTCPeerConnection; the same fingerprint restarts ICE in place', async () => {
+  const s = connected();
+  const rtc = fakePeerConnections();
+  const video = s.client.video('d1', { RTCPeerConnection: rtc.RTCPeerConnection });
+  video.start().catch(() => {});
+  s.ws.last.receive({ type: 'webrtc_credentials', session_id: 'S1', device_id: 'd1', credentials: creds(1) });
+  const sdp = (fp, ufrag) => `v=0\r\na=ice-ufrag:${ufrag}\r\na=fingerprint:sha-256 ${fp}\r\n`;
+  s.ws.last.receive({ type: 'webrtc_offer', session_id: 'S1', sdp: sdp('AA:01', 'u1') });
+  await s.clock.tick(0);
+  const first = rtc.made[0];
+  first.setState('connected');
+  // an in-place ICE restart: same DTLS identity, new ufrag
+  video.restartIce();
+  s.ws.last.receive({ type: 'webrtc_credentials', session_id: 'S1', device_id: 'd1', ice_restart: true, credentials: creds(2) });
+  s.ws.last.receive({ type: 'webrtc_offer', session_id: 'S1', sdp: sdp('AA:01', 'u2') });
+  await s.clock.tick(0);
+  assert.equal(rtc.made.length, 1);
+  assert.match(first.remoteDescription.sdp, /ice-ufrag:u2/);
+  first.setState('connected');
+  // the robot starts over with a new peer connection
+  video.restartIce();
+  s.ws.last.receive({ type: 'webrtc_credentials', session_id: 'S1', device_id: 'd1', ice_restart: true, credentials: creds(3) });
+  s.ws.last.receive({ type: 'webrtc_offer', session_id: 'S1', sdp: sdp('BB:02', 'u3') });
+  await s.clock.tick(0);
+  assert.equal(rtc.made.length, 2);
+  assert.equal(first.closed, true);
+  assert.deepEqual(rtc.made[1].config.iceServers, creds(3).ice_servers);
+  assert.match(rtc.made[1].remoteDescription.sdp, /BB:02/);
+  assert.equal(s.ws.last.sentOf('webrtc_answer').length, 3);
+});
