@@ -258,7 +258,14 @@ export class WimzClient extends Emitter {
     ws.onopen = () => this._onOpen(ws);
     ws.onmessage = (e) => this._onMessage(ws, e.data);
     ws.onclose = (e) => this._onClose(ws, e.code, e.reason);
-    ws.onerror = () => {}; // a close event always follows
+    // Browsers follow an error with a close event; some WebSocket
+    // implementations (Node's) do not when the handshake fails: drop the
+    // socket ourselves unless its close event came first.
+    ws.onerror = () => {
+      this._timers.setTimeout(() => {
+        if (this._ws === ws) this._drop(ws, 'socket_error');
+      }, 0);
+    };
     this._timer.connect = this._timers.setTimeout(() => {
       this._timer.connect = null;
       if (this._ws === ws && !this._wsOpened) this._drop(ws, 'connect_timeout');

@@ -209,3 +209,12 @@ test('close() stops for good: no reconnect, state disconnected', async () => {
   assert.equal(client.state, 'disconnected');
   assert.equal(ws.last.closedWith.code, 1000);
 });
+
+test('a socket that reports an error but never a close (Node\'s WebSocket on a refused handshake) is still retried', async () => {
+  const { clock, ws, client } = setup();
+  client.connect();
+  ws.last.onerror({});
+  await clock.tick(1000);
+  assert.equal(ws.sockets.length, 2);
+  assert.equal(client.state, 'connecting');
+});

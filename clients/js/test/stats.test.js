@@ -29,6 +29,8 @@ test('Chromium, loopback host candidates: direct — the transport picks the pai
   assert.ok(nominated.length >= 2, 'this recording has more than one nominated pair');
   const transport = list.find((s) => s.type === 'transport');
   assert.equal(selectedCandidatePair(asMap(list)).id, transport.selectedCandidatePairId);
+  // in any order of the report, not just whichever nominated pair comes first
+  assert.equal(selectedCandidatePair([...list].reverse()).id, transport.selectedCandidatePairId);
   const info = connectionInfo(asMap(list));
   assert.equal(info.connectionType, 'direct');
   assert.equal(info.localCandidateType, 'host');
@@ -40,6 +42,18 @@ test('a report as an array or a plain object works the same as the Map', () => {
   const list = reports[1];
   assert.equal(connectionInfo(list).connectionType, 'relay');
   assert.equal(connectionInfo(Object.fromEntries(list.map((s) => [s.id, s]))).connectionType, 'relay');
+});
+
+test('the transport\'s selected pair wins over another nominated, succeeded pair', () => {
+  const r = [
+    { id: 'P1', type: 'candidate-pair', localCandidateId: 'L1', remoteCandidateId: 'R', state: 'succeeded', nominated: true },
+    { id: 'P2', type: 'candidate-pair', localCandidateId: 'L2', remoteCandidateId: 'R', state: 'succeeded', nominated: true },
+    { id: 'T', type: 'transport', selectedCandidatePairId: 'P2' },
+    { id: 'L1', type: 'local-candidate', candidateType: 'host' },
+    { id: 'L2', type: 'local-candidate', candidateType: 'relay', relayProtocol: 'udp' },
+    { id: 'R', type: 'remote-candidate', candidateType: 'host' },
+  ];
+  assert.equal(connectionInfo(r).connectionType, 'relay');
 });
 
 test('only the remote end is a relay candidate (the robot behind TURN): still relay', () => {
