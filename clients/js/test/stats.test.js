@@ -37,6 +37,26 @@ test('Chromium, loopback host candidates: direct — the transport picks the pai
   assert.equal(info.relayProtocol, null);
 });
 
+// Recorded by the browser tests (tests/browser/record_stats.py): Chromium
+// answering an aiortc robot through the relay, as the console does.
+test('Chromium ↔ aiortc robot through coturn (relay-issued credentials): relay', () => {
+  const info = connectionInfo(fixture('getstats-chromium-relay'));
+  assert.equal(info.connectionType, 'relay');
+  assert.deepEqual([info.localCandidateType, info.remoteCandidateType], ['relay', 'relay']);
+});
+
+test('Chromium ↔ aiortc robot on host candidates: direct, although an unselected pair to a relay candidate exists', () => {
+  const list = fixture('getstats-chromium-direct');
+  const ids = new Map(list.map((s) => [s.id, s]));
+  const relayPair = list.find((s) => s.type === 'candidate-pair' && ids.get(s.remoteCandidateId).candidateType === 'relay');
+  assert.ok(relayPair && relayPair.state !== 'succeeded', 'the recording has a waiting pair to the robot\'s relay candidate');
+  const info = connectionInfo(list);
+  assert.equal(info.connectionType, 'direct');
+  assert.deepEqual([info.localCandidateType, info.remoteCandidateType], ['prflx', 'host']);
+  const m = extractMetrics(list);
+  assert.ok(m.framesDecoded > 0 && m.frameWidth === 320);
+});
+
 test('a report as an array or a plain object works the same as the Map', () => {
   const { reports } = fixture('chromium-relay');
   const list = reports[1];
