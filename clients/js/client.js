@@ -11,7 +11,8 @@
 //! constructor, timers, clock, randomness, fetch) is injectable, so the
 //! Node tests drive it deterministically.
 
-import { Emitter } from './emitter.js';
+import { StateEmitter } from './emitter.js';
+import { NamedTimers } from './timers.js';
 import { Backoff } from './backoff.js';
 import { WimzError, ErrorCode } from './errors.js';
 import { DeviceSubscription } from './device.js';
@@ -67,7 +68,7 @@ export function relayBases(url) {
   return { http: u.href, ws: ws.href };
 }
 
-export class WimzClient extends Emitter {
+export class WimzClient extends StateEmitter {
   /**
    * @param {object} [opts]
    * @param {string} [opts.url] the relay's base URL (default: this page's origin)
@@ -83,7 +84,7 @@ export class WimzClient extends Emitter {
    * @param {() => number} [opts.random] `Math.random`-like
    */
   constructor(opts = {}) {
-    super();
+    super('disconnected');
     const bases = relayBases(opts.url);
     this.baseUrl = bases.http;
     this.wsBaseUrl = bases.ws;
@@ -102,12 +103,12 @@ export class WimzClient extends Emitter {
     this.backoff = new Backoff({ ...opts.reconnect, random: this._random });
     this._subRetry = new Backoff({ minDelayMs: 1000, maxDelayMs: 30000, random: this._random });
 
-    /** 'disconnected' | 'connecting' | 'connected' */
-    this.state = 'disconnected';
+    // this.state: 'disconnected' | 'connecting' | 'connected'
     this._ws = null;
     this._wsOpened = false;
     this._seq = 0;
-    this._timer = { connect: null, reconnect: null, stable: null, ping: null, pong: null, expiry: null };
+    /** connect, reconnect, stable, ping, pong, expiry */
+    this._timer = new NamedTimers(this._timers);
     this._lastRx = 0;
     this._authRetried = false;
 
@@ -156,13 +157,14 @@ export class WimzClient extends Emitter {
   }
 
   _armExpiry() {
-    this._clear('expiry');
+    this._timer.clear('expiry');
     if (this.tokenExpiresAt === null) return;
     const refreshAt = this._getToken ? this.tokenExpiresAt - this.options.refreshBeforeMs : this.tokenExpiresAt;
     const wait = refreshAt - this._now();
-    this._timer.expiry = this._timers.setTimeout(
+    this._timer.set(
+      'expiry',
+      Math.min(Math.max(wait, 0), MAX_TIMER_MS),
       () => {
-        this._timer.expiry = null;
         if (this._now() < refreshAt) return this._armExpiry(); // a very long wait, in steps
         if (this._getToken) {
           this._refreshToken().catch(() => {});
@@ -170,7 +172,6 @@ export class WimzClient extends Emitter {
           this._tellExpired();
         }
       },
-      Math.min(Math.max(wait, 0), MAX_TIMER_MS),
     );
   }
 
@@ -230,7 +231,7 @@ export class WimzClient extends Emitter {
     this._teardown(new WimzError(ErrorCode.CLOSED, 'client closed'), 1000, 'client closed');
     for (const sub of [...this._subs.values()]) sub._clientClosed('client_closed');
     this._subs.clear();
-    this._clear('expiry');
+    this._timer.clear('expiry');
     if (this.state !== 'disconnected') {
       this._setState('disconnected');
       this.emit('disconnected', { code: ErrorCode.CLOSED, reason: 'client closed', final: true });
@@ -266,10 +267,9 @@ export class WimzClient extends Emitter {
         if (this._ws === ws) this._drop(ws, 'socket_error');
       }, 0);
     };
-    this._timer.connect = this._timers.setTimeout(() => {
-      this._timer.connect = null;
+    this._timer.set('connect', this.options.connectTimeoutMs, () => {
       if (this._ws === ws && !this._wsOpened) this._drop(ws, 'connect_timeout');
-    }, this.options.connectTimeoutMs);
+    });
   }
 
   /** A token for the next handshake, refreshing or giving up as needed. */
@@ -297,13 +297,10 @@ export class WimzClient extends Emitter {
     if (ws !== this._ws) return;
     this._wsOpened = true;
     this._authRetried = false;
-    this._clear('connect');
+    this._timer.clear('connect');
     this._lastRx = this._now();
     this._setState('connected');
-    this._timer.stable = this._timers.setTimeout(() => {
-      this._timer.stable = null;
-      this.backoff.reset();
-    }, this.backoff.stableAfterMs);
+    this._timer.set('stable', this.backoff.stableAfterMs, () => this.backoff.reset());
     this._armPing();
     for (const sub of this._subs.values()) this._sendSubscribe(sub);
     for (const c of this._commands.values()) {
@@ -368,7 +365,7 @@ export class WimzClient extends Emitter {
   }
 
   _scheduleReconnect(reason) {
-    if (this.state === 'disconnected' || this._timer.reconnect !== null) return;
+    if (this.state === 'disconnected' || this._timer.has('reconnect')) return;
     this._setState('connecting');
     if (this.backoff.exhausted) {
       this._stop('reconnect_failed', `gave up after ${this.backoff.attempts} attempts`);
@@ -376,10 +373,7 @@ export class WimzClient extends Emitter {
     }
     const delayMs = this.backoff.next();
     this.emit('connecting', { attempt: this.backoff.attempts, delayMs, reason });
-    this._timer.reconnect = this._timers.setTimeout(() => {
-      this._timer.reconnect = null;
-      this._open();
-    }, delayMs);
+    this._timer.set('reconnect', delayMs, () => this._open());
   }
 
   /** Stops reconnecting; subscriptions are kept for a later `connect()`. */
@@ -407,7 +401,7 @@ export class WimzClient extends Emitter {
   _teardown(err, closeCode, closeReason) {
     const ws = this._ws;
     this._ws = null;
-    for (const k of ['connect', 'reconnect', 'stable', 'ping', 'pong']) this._clear(k);
+    for (const k of ['connect', 'reconnect', 'stable', 'ping', 'pong']) this._timer.clear(k);
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
       if (closeCode !== null) {
@@ -449,37 +443,18 @@ export class WimzClient extends Emitter {
 
   /** Pings after `pingIntervalMs` of silence; no answer within `pongTimeoutMs` drops the socket. */
   _armPing() {
-    this._clear('ping');
     const interval = this.options.pingIntervalMs;
     const wait = Math.max(interval - (this._now() - this._lastRx), 1);
-    this._timer.ping = this._timers.setTimeout(() => {
-      this._timer.ping = null;
+    this._timer.set('ping', wait, () => {
       const ws = this._ws;
       if (!ws || !this._wsOpened) return;
-      if (this._now() - this._lastRx >= interval && this._timer.pong === null) {
+      if (this._now() - this._lastRx >= interval && !this._timer.has('pong')) {
         this._send({ type: 'ping' });
-        this._timer.pong = this._timers.setTimeout(() => {
-          this._timer.pong = null;
-          this._drop(ws, 'no_pong');
-        }, this.options.pongTimeoutMs);
+        this._timer.set('pong', this.options.pongTimeoutMs, () => this._drop(ws, 'no_pong'));
         this._lastRx = this._now(); // the next ping waits a full interval
       }
       this._armPing();
-    }, wait);
-  }
-
-  _clear(name) {
-    if (this._timer[name] !== null) {
-      this._timers.clearTimeout(this._timer[name]);
-      this._timer[name] = null;
-    }
-  }
-
-  _setState(state) {
-    if (state === this.state) return;
-    const previous = this.state;
-    this.state = state;
-    this.emit('state', { state, previous });
+    });
   }
 
   /** Sends a frame now; false when not connected. */
@@ -499,7 +474,7 @@ export class WimzClient extends Emitter {
   _onMessage(ws, data) {
     if (ws !== this._ws) return;
     this._lastRx = this._now();
-    this._clear('pong');
+    this._timer.clear('pong');
     let frame;
     try {
       frame = typeof data === 'string' ? JSON.parse(data) : null;

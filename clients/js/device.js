@@ -10,7 +10,7 @@
 //! The client (`client.js`) creates it, sends `subscribe`/`unsubscribe` for
 //! it, and feeds it the frames of its device in arrival order.
 
-import { Emitter } from './emitter.js';
+import { StateEmitter } from './emitter.js';
 import { EventSequence } from './sequence.js';
 import { WimzError, ErrorCode } from './errors.js';
 
@@ -83,7 +83,7 @@ class MessageQueue {
   }
 }
 
-export class DeviceSubscription extends Emitter {
+export class DeviceSubscription extends StateEmitter {
   /**
    * @param {object} client the `WimzClient` (used to send frames)
    * @param {string} deviceId
@@ -91,11 +91,9 @@ export class DeviceSubscription extends Emitter {
    *   resume from on the first subscribe (e.g. one saved by a previous page)
    */
   constructor(client, deviceId, from) {
-    super();
+    super('unsubscribed'); // | 'subscribing' | 'subscribed'
     this.client = client;
     this.deviceId = deviceId;
-    /** 'unsubscribed' | 'subscribing' | 'subscribed' */
-    this.state = 'unsubscribed';
     /** From `subscribed` and live events; null until known. */
     this.robotOnline = null;
     this.snapshot = { mode: null, mission: null, battery: null };
@@ -266,13 +264,6 @@ export class DeviceSubscription extends Emitter {
       this.client._timers.clearTimeout(this._retryTimer);
       this._retryTimer = null;
     }
-  }
-
-  _setState(state) {
-    if (state === this.state) return;
-    const previous = this.state;
-    this.state = state;
-    this.emit('state', { state, previous });
   }
 
   _surface(kind, item) {

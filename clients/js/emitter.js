@@ -1,5 +1,6 @@
 //! A small event emitter (`on` / `off` / `once` / `emit`) shared by the
-//! client, device subscriptions and video sessions. A listener that throws
+//! client, device subscriptions and video sessions, and `StateEmitter`, an
+//! emitter with a `state` that announces its changes. A listener that throws
 //! does not stop the others or the SDK: the error is reported on the
 //! emitter's `listener_error` event (or the console when nobody listens).
 
@@ -53,5 +54,20 @@ export class Emitter {
       }
     }
     return true;
+  }
+}
+
+/** An emitter with a `state`; `_setState` emits `state {state, previous}` on a change. */
+export class StateEmitter extends Emitter {
+  constructor(initial) {
+    super();
+    this.state = initial;
+  }
+
+  _setState(state) {
+    if (state === this.state) return;
+    const previous = this.state;
+    this.state = state;
+    this.emit('state', { state, previous });
   }
 }

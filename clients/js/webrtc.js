@@ -13,7 +13,8 @@
 //! The robot offers, the app answers. The client routes the session's
 //! signaling frames here by `session_id`.
 
-import { Emitter } from './emitter.js';
+import { StateEmitter } from './emitter.js';
+import { NamedTimers } from './timers.js';
 import { WimzError, ErrorCode } from './errors.js';
 import { connectionInfo, extractMetrics } from './stats.js';
 import { QualityMonitor } from './quality.js';
@@ -60,7 +61,7 @@ export function sdpFingerprints(sdp) {
     .join('|');
 }
 
-export class VideoSession extends Emitter {
+export class VideoSession extends StateEmitter {
   /**
    * @param {import('./client.js').WimzClient} client
    * @param {string} deviceId
@@ -68,14 +69,12 @@ export class VideoSession extends Emitter {
    *   options), `RTCPeerConnection` (constructor, injectable)
    */
   constructor(client, deviceId, opts = {}) {
-    super();
+    super('new');
     this.client = client;
     this.deviceId = deviceId;
     this.options = { ...VIDEO_DEFAULTS, ...opts };
     this._RTC = opts.RTCPeerConnection ?? globalThis.RTCPeerConnection;
-    this._timers = client._timers;
-    /** 'new' | 'requesting' | 'negotiating' | 'connected' | 'restarting' | 'closed' */
-    this.state = 'new';
+    // this.state: 'new' | 'requesting' | 'negotiating' | 'connected' | 'restarting' | 'closed'
     this.sessionId = null;
     this.credentials = null;
     this.pc = null;
@@ -98,7 +97,8 @@ export class VideoSession extends Emitter {
     this._remoteFingerprints = null;
     this._restarting = false;
     this._restartAttempts = 0;
-    this._timer = { grace: null, restart: null, connect: null, stats: null };
+    /** grace, restart, connect, stats */
+    this._timer = new NamedTimers(client._timers);
     this._lastReport = { at: -Infinity, type: null };
     this._startWaiter = null;
   }
@@ -127,10 +127,9 @@ export class VideoSession extends Emitter {
     this.credentials = creds.credentials;
     this._createPc();
     this._setState('negotiating');
-    this._timer.connect = this._timers.setTimeout(() => {
-      this._timer.connect = null;
+    this._timer.set('connect', this.options.connectTimeoutMs, () => {
       if (this.state !== 'connected') this.close('connect_timeout');
-    }, this.options.connectTimeoutMs);
+    });
     for (const f of this._early.splice(0)) this._onSignal(f);
     this._startStats();
     return connected;
@@ -216,9 +215,9 @@ export class VideoSession extends Emitter {
     if (this.state === 'closed' || !this.pc) return;
     const link = this._linkState();
     if (link === 'connected') {
-      this._clearTimer('grace');
-      this._clearTimer('restart');
-      this._clearTimer('connect');
+      this._timer.clear('grace');
+      this._timer.clear('restart');
+      this._timer.clear('connect');
       const wasRestarting = this._restarting;
       this._restarting = false;
       this._restartAttempts = 0;
@@ -233,14 +232,13 @@ export class VideoSession extends Emitter {
         this._startWaiter = null;
       }
     } else if (link === 'failed') {
-      this._clearTimer('grace');
+      this._timer.clear('grace');
       if (!this._restarting) this._restart('failed');
     } else if (link === 'disconnected') {
-      if (this._timer.grace === null && !this._restarting) {
-        this._timer.grace = this._timers.setTimeout(() => {
-          this._timer.grace = null;
+      if (!this._timer.has('grace') && !this._restarting) {
+        this._timer.set('grace', this.options.disconnectedGraceMs, () => {
           if (this.pc && this._linkState() !== 'connected') this._restart('disconnected');
-        }, this.options.disconnectedGraceMs);
+        });
       }
     }
   }
@@ -311,7 +309,7 @@ export class VideoSession extends Emitter {
   _gathered(pc) {
     if (pc.iceGatheringState === 'complete' || !this.options.iceGatheringTimeoutMs) return Promise.resolve();
     return new Promise((resolve) => {
-      const t = this._timers.setTimeout(done, this.options.iceGatheringTimeoutMs);
+      const t = this.client._timers.setTimeout(done, this.options.iceGatheringTimeoutMs);
       const prev = pc.onicegatheringstatechange;
       function done() {
         pc.onicegatheringstatechange = prev;
@@ -320,7 +318,7 @@ export class VideoSession extends Emitter {
       pc.onicegatheringstatechange = (e) => {
         if (typeof prev === 'function') prev.call(pc, e);
         if (pc.iceGatheringState === 'complete') {
-          this._timers.clearTimeout(t);
+          this.client._timers.clearTimeout(t);
           done();
         }
       };
@@ -352,17 +350,16 @@ export class VideoSession extends Emitter {
     this._restartAttempts += 1;
     this.iceRestarts += 1;
     this._restarting = true;
-    this._clearTimer('grace');
+    this._timer.clear('grace');
     this._setState('restarting');
     const attempt = this._restartAttempts;
     this.emit('ice_restart', { attempt, max: this.options.maxIceRestarts, reason, manual });
-    this._clearTimer('restart');
-    this._timer.restart = this._timers.setTimeout(() => {
-      this._timer.restart = null;
+    this._timer.clear('restart');
+    this._timer.set('restart', this.options.restartTimeoutMs, () => {
       if (this.state === 'closed' || (this.pc && this._linkState() === 'connected')) return;
       this._restarting = false;
       this._restart('restart_timeout');
-    }, this.options.restartTimeoutMs);
+    });
     let creds;
     try {
       creds = await this.client._requestWebrtc(this.deviceId, this.sessionId, this);
@@ -393,15 +390,14 @@ export class VideoSession extends Emitter {
 
   _startStats() {
     const tick = () => {
-      this._timer.stats = null;
       if (this.state === 'closed') return;
       this._pollStats().finally(() => {
-        if (this.state !== 'closed' && this._timer.stats === null) {
-          this._timer.stats = this._timers.setTimeout(tick, this.options.statsIntervalMs);
+        if (this.state !== 'closed' && !this._timer.has('stats')) {
+          this._timer.set('stats', this.options.statsIntervalMs, tick);
         }
       });
     };
-    this._timer.stats = this._timers.setTimeout(tick, this.options.statsIntervalMs);
+    this._timer.set('stats', this.options.statsIntervalMs, tick);
   }
 
   async _pollStats() {
@@ -447,7 +443,7 @@ export class VideoSession extends Emitter {
     if (tellRelay && this.sessionId) {
       this.client._send({ type: 'webrtc_close', session_id: this.sessionId, reason });
     }
-    for (const k of Object.keys(this._timer)) this._clearTimer(k);
+    this._timer.clearAll();
     if (this.pc) {
       try {
         this.pc.close();
@@ -469,19 +465,5 @@ export class VideoSession extends Emitter {
     const e = new WimzError(ErrorCode.SESSION_CLOSED, `video session closed: ${this.closeReason}`);
     e.reason = this.closeReason;
     return e;
-  }
-
-  _clearTimer(name) {
-    if (this._timer[name] !== null) {
-      this._timers.clearTimeout(this._timer[name]);
-      this._timer[name] = null;
-    }
-  }
-
-  _setState(state) {
-    if (state === this.state) return;
-    const previous = this.state;
-    this.state = state;
-    this.emit('state', { state, previous });
   }
 }

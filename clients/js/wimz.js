@@ -11,9 +11,10 @@
 //! | `stats.js` | reading `getStats()` reports: selected pair, connection type, metrics |
 //! | `quality.js` | `QualityMonitor`: thresholds with hysteresis → warnings |
 //! | `backoff.js` | jittered exponential reconnect delays |
+//! | `timers.js` | one-shot timers kept by name (injectable clock) |
 //! | `token.js` | sign-in and token expiry |
 //! | `errors.js` | `WimzError` and the SDK's error codes |
-//! | `emitter.js` | the small event emitter they share |
+//! | `emitter.js` | the small event emitter they share, and `StateEmitter` |
 
 export { WimzClient, CLIENT_DEFAULTS, relayBases } from './client.js';
 export { DeviceSubscription } from './device.js';

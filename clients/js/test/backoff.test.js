@@ -33,14 +33,20 @@ test('jitter spreads clients: many draws are not all equal', () => {
   assert.ok(seen.size > 10);
 });
 
-test('the client backs off more after each failed attempt, and resets only after a stable connection', async () => {
-  const { clock, ws, client } = setup({
+/** Connected, with delays at the top of their range (1 s doubling) and stableAfterMs 5 s. */
+function backingOff() {
+  const s = setup({
     client: { reconnect: { minDelayMs: 1000, maxDelayMs: 60000, stableAfterMs: 5000 } },
     random: () => 0.999999,
   });
-  const log = record(client, ['connecting']);
-  client.connect();
-  ws.last.open();
+  const log = record(s.client, ['connecting']);
+  s.client.connect();
+  s.ws.last.open();
+  return { ...s, log };
+}
+
+test('the client backs off more after each failed attempt, and resets only after a stable connection', async () => {
+  const { clock, ws, log } = backingOff();
   // flapping: open, then closed at once, three times
   for (let i = 0; i < 3; i++) {
     ws.last.serverClose(1001, 'relay_shutdown');
@@ -58,13 +64,7 @@ test('the client backs off more after each failed attempt, and resets only after
 });
 
 test('a connection that drops just before stableAfterMs does not reset the backoff', async () => {
-  const { clock, ws, client } = setup({
-    client: { reconnect: { minDelayMs: 1000, maxDelayMs: 60000, stableAfterMs: 5000 } },
-    random: () => 0.999999,
-  });
-  const log = record(client, ['connecting']);
-  client.connect();
-  ws.last.open();
+  const { clock, ws, log } = backingOff();
   ws.last.serverClose(1006);
   await clock.tick(1000);
   ws.last.open();

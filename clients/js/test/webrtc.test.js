@@ -272,19 +272,19 @@ test('a restart offer with a new DTLS fingerprint (the robot made a new peer) ge
   await s.clock.tick(0);
   const first = rtc.made[0];
   first.setState('connected');
+  const restart = async (n, offerSdp) => {
+    video.restartIce();
+    s.ws.last.receive({ type: 'webrtc_credentials', session_id: 'S1', device_id: 'd1', ice_restart: true, credentials: creds(n) });
+    s.ws.last.receive({ type: 'webrtc_offer', session_id: 'S1', sdp: offerSdp });
+    await s.clock.tick(0);
+  };
   // an in-place ICE restart: same DTLS identity, new ufrag
-  video.restartIce();
-  s.ws.last.receive({ type: 'webrtc_credentials', session_id: 'S1', device_id: 'd1', ice_restart: true, credentials: creds(2) });
-  s.ws.last.receive({ type: 'webrtc_offer', session_id: 'S1', sdp: sdp('AA:01', 'u2') });
-  await s.clock.tick(0);
+  await restart(2, sdp('AA:01', 'u2'));
   assert.equal(rtc.made.length, 1);
   assert.match(first.remoteDescription.sdp, /ice-ufrag:u2/);
   first.setState('connected');
   // the robot starts over with a new peer connection
-  video.restartIce();
-  s.ws.last.receive({ type: 'webrtc_credentials', session_id: 'S1', device_id: 'd1', ice_restart: true, credentials: creds(3) });
-  s.ws.last.receive({ type: 'webrtc_offer', session_id: 'S1', sdp: sdp('BB:02', 'u3') });
-  await s.clock.tick(0);
+  await restart(3, sdp('BB:02', 'u3'));
   assert.equal(rtc.made.length, 2);
   assert.equal(first.closed, true);
   assert.deepEqual(rtc.made[1].config.iceServers, creds(3).ice_servers);
