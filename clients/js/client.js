@@ -207,6 +207,7 @@ export class WimzClient extends StateEmitter {
     if (this.state !== 'disconnected') return;
     this._closing = false;
     this._authRetried = false;
+    this.backoff.reset(); // a new start after a final stop begins at the first step
     this._setState('connecting');
     this.emit('connecting', { attempt: 0, delayMs: 0, reason: 'connect' });
     this._open();

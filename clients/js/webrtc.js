@@ -118,9 +118,13 @@ export class VideoSession extends StateEmitter {
     connected.catch(() => {}); // rejection is returned below; avoid an unhandled copy
     let creds;
     try {
+      if (this.client.state !== 'connected') {
+        await this.client.ready();
+        if (this.state === 'closed') throw this._closedError();
+      }
       creds = await this.client._requestWebrtc(this.deviceId, null, this);
     } catch (err) {
-      this._finish(err.code || 'request_failed', 'local', false);
+      if (this.state !== 'closed') this._finish(err.code || 'request_failed', 'local', false);
       throw err;
     }
     if (this.state === 'closed') throw this._closedError();

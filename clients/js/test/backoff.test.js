@@ -218,3 +218,19 @@ test('a socket that reports an error but never a close (Node\'s WebSocket on a r
   assert.equal(ws.sockets.length, 2);
   assert.equal(client.state, 'connecting');
 });
+
+test('connect() after giving up starts again from the first step', async () => {
+  const { clock, ws, client } = setup({
+    client: { reconnect: { minDelayMs: 100, maxDelayMs: 100, maxAttempts: 1 } },
+  });
+  client.connect();
+  ws.last.serverClose(1006);
+  await clock.tick(1000);
+  ws.last.serverClose(1006);
+  await clock.tick(1000);
+  assert.equal(client.state, 'disconnected');
+  client.connect();
+  ws.last.serverClose(1006);
+  await clock.tick(1000);
+  assert.equal(ws.sockets.length, 4, 'a fresh attempt budget');
+});

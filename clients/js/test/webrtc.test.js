@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { connected, record } from '../test-support/setup.js';
+import { connected, record, setup } from '../test-support/setup.js';
 import { fakePeerConnections, flush } from '../test-support/fakes.js';
 
 const relayReport = JSON.parse(readFileSync(new URL('./fixtures/chromium-relay.json', import.meta.url), 'utf8')).reports[1];
@@ -290,4 +290,17 @@ test('a restart offer with a new DTLS fingerprint (the robot made a new peer) ge
   assert.deepEqual(rtc.made[1].config.iceServers, creds(3).ice_servers);
   assert.match(rtc.made[1].remoteDescription.sdp, /BB:02/);
   assert.equal(s.ws.last.sentOf('webrtc_answer').length, 3);
+});
+
+test('start() while the socket is still connecting waits for it, then requests', async () => {
+  const s = setup();
+  s.client.connect();
+  const rtc = fakePeerConnections();
+  const video = s.client.video('d1', { RTCPeerConnection: rtc.RTCPeerConnection });
+  video.start().catch(() => {});
+  await s.clock.tick(0);
+  assert.equal(video.state, 'requesting');
+  s.ws.last.open();
+  await s.clock.tick(0);
+  assert.equal(s.ws.last.sentOf('webrtc_request').length, 1);
 });
