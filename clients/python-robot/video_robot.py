@@ -101,10 +101,13 @@ class Robot:
         return {"X-Device-Id": self.args.device_id, "X-Timestamp": str(ts), "X-Signature": sig}
 
     async def run(self) -> None:
-        """Stays connected: reconnects with jittered exponential backoff."""
+        """Stays connected: reconnects with jittered exponential backoff,
+        except after 4001 (another connection of this device replaced us:
+        reconnecting would only replace it back) or 4003 (device deleted)."""
         url = ws_base(self.args.relay) + "/ws/device"
         backoff = 0.5
         while True:
+            code = None
             try:
                 async with websockets.connect(url, additional_headers=self.auth_headers()) as ws:
                     self.ws = ws
@@ -113,13 +116,17 @@ class Robot:
                     await self.on_connected()
                     async for text in ws:
                         await self.handle(text)
-                self.status("disconnected")
+                code = ws.close_code
+                self.status("disconnected", code=code)
+            except websockets.ConnectionClosed as e:
+                code = e.rcvd.code if e.rcvd else None
+                self.status("disconnected", code=code)
             except (OSError, websockets.WebSocketException) as e:
                 self.status("disconnected", error=str(e))
             finally:
                 self.ws = None
                 await self.close_all("robot_disconnected")
-            if self.args.once:
+            if self.args.once or code in (4001, 4003):
                 return
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, 30)
