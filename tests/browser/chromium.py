@@ -49,7 +49,7 @@ def browser_page(viewport=(1280, 800)):
                 profile,
                 executable_path=CHROMIUM,
                 headless=True,
-                args=FLAGS,
+                args=FLAGS + (["--disable-features=LocalNetworkAccessChecks"] if os.environ.get("WIMZ_CONSOLE_FROM") else []),
                 viewport={"width": viewport[0], "height": viewport[1]},
             )
             try:
@@ -79,13 +79,17 @@ def wait_for(do: str) -> dict:
     raise RuntimeError(f"stdin closed while waiting for {do!r}")
 
 
-def screenshot(page, name: str) -> str:
+def screenshot(page, name: str, testid: str = None) -> str:
     """Saves `console-<name>.png` into $WIMZ_SCREENSHOT_DIR (the Rust test
-    chooses: a scratch folder, or docs/screenshots when asked to update)."""
+    chooses: a scratch folder, or docs/screenshots when asked to update):
+    the element `[data-testid=testid]` if given, else the whole page."""
     folder = os.environ.get("WIMZ_SCREENSHOT_DIR") or tempfile.gettempdir()
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"console-{name}.png")
-    page.screenshot(path=path)
+    if testid:
+        page.locator(f'[data-testid="{testid}"]').first.screenshot(path=path)
+    else:
+        page.screenshot(path=path, full_page=True)
     emit(step="screenshot", path=path)
     return path
 

@@ -7,7 +7,7 @@ use crate::coturn::Coturn;
 use crate::helpers::*;
 use crate::peers::{missing, venv_python};
 use crate::process::{start_relay_of, Relay};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -326,9 +326,4 @@ pub(crate) async fn wait_metric(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// `json!` shorthand for a robot or script command line.
-pub(crate) fn do_(what: &str) -> Value {
-    json!({"do": what})
 }
