@@ -8,6 +8,7 @@
 
 pub mod last_seen;
 
+use crate::auth::CredentialId;
 use crate::ids::{DeviceId, UserId};
 use crate::secret::{redact_url, Secret};
 use anyhow::Context;
@@ -66,6 +67,11 @@ fn is_contention(db: &dyn DatabaseError) -> bool {
         return matches!(e.code(), "40001" | "40P01" | "55P03");
     }
     false
+}
+
+/// The unique form of a username: lowercased (usernames are ASCII).
+pub fn username_key(username: &str) -> String {
+    username.to_ascii_lowercase()
 }
 
 /// A user row as login needs it.
@@ -226,9 +232,11 @@ impl Store {
         password_hash: &str,
     ) -> Result<UserId, StoreError> {
         let id = UserId::new_random();
-        sqlx::query("INSERT INTO users (user_id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+        // `username_key` is unique: a name differing only in case is a Conflict.
+        sqlx::query("INSERT INTO users (user_id, username, username_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(id.as_str())
             .bind(username)
+            .bind(username_key(username))
             .bind(password_hash)
             .bind(crate::ids::unix_now())
             .execute(&self.pool)
@@ -236,11 +244,23 @@ impl Store {
         Ok(id)
     }
 
+    /// The account `username` names, whatever its case. An account made
+    /// before names were unique case-insensitively may share its key with
+    /// an older one: its exact name finds it first.
     pub async fn find_user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        let row = sqlx::query("SELECT user_id, password_hash FROM users WHERE username = $1")
+        let exact = sqlx::query("SELECT user_id, password_hash FROM users WHERE username = $1")
             .bind(username)
             .fetch_optional(&self.pool)
             .await?;
+        let row = match exact {
+            Some(row) => Some(row),
+            None => {
+                sqlx::query("SELECT user_id, password_hash FROM users WHERE username_key = $1")
+                    .bind(username_key(username))
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
         Ok(row.map(|r: AnyRow| UserRecord {
             user_id: UserId::from_stored(r.get::<String, _>(0).as_str()),
             password_hash: r.get(1),
@@ -255,6 +275,7 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// Registers `device` with a fresh credential id (this registration's).
     pub async fn create_device(
         &self,
         device: &DeviceId,
@@ -263,16 +284,77 @@ impl Store {
         secret: &Secret,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO devices (device_id, name, owner_id, device_secret, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO devices (device_id, name, owner_id, device_secret, credential_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(device.as_str())
         .bind(name)
         .bind(owner.as_str())
         .bind(secret.expose())
+        .bind(CredentialId::new_random().as_str().to_string())
         .bind(crate::ids::unix_now())
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// How many devices `owner` has registered.
+    pub async fn count_devices(&self, owner: &UserId) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM devices WHERE owner_id = $1")
+            .bind(owner.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<i64, _>(0).max(0) as u64)
+    }
+
+    /// The secret of `device` and the credential id it belongs to, read together.
+    pub async fn device_credentials(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Option<(Secret, CredentialId)>, StoreError> {
+        let row =
+            sqlx::query("SELECT device_secret, credential_id FROM devices WHERE device_id = $1")
+                .bind(device.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r: AnyRow| {
+            (
+                Secret::new(r.get::<String, _>(0)),
+                CredentialId::from_stored(r.get::<String, _>(1).as_str()),
+            )
+        }))
+    }
+
+    /// The current credential id of `device`; `None` when it does not exist.
+    pub async fn device_credential(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Option<CredentialId>, StoreError> {
+        let row = sqlx::query("SELECT credential_id FROM devices WHERE device_id = $1")
+            .bind(device.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r: AnyRow| CredentialId::from_stored(r.get::<String, _>(0).as_str())))
+    }
+
+    /// Replaces the secret of `device` (if `owner` owns it) and gives it a
+    /// new credential id, revoking everything made with the old secret.
+    /// False when the device does not exist or is someone else's.
+    pub async fn rotate_device_secret(
+        &self,
+        device: &DeviceId,
+        owner: &UserId,
+        secret: &Secret,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE devices SET device_secret = $1, credential_id = $2 WHERE device_id = $3 AND owner_id = $4",
+        )
+        .bind(secret.expose())
+        .bind(CredentialId::new_random().as_str().to_string())
+        .bind(device.as_str())
+        .bind(owner.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn device_secret(&self, device: &DeviceId) -> Result<Option<Secret>, StoreError> {

@@ -4,7 +4,9 @@
 mod helpers;
 
 mod auth;
+mod caps;
 mod cluster;
+mod credentials;
 mod devices;
 mod faults;
 mod health;
