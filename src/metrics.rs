@@ -1,8 +1,8 @@
 //! Process-wide counters for `/stats` and `/metrics`, shared by `Arc`
 //! (created in `startup`, passed down; not a global).
 
-use std::fmt::Write;
 use crate::caps::Reason;
+use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Live gauges and monotonically increasing counters.

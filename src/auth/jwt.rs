@@ -80,11 +80,7 @@ impl TokenService {
     }
 
     /// A fresh device token for `device`, bound to its credential `cid`.
-    pub fn issue_device(
-        &self,
-        device: &str,
-        cid: &super::CredentialId,
-    ) -> anyhow::Result<String> {
+    pub fn issue_device(&self, device: &str, cid: &super::CredentialId) -> anyhow::Result<String> {
         let now = crate::ids::unix_now();
         self.encode(Claims {
             sub: device.to_string(),

@@ -32,7 +32,9 @@ impl TryFrom<OneOrMany> for TrustedProxies {
         items
             .iter()
             .filter(|s| !s.trim().is_empty())
-            .map(|s| parse_net(s.trim()).ok_or_else(|| format!("{s:?} is not an address or CIDR block")))
+            .map(|s| {
+                parse_net(s.trim()).ok_or_else(|| format!("{s:?} is not an address or CIDR block"))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(TrustedProxies)
     }
@@ -46,7 +48,10 @@ fn parse_net(s: &str) -> Option<IpNet> {
 
 impl TrustedProxies {
     pub fn new(nets: &[&str]) -> Option<TrustedProxies> {
-        nets.iter().map(|s| parse_net(s)).collect::<Option<Vec<_>>>().map(TrustedProxies)
+        nets.iter()
+            .map(|s| parse_net(s))
+            .collect::<Option<Vec<_>>>()
+            .map(TrustedProxies)
     }
 
     fn trusts(&self, ip: &IpAddr) -> bool {
@@ -106,7 +111,9 @@ impl AddrKey {
         match canonical(ip) {
             IpAddr::V6(v6) => {
                 let s = v6.segments();
-                AddrKey(IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0)))
+                AddrKey(IpAddr::V6(Ipv6Addr::new(
+                    s[0], s[1], s[2], s[3], 0, 0, 0, 0,
+                )))
             }
             v4 => AddrKey(v4),
         }
@@ -128,15 +135,27 @@ mod tests {
     #[test]
     fn forwarded_for_counts_only_behind_a_trusted_proxy() {
         let none = TrustedProxies::default();
-        assert_eq!(none.client(ip("127.0.0.1"), ["9.9.9.9"].into_iter()), ip("127.0.0.1"));
+        assert_eq!(
+            none.client(ip("127.0.0.1"), ["9.9.9.9"].into_iter()),
+            ip("127.0.0.1")
+        );
         let t = TrustedProxies::new(&["127.0.0.1", "10.0.0.0/8"]).unwrap();
         // A stranger's header is ignored.
-        assert_eq!(t.client(ip("8.8.8.8"), ["9.9.9.9"].into_iter()), ip("8.8.8.8"));
+        assert_eq!(
+            t.client(ip("8.8.8.8"), ["9.9.9.9"].into_iter()),
+            ip("8.8.8.8")
+        );
         // Behind the proxy: the hop the proxy appended.
-        assert_eq!(t.client(ip("127.0.0.1"), ["9.9.9.9"].into_iter()), ip("9.9.9.9"));
+        assert_eq!(
+            t.client(ip("127.0.0.1"), ["9.9.9.9"].into_iter()),
+            ip("9.9.9.9")
+        );
         // A client's own forged entries sit left of it and are not read.
         assert_eq!(
-            t.client(ip("127.0.0.1"), ["1.1.1.1, 2.2.2.2", "10.1.2.3, 5.5.5.5"].into_iter()),
+            t.client(
+                ip("127.0.0.1"),
+                ["1.1.1.1, 2.2.2.2", "10.1.2.3, 5.5.5.5"].into_iter()
+            ),
             ip("5.5.5.5")
         );
         // Chains of trusted proxies are walked.
@@ -145,8 +164,14 @@ mod tests {
             ip("6.6.6.6")
         );
         // No header, or garbage where the proxy's hop should be: the proxy.
-        assert_eq!(t.client(ip("127.0.0.1"), std::iter::empty()), ip("127.0.0.1"));
-        assert_eq!(t.client(ip("10.0.0.2"), ["nonsense"].into_iter()), ip("10.0.0.2"));
+        assert_eq!(
+            t.client(ip("127.0.0.1"), std::iter::empty()),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            t.client(ip("10.0.0.2"), ["nonsense"].into_iter()),
+            ip("10.0.0.2")
+        );
         assert_eq!(
             t.client(ip("127.0.0.1"), ["[2001:db8::1]:443"].into_iter()),
             ip("2001:db8::1")
@@ -159,8 +184,14 @@ mod tests {
             AddrKey::of(ip("2001:db8:1:2:aaaa::1")),
             AddrKey::of(ip("2001:db8:1:2:bbbb::9"))
         );
-        assert_ne!(AddrKey::of(ip("2001:db8:1:2::1")), AddrKey::of(ip("2001:db8:1:3::1")));
-        assert_eq!(AddrKey::of(ip("::ffff:1.2.3.4")), AddrKey::of(ip("1.2.3.4")));
+        assert_ne!(
+            AddrKey::of(ip("2001:db8:1:2::1")),
+            AddrKey::of(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(
+            AddrKey::of(ip("::ffff:1.2.3.4")),
+            AddrKey::of(ip("1.2.3.4"))
+        );
     }
 
     #[test]

@@ -183,7 +183,9 @@ impl Caps {
     }
 
     fn socket_wait(&self) -> Option<Duration> {
-        Some(Duration::from_secs(self.settings.socket_retry_after_s.max(1)))
+        Some(Duration::from_secs(
+            self.settings.socket_retry_after_s.max(1),
+        ))
     }
 
     /// An app socket of `user` from `addr`, if the caps allow.

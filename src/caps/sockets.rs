@@ -100,7 +100,10 @@ mod tests {
         let u = UserId::from_stored("u1");
         let p1 = counts.admit(a, Some(&u), 2, 3).unwrap();
         let _p2 = counts.admit(b, Some(&u), 2, 3).unwrap();
-        assert_eq!(counts.admit(a, Some(&u), 2, 3).unwrap_err(), Reason::UserSockets);
+        assert_eq!(
+            counts.admit(a, Some(&u), 2, 3).unwrap_err(),
+            Reason::UserSockets
+        );
         let _r1 = counts.admit(a, None, 2, 3).unwrap();
         let _r2 = counts.admit(a, None, 2, 3).unwrap();
         assert_eq!(counts.admit(a, None, 2, 3).unwrap_err(), Reason::IpSockets);
@@ -108,7 +111,9 @@ mod tests {
         assert_eq!(counts.of_user(&u), 1);
         let _p3 = counts.admit(b, Some(&u), 2, 3).unwrap();
         // 0 = no cap.
-        let many: Vec<_> = (0..10).map(|_| counts.admit(b, Some(&u), 0, 0).unwrap()).collect();
+        let many: Vec<_> = (0..10)
+            .map(|_| counts.admit(b, Some(&u), 0, 0).unwrap())
+            .collect();
         drop(many);
         assert_eq!(counts.of_user(&u), 2);
     }

@@ -61,7 +61,10 @@ mod tests {
             assert!(t.check(&"a").is_ok());
         }
         let wait = t.check(&"a").unwrap_err();
-        assert!(wait > Duration::from_secs(1000) && wait <= Duration::from_secs(1200), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(1000) && wait <= Duration::from_secs(1200),
+            "{wait:?}"
+        );
         assert!(t.check(&"b").is_ok(), "keys are counted apart");
         let off: Throttle<&str> = Throttle::new(Rate::off());
         assert!((0..100).all(|_| off.check(&"a").is_ok()));

@@ -95,7 +95,9 @@ pub async fn login(
         crate::metrics::inc(&state.metrics.auth_failures);
         return Err(ApiError::BadCredentials(BAD_LOGIN));
     };
-    let token = state.tokens.issue(user_id.as_str(), crate::auth::Role::User)?;
+    let token = state
+        .tokens
+        .issue(user_id.as_str(), crate::auth::Role::User)?;
     Ok(HttpResponse::Ok().json(json!({
         "access_token": token,
         "token_type": "bearer",
@@ -122,9 +124,7 @@ pub async fn device(
         signature,
     } = body.into_inner();
     let credential = verify_device(&state, &device_id, timestamp, &signature).await?;
-    let token = state
-        .tokens
-        .issue_device(device_id.as_str(), &credential)?;
+    let token = state.tokens.issue_device(device_id.as_str(), &credential)?;
     Ok(HttpResponse::Ok().json(json!({
         "access_token": token,
         "token_type": "bearer",

@@ -104,8 +104,7 @@ fn from_request(req: &HttpRequest) -> LocalBoxFuture<'static, Result<AnyAuth, Ap
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let token = bearer(req).map(String::from);
     Box::pin(async move {
-        let state =
-            state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState missing")))?;
+        let state = state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState missing")))?;
         let token = token.ok_or(ApiError::Unauthorized)?;
         authenticate(&state, &token).await
     })

@@ -99,9 +99,7 @@ pub async fn robot_socket(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (device, credential) = authenticate_robot(&req, &state).await?;
-    let permit = state
-        .caps
-        .robot_socket(state.caps.client(&req), &device)?;
+    let permit = state.caps.robot_socket(state.caps.client(&req), &device)?;
     let (response, session, stream) = upgrade(&req, body, &state)?;
     let core = conn::SocketCore::new(state.conn_id(), session, state.clone(), permit);
     robot::RobotConn::create(|ctx| {

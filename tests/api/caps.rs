@@ -128,7 +128,8 @@ async fn fifty_registrations_in_a_row_meet_the_address_throttle() {
             break;
         }
     }
-    let (at, (status, code, retry)) = refusal.expect("50 registrations from one address are throttled");
+    let (at, (status, code, retry)) =
+        refusal.expect("50 registrations from one address are throttled");
     assert!(at < 50);
     assert_eq!((status, code.as_str()), (429, "registration_throttled"));
     assert!(retry.is_some_and(|s| s >= 1), "Retry-After is set");
@@ -211,4 +212,135 @@ async fn sixty_wrong_passwords_meet_the_username_throttle() {
         )
         .await;
     assert_eq!(answer(r).await.0, 401);
+}
+
+#[tokio::test]
+async fn forwarded_for_counts_only_from_a_trusted_proxy() {
+    use wimz_relay::caps::client_ip::TrustedProxies;
+    // No trusted proxy: X-Forwarded-For is the client's word and ignored;
+    // every socket here comes from 127.0.0.1.
+    let app = spawn_app_with(|s| s.caps.sockets_per_ip = 3).await;
+    let u = app.user("ipcap").await;
+    let mut open = Vec::new();
+    for i in 0..3 {
+        let xff = format!("203.0.113.{i}");
+        open.push(
+            try_app(&app, &u.token, &[("x-forwarded-for", &xff)])
+                .await
+                .unwrap(),
+        );
+    }
+    let e = try_app(&app, &u.token, &[("x-forwarded-for", "203.0.113.99")])
+        .await
+        .unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (429, "ip_socket_limit"));
+    // Robots count against the same address.
+    let secret = app.device(&u, "ipcap-robot").await;
+    assert!(app.try_robot("ipcap-robot", &secret).await.is_err());
+    assert_eq!(refused(&app, "ip_sockets").await, 2);
+
+    // Behind a trusted proxy (127.0.0.1): each forwarded client counts apart,
+    // and a client's own forged entries (left of the proxy's) are not read.
+    let app = spawn_app_with(|s| {
+        s.caps.sockets_per_ip = 3;
+        s.server.trusted_proxies = TrustedProxies::new(&["127.0.0.1"]).unwrap();
+    })
+    .await;
+    let u = app.user("ipcap").await;
+    let mut open = Vec::new();
+    for i in 0..3 {
+        let xff = format!("198.51.100.{i}, 203.0.113.1");
+        open.push(
+            try_app(&app, &u.token, &[("x-forwarded-for", &xff)])
+                .await
+                .unwrap(),
+        );
+    }
+    let e = try_app(&app, &u.token, &[("x-forwarded-for", "203.0.113.1")])
+        .await
+        .unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (429, "ip_socket_limit"));
+    open.push(
+        try_app(&app, &u.token, &[("x-forwarded-for", "203.0.113.2")])
+            .await
+            .expect("another client behind the proxy has its own count"),
+    );
+}
+
+#[tokio::test]
+async fn app_sockets_watching_one_device_meet_the_device_cap() {
+    let app = spawn_app_with(|s| s.caps.app_sockets_per_device = 2).await;
+    let u = app.user("watcher").await;
+    app.device(&u, "wimz-w").await;
+    let (first, _) = app.subscribed_app(&u, "wimz-w").await;
+    let (_second, _) = app.subscribed_app(&u, "wimz-w").await;
+    let mut third = app.app(&u).await;
+    send(
+        &mut third,
+        json!({"type": "subscribe", "device_id": "wimz-w", "id": "s3"}),
+    )
+    .await;
+    let e = recv_type(&mut third, "error").await;
+    assert_eq!(e["code"], "watcher_limit");
+    assert_eq!(e["ref"], "s3");
+    assert_eq!(refused(&app, "device_watchers").await, 1);
+    // The socket stays usable, and a slot freed is a slot to take.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        send(
+            &mut third,
+            json!({"type": "subscribe", "device_id": "wimz-w", "id": "s4"}),
+        )
+        .await;
+        let v = recv(&mut third).await;
+        if v["type"] == "subscribed" {
+            break;
+        }
+        assert_eq!(v["code"], "watcher_limit", "{v}");
+        assert!(tokio::time::Instant::now() < deadline, "slot never freed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn robot_connections_per_device_are_throttled_after_authentication() {
+    use wimz_relay::caps::settings::Rate;
+    let app = spawn_app_with(|s| s.caps.robot_connects_per_device = Rate::per(2, 3600)).await;
+    let u = app.user("flapper").await;
+    let secret = app.device(&u, "wimz-flap").await;
+    // A stranger's refused handshakes spend nothing of the device's budget.
+    for _ in 0..3 {
+        assert!(app.try_robot("wimz-flap", "not-the-secret").await.is_err());
+    }
+    let now = wimz_relay::ids::unix_now();
+    let connect = |ts: i64| {
+        let c = &app.client;
+        let secret = secret.clone();
+        async move {
+            let mut req = format!("{}/ws/device", c.ws_base)
+                .into_client_request()
+                .unwrap();
+            let h = req.headers_mut();
+            h.insert("x-device-id", "wimz-flap".parse().unwrap());
+            h.insert("x-timestamp", ts.to_string().parse().unwrap());
+            h.insert(
+                "x-signature",
+                sign(&secret, "wimz-flap", ts).parse().unwrap(),
+            );
+            tokio_tungstenite::connect_async(req).await
+        }
+    };
+    let _one = connect(now).await.expect("first connection");
+    let _two = connect(now - 1).await.expect("second connection");
+    match connect(now - 2).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status().as_u16(), 429);
+            assert!(r.headers().get("retry-after").is_some());
+            let v: Value = serde_json::from_slice(r.body().as_deref().unwrap()).unwrap();
+            assert_eq!(v["error"]["code"], "robot_connect_limit");
+        }
+        other => panic!("third connection within the hour: {:?}", other.map(|_| ())),
+    }
+    assert_eq!(refused(&app, "robot_connects").await, 1);
 }
