@@ -11,6 +11,7 @@ mod devices;
 mod faults;
 mod health;
 mod loadgen;
+mod migrations;
 mod peers;
 mod process;
 mod proxy;
