@@ -209,22 +209,38 @@ impl Caps {
 
     /// One login attempt for `username` from `addr`.
     pub fn login(&self, addr: AddrKey, username: &str) -> Result<(), ApiError> {
-        self.login_ip
-            .check(&addr)
-            .map_err(|w| self.refuse(Reason::LoginIp, Some(w)))?;
-        self.login_username
-            .check(&username_key(username))
-            .map_err(|w| self.refuse(Reason::LoginUsername, Some(w)))
+        self.by_addr_and_name(
+            (&self.login_ip, Reason::LoginIp),
+            (&self.login_username, Reason::LoginUsername),
+            addr,
+            username,
+        )
     }
 
     /// One registration attempt of `username` from `addr`.
     pub fn register(&self, addr: AddrKey, username: &str) -> Result<(), ApiError> {
-        self.register_ip
+        self.by_addr_and_name(
+            (&self.register_ip, Reason::RegisterIp),
+            (&self.register_username, Reason::RegisterUsername),
+            addr,
+            username,
+        )
+    }
+
+    /// The address's throttle first, then the username's.
+    fn by_addr_and_name(
+        &self,
+        (by_addr, addr_reason): (&Throttle<AddrKey>, Reason),
+        (by_name, name_reason): (&Throttle<String>, Reason),
+        addr: AddrKey,
+        username: &str,
+    ) -> Result<(), ApiError> {
+        by_addr
             .check(&addr)
-            .map_err(|w| self.refuse(Reason::RegisterIp, Some(w)))?;
-        self.register_username
+            .map_err(|w| self.refuse(addr_reason, Some(w)))?;
+        by_name
             .check(&username_key(username))
-            .map_err(|w| self.refuse(Reason::RegisterUsername, Some(w)))
+            .map_err(|w| self.refuse(name_reason, Some(w)))
     }
 
     /// `caps.devices_per_user` (0 = no cap).

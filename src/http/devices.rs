@@ -125,14 +125,18 @@ fn device_json(d: &crate::store::DeviceRecord, snap: Snapshot) -> serde_json::Va
     })
 }
 
+/// The `{device_id}` of the path; an invalid one is `404` like a stranger's
+/// device or a missing one (existence is never revealed).
+fn device_in_path(path: web::Path<String>) -> Result<DeviceId, ApiError> {
+    DeviceId::parse(&path.into_inner()).map_err(|_| ApiError::NotFound("no such device".into()))
+}
+
 pub async fn delete(
     state: web::Data<AppState>,
     user: UserAuth,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    // A stranger's device and a missing one answer alike.
-    let device = DeviceId::parse(&path.into_inner())
-        .map_err(|_| ApiError::NotFound("no such device".into()))?;
+    let device = device_in_path(path)?;
     if !state.store.delete_device(&device, &user.0).await? {
         return Err(ApiError::NotFound("no such device".into()));
     }
@@ -165,8 +169,7 @@ pub async fn rotate_secret(
     user: UserAuth,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let device = DeviceId::parse(&path.into_inner())
-        .map_err(|_| ApiError::NotFound("no such device".into()))?;
+    let device = device_in_path(path)?;
     let secret = new_device_secret();
     if !state
         .store

@@ -214,6 +214,27 @@ async fn sixty_wrong_passwords_meet_the_username_throttle() {
     assert_eq!(answer(r).await.0, 401);
 }
 
+/// Three app sockets with `X-Forwarded-For: xff(i)` open (the cap being 3);
+/// a fourth with `fourth` is refused `ip_socket_limit`.
+async fn three_then_refused(
+    app: &TestApp,
+    u: &User,
+    xff: impl Fn(usize) -> String,
+    fourth: &str,
+) -> Vec<Ws> {
+    let mut open = Vec::new();
+    for i in 0..3 {
+        let header = xff(i);
+        let ws = try_app(app, &u.token, &[("x-forwarded-for", &header)]).await;
+        open.push(ws.unwrap());
+    }
+    let e = try_app(app, &u.token, &[("x-forwarded-for", fourth)])
+        .await
+        .unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (429, "ip_socket_limit"));
+    open
+}
+
 #[tokio::test]
 async fn forwarded_for_counts_only_from_a_trusted_proxy() {
     use wimz_relay::caps::client_ip::TrustedProxies;
@@ -221,19 +242,7 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy() {
     // every socket here comes from 127.0.0.1.
     let app = spawn_app_with(|s| s.caps.sockets_per_ip = 3).await;
     let u = app.user("ipcap").await;
-    let mut open = Vec::new();
-    for i in 0..3 {
-        let xff = format!("203.0.113.{i}");
-        open.push(
-            try_app(&app, &u.token, &[("x-forwarded-for", &xff)])
-                .await
-                .unwrap(),
-        );
-    }
-    let e = try_app(&app, &u.token, &[("x-forwarded-for", "203.0.113.99")])
-        .await
-        .unwrap_err();
-    assert_eq!((e.0, e.1.as_str()), (429, "ip_socket_limit"));
+    let _open = three_then_refused(&app, &u, |i| format!("203.0.113.{i}"), "203.0.113.99").await;
     // Robots count against the same address.
     let secret = app.device(&u, "ipcap-robot").await;
     assert!(app.try_robot("ipcap-robot", &secret).await.is_err());
@@ -247,19 +256,13 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy() {
     })
     .await;
     let u = app.user("ipcap").await;
-    let mut open = Vec::new();
-    for i in 0..3 {
-        let xff = format!("198.51.100.{i}, 203.0.113.1");
-        open.push(
-            try_app(&app, &u.token, &[("x-forwarded-for", &xff)])
-                .await
-                .unwrap(),
-        );
-    }
-    let e = try_app(&app, &u.token, &[("x-forwarded-for", "203.0.113.1")])
-        .await
-        .unwrap_err();
-    assert_eq!((e.0, e.1.as_str()), (429, "ip_socket_limit"));
+    let mut open = three_then_refused(
+        &app,
+        &u,
+        |i| format!("198.51.100.{i}, 203.0.113.1"),
+        "203.0.113.1",
+    )
+    .await;
     open.push(
         try_app(&app, &u.token, &[("x-forwarded-for", "203.0.113.2")])
             .await
