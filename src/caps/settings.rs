@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 /// Counts: live sockets and registered devices. `0` switches a cap off.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CapsSettings {
     /// App sockets one user holds open on one instance.
@@ -39,7 +39,7 @@ impl Default for CapsSettings {
 }
 
 /// Login and registration throttles, per client address and per username.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottleSettings {
     pub login_per_ip: Rate,
@@ -122,6 +122,41 @@ impl TryFrom<String> for Rate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_default_toml_says_what_the_code_does() {
+        let s = crate::config::Settings::load_from(
+            Some(std::path::Path::new("config/default.toml")),
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(s.caps, CapsSettings::default());
+        assert_eq!(s.throttle, ThrottleSettings::default());
+        assert_eq!(s.server.trusted_proxies, Default::default());
+        let s = crate::config::Settings::load_from(
+            None,
+            [
+                ("WIMZ__THROTTLE__LOGIN_PER_IP", "off"),
+                ("WIMZ__SERVER__TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap();
+        assert_eq!(s.throttle.login_per_ip, Rate::off());
+        assert_eq!(
+            Some(s.server.trusted_proxies),
+            crate::caps::client_ip::TrustedProxies::new(&["127.0.0.1", "10.0.0.0/8"])
+        );
+        let e = crate::config::Settings::load_from(
+            None,
+            [(
+                "WIMZ__THROTTLE__REGISTER_PER_IP".to_string(),
+                "lots".to_string(),
+            )],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "throttle.register_per_ip");
+    }
 
     #[test]
     fn rates_parse_and_refuse_nonsense() {
