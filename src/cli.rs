@@ -1,5 +1,6 @@
-//! The command line: `serve`, `user add`, `device add`, and `loadtest`
-//! (a thin entry into the `wimz-loadtest` crate).
+//! The command line: `serve` (and `serve --demo`), `user add`, `device
+//! add`, and `loadtest` and `simulate` (thin entries into the
+//! `wimz-loadtest` crate).
 
 use crate::config::Settings;
 use crate::ids::DeviceId;
@@ -28,6 +29,14 @@ pub enum Command {
         /// Config file (default: config/default.toml if it exists).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// A demo: the relay with a fresh store in a temp dir (deleted on
+        /// exit), a user `demo` with a random password and a few simulated
+        /// robots; prints the console's URL and the login.
+        #[arg(long)]
+        demo: bool,
+        /// Simulated robots in the demo.
+        #[arg(long, default_value_t = 3, requires = "demo")]
+        demo_robots: usize,
     },
     /// Manage users.
     User {
@@ -43,6 +52,11 @@ pub enum Command {
     /// simulated robots and apps, measured loss, order and latency.
     /// Exits 1 on any loss, duplicate, reorder or failed connection.
     Loadtest(Box<wimz_loadtest::LoadtestArgs>),
+    /// Simulated WIM-Z robots for a user (missions, battery, barks,
+    /// treats; they answer commands and REST calls), connected to a relay
+    /// until Ctrl-C. Creates the devices on first use and keeps their
+    /// secrets in --devices-file.
+    Simulate(Box<wimz_loadtest::simulate::SimulateArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,10 +104,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Serve { config } => {
+        Command::Simulate(args) => wimz_loadtest::simulate::run_cli(*args),
+        Command::Serve {
+            config,
+            demo,
+            demo_robots,
+        } => {
             let s = settings(config.as_ref());
             crate::telemetry::init(&s.log.level, &s.log.format);
-            actix_rt::System::new().block_on(crate::startup::serve(s))
+            match demo {
+                true => actix_rt::System::new().block_on(crate::demo::serve(s, demo_robots)),
+                false => actix_rt::System::new().block_on(crate::startup::serve(s)),
+            }
         }
         Command::User {
             action: UserAction::Add { name, config },

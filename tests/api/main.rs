@@ -7,6 +7,7 @@ mod auth;
 mod browser;
 mod caps;
 mod cluster;
+mod console;
 mod coturn;
 mod credentials;
 mod devices;
