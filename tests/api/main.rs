@@ -4,12 +4,15 @@
 mod helpers;
 
 mod auth;
+mod caps;
 mod cluster;
 mod console;
+mod credentials;
 mod devices;
 mod faults;
 mod health;
 mod loadgen;
+mod migrations;
 mod peers;
 mod process;
 mod proxy;
