@@ -20,6 +20,7 @@ mod process;
 mod proxy;
 mod recovery;
 mod routing;
+mod simulate;
 mod supervision;
 mod turn;
 mod webrtc;
