@@ -49,7 +49,7 @@ def browser_page(viewport=(1280, 800)):
                 profile,
                 executable_path=CHROMIUM,
                 headless=True,
-                args=FLAGS + (["--disable-features=LocalNetworkAccessChecks"] if os.environ.get("WIMZ_CONSOLE_FROM") else []),
+                args=FLAGS,
                 viewport={"width": viewport[0], "height": viewport[1]},
             )
             try:

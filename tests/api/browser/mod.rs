@@ -18,7 +18,9 @@
 //! (the committed ones the README shows), so CI runs never dirty the
 //! checkout.
 
+mod console;
 mod harness;
+mod hostile;
 mod video;
 
 pub(crate) use harness::*;
