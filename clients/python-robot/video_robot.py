@@ -21,6 +21,8 @@ losing its network would, `{"do": "quit"}`) — the browser tests drive it so.
 
 import argparse
 import asyncio
+import urllib.error
+import urllib.request
 import hashlib
 import hmac
 import json
@@ -280,6 +282,10 @@ def parse_args(argv=None):
                    help="device secret (or WIMZ_DEVICE_SECRET); signs the connection")
     p.add_argument("--token", default=os.environ.get("WIMZ_DEVICE_TOKEN"),
                    help="a device token instead of the secret (or WIMZ_DEVICE_TOKEN)")
+    p.add_argument("--user", help="register --device-id as this user's first (with --password)")
+    p.add_argument("--password", default=os.environ.get("WIMZ_PASSWORD"),
+                   help="--user's password (or WIMZ_PASSWORD)")
+    p.add_argument("--name", default="Camera robot", help="the device's name when --user registers it")
     p.add_argument("--ice-policy", choices=["all", "relay"], default="all",
                    help="'relay' offers TURN candidates only")
     p.add_argument("--host-ip", action="append", default=[],
@@ -293,9 +299,40 @@ def parse_args(argv=None):
     p.add_argument("--control", action="store_true", help="JSON status on stdout, commands on stdin")
     p.add_argument("--once", action="store_true", help="exit when the socket closes")
     args = p.parse_args(argv)
-    if not args.secret and not args.token:
-        p.error("--secret or --token is required")
+    if args.user and not args.password:
+        p.error("--user needs --password (or WIMZ_PASSWORD)")
+    if not args.secret and not args.token and not args.user:
+        p.error("--secret, --token or --user is required")
     return args
+
+
+def http_json(url: str, body: dict, token: str = None) -> tuple:
+    """POSTs JSON; `(status, parsed body)` (also for an HTTP error)."""
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def provision(args) -> str:
+    """Logs in as --user and registers --device-id for that user; returns
+    the device secret (the relay shows it only at creation, so a device
+    that already exists needs --secret instead)."""
+    base = args.relay.rstrip("/").replace("ws://", "http://").replace("wss://", "https://")
+    status, body = http_json(f"{base}/api/auth/login", {"username": args.user, "password": args.password})
+    if status != 200:
+        sys.exit(f"video_robot: login as {args.user} failed: HTTP {status} {body}")
+    token = body["access_token"]
+    status, body = http_json(f"{base}/api/devices", {"device_id": args.device_id, "name": args.name}, token)
+    if status != 201:
+        sys.exit(f"video_robot: creating {args.device_id} failed: HTTP {status} {body} "
+                 "(an existing device needs its --secret)")
+    return body["device_secret"]
 
 
 def only_host_addresses(addresses: list) -> None:
@@ -306,6 +343,8 @@ def only_host_addresses(addresses: list) -> None:
 
 
 async def main_async(args) -> None:
+    if args.user and not args.secret and not args.token:
+        args.secret = await asyncio.to_thread(provision, args)
     if args.host_ip:
         only_host_addresses(args.host_ip)
     robot = Robot(args)

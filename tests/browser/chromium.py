@@ -3,17 +3,24 @@ driven by Playwright for Python (never a browser Playwright downloads), with
 the flags this machine needs, plus the small line protocol every browser
 script speaks with the Rust test that runs it.
 
+`launch()` and `serve()` (a tiny page server for another origin) are the
+launcher for scripts that drive pages of their own (the origins test), so
+every browser test shares one launcher.
+
 A script prints one JSON object per line on stdout (`{"step": ...}` as it
 goes; its last line `{"ok": true, ...}` or `{"ok": false, "error": ...}`)
 and may wait for JSON lines on stdin (`wait_for`), so the Rust side can
 break things (stop coturn, send hostile frames) between steps.
 """
 
+import contextlib
+import http.server
 import json
 import os
 import shutil
 import sys
 import tempfile
+import threading
 import traceback
 from contextlib import contextmanager
 
@@ -61,6 +68,52 @@ def browser_page(viewport=(1280, 800)):
                 ctx.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def launch():
+    """Yields (playwright, browser) with the same flags (Playwright makes a
+    fresh profile per launch); closes both. For scripts that want several
+    pages or contexts of their own."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            yield pw, browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def serve(pages, port):
+    """Serves `pages` ({path: bytes}, as text/html) on 127.0.0.1:`port`;
+    yields the origin, e.g. "http://127.0.0.1:port" (a page origin other
+    than the relay's)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = pages.get(self.path.split("?")[0])
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def emit(**fields) -> None:

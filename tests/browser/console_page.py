@@ -8,6 +8,19 @@ from chromium import emit
 SOON_MS = 30_000
 
 
+def wait_until(page, js: str, arg=None, timeout_ms: int = SOON_MS):
+    """Polls `page.evaluate(js, arg)` until it is truthy; returns it. Not
+    `page.wait_for_function`: that compiles its predicate in the page with
+    eval, which the console's Content-Security-Policy (no 'unsafe-eval')
+    rightly refuses; `evaluate` runs through the DevTools protocol."""
+    for _ in range(max(timeout_ms // 200, 1)):
+        value = page.evaluate(js, arg)
+        if value:
+            return value
+        page.wait_for_timeout(200)
+    raise TimeoutError(f"not within {timeout_ms} ms: {js}")
+
+
 def tid(name: str) -> str:
     return f'[data-testid="{name}"]'
 

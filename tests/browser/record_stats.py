@@ -16,6 +16,7 @@ import json
 import sys
 
 from chromium import browser_page, emit, run
+from console_page import wait_until
 
 PAGE_JS = r"""
 ({wsBase, token, deviceId, policy}) => {
@@ -65,7 +66,7 @@ def main():
         page.goto(f"{base}/health")
         page.set_content("<video autoplay muted playsinline width=320 height=240></video>")
         page.evaluate(PAGE_JS, {"wsBase": ws_base, "token": token, "deviceId": device_id, "policy": policy})
-        page.wait_for_function("window.__rec.state === 'connected' || window.__rec.error", timeout=60_000)
+        wait_until(page, "() => window.__rec.state === 'connected' || !!window.__rec.error", timeout_ms=60_000)
         for _ in range(120):
             rec = page.evaluate(STATS_JS)
             if rec["framesDecoded"] > 10 and rec["videoWidth"] > 0:

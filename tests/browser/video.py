@@ -15,7 +15,7 @@ closed {reason}; last line {"ok": true, ...}.
 import sys
 
 from chromium import browser_page, emit, run, screenshot, wait_for
-from console_page import SOON_MS, attr, open_robot, sign_in, text, tid
+from console_page import SOON_MS, attr, open_robot, sign_in, text, tid, wait_until
 
 # What the page's own VideoSession reads from getStats() and the <video>.
 MEDIA_JS = r"""
@@ -42,8 +42,7 @@ def media(page) -> dict:
 
 def wait_frames(page, more_than: int) -> dict:
     """Until the current connection has decoded more than `more_than`
-    frames and the <video> has a size (hang guard SOON_MS; polled here
-    because wait_for_function takes a Promise for a truthy answer)."""
+    frames and the <video> has a size (hang guard SOON_MS)."""
     for _ in range(SOON_MS // 250):
         m = media(page)
         if m["framesDecoded"] > more_than and m["videoWidth"] > 0:
@@ -66,7 +65,7 @@ def main():
         page.wait_for_selector(f'{tid("video-state")}[data-state="connected"]', timeout=SOON_MS)
         m = wait_frames(page, 15)
         page.wait_for_selector(f'{tid("video-connection-type")}[data-type="relay"]', timeout=SOON_MS)
-        page.wait_for_function("document.querySelector('[data-testid=\"video-fps\"]').textContent !== '—'", timeout=SOON_MS)
+        wait_until(page, "() => document.querySelector('[data-testid=\"video-fps\"]').textContent !== '—'")
         emit(step="playing", connectionType=attr(page, "video-connection-type", "data-type"),
              connectionText=text(page, "video-connection-type"), rtt=text(page, "video-rtt"),
              fps=text(page, "video-fps"), **m)
@@ -74,9 +73,7 @@ def main():
             screenshot(page, "video", "video-card")
 
         wait_for("broken")
-        page.wait_for_function(
-            "['disconnected', 'failed'].includes(window.wimzConsole.video.pc.iceConnectionState)",
-            timeout=SOON_MS, polling=200)
+        wait_until(page, "() => ['disconnected', 'failed'].includes(window.wimzConsole.video.pc.iceConnectionState)")
         emit(step="disconnected", **media(page))
 
         wait_for("continue")

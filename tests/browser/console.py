@@ -1,0 +1,69 @@
+"""The console end to end against a simulated WIM-Z (`wimz-relay
+simulate`): sign in, see the robot go online in the list, its live events
+arrive in order on its page (mission progress, alerts), a command's result
+shows, the REST-proxy views render. Screenshots of every page.
+
+usage: console.py BASE_URL USER PASSWORD DEVICE_ID
+
+Steps: signed_in; list_offline (the Rust side then starts the robot, with
+no word on stdin: the page must notice by itself); online; robot_page;
+events {seqs}; command {state, text}; rest {view, rows} per tab; last line
+{"ok": true}.
+"""
+
+import sys
+
+from chromium import browser_page, emit, run, screenshot
+from console_page import SOON_MS, attr, open_robot, sign_in, text, tid, wait_until
+
+SEQS_JS = "els => els.map(e => Number(e.dataset.seq))"
+
+
+def main():
+    base, user, password, device_id = sys.argv[1:5]
+    row = f'{tid("robot-row")}[data-device-id="{device_id}"]'
+    with browser_page() as page:
+        sign_in(page, base, user, password, shot=lambda: screenshot(page, "signin"))
+        page.wait_for_selector(f'{row} {tid("robot-online")}[data-online="false"]', timeout=SOON_MS)
+        emit(step="list_offline")
+        # The robot comes online: the row turns live without a reload.
+        page.wait_for_selector(f'{row} {tid("robot-online")}[data-online="true"]', timeout=SOON_MS)
+        wait_until(page, "(row) => { const r = document.querySelector(row + ' [data-testid=\"robot-mission\"]'); return !!r && r.textContent.includes('/'); }", row)
+        emit(step="online", battery=page.locator(f'{row} {tid("robot-battery")}').inner_text(),
+             mission=page.locator(f'{row} {tid("robot-mission")}').inner_text())
+        screenshot(page, "robots")
+
+        open_robot(page, device_id)
+        page.wait_for_selector(f'{tid("robot-status")}[data-online="true"]', timeout=SOON_MS)
+        # Live events: at least 12 arrive while we watch, newest first.
+        wait_until(page, "() => document.querySelectorAll('[data-testid=\"event-item\"]').length >= 12", timeout_ms=SOON_MS * 2)
+        seqs = page.locator(tid("event-item")).evaluate_all(SEQS_JS)
+        emit(step="events", seqs=seqs, progress=attr(page, "mission-progress", "data-stage"),
+             total=attr(page, "mission-progress", "data-total"), label=text(page, "mission-label"))
+
+        # A command and its result.
+        page.click(tid("cmd-start-mission"))
+        result = tid("cmd-result-start-mission")
+        page.wait_for_selector(f'{result}:not([data-state="idle"]):not([data-state="pending"])', timeout=SOON_MS)
+        emit(step="command", state=page.locator(result).get_attribute("data-state"), text=text(page, "cmd-result-start-mission"))
+        page.click(tid("cmd-dispense-treat"))
+        page.wait_for_selector(f'{tid("cmd-result-dispense-treat")}:not([data-state="idle"]):not([data-state="pending"])', timeout=SOON_MS)
+        screenshot(page, "robot")
+
+        # REST-proxy views.
+        for view in ("missions", "programs", "reports"):
+            page.click(tid(f"rest-tab-{view}"))
+            sel = f'{tid("rest-view")}[data-view="{view}"]'
+            page.wait_for_selector(f'{sel}[data-state="ok"], {sel}[data-state="error"]', timeout=SOON_MS)
+            emit(step="rest", view=view, state=attr(page, "rest-view", "data-state"),
+                 status=attr(page, "rest-view", "data-status"), rows=page.locator(tid("rest-row")).count(),
+                 text=text(page, "rest-view")[:200])
+            screenshot(page, f"rest-{view}", "rest-card")
+        return {}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 5:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    run(main)
