@@ -7,7 +7,7 @@ usage: console.py BASE_URL USER PASSWORD DEVICE_ID
 
 Steps: signed_in; list_offline (the Rust side then starts the robot, with
 no word on stdin: the page must notice by itself); online; robot_page;
-events {seqs}; command {state, text}; rest {view, rows} per tab; last line
+events {seqs}; command {key, state, text} x3; rest {view, rows} per tab; last line
 {"ok": true}.
 """
 
@@ -41,13 +41,14 @@ def main():
         emit(step="events", seqs=seqs, progress=attr(page, "mission-progress", "data-stage"),
              total=attr(page, "mission-progress", "data-total"), label=text(page, "mission-label"))
 
-        # A command and its result.
-        page.click(tid("cmd-start-mission"))
-        result = tid("cmd-result-start-mission")
-        page.wait_for_selector(f'{result}:not([data-state="idle"]):not([data-state="pending"])', timeout=SOON_MS)
-        emit(step="command", state=page.locator(result).get_attribute("data-state"), text=text(page, "cmd-result-start-mission"))
-        page.click(tid("cmd-dispense-treat"))
-        page.wait_for_selector(f'{tid("cmd-result-dispense-treat")}:not([data-state="idle"]):not([data-state="pending"])', timeout=SOON_MS)
+        # Commands and their results: stop whatever mission runs, start one,
+        # give a treat.
+        for key in ("stop-mission", "start-mission", "dispense-treat"):
+            page.click(tid(f"cmd-{key}"))
+            result = tid(f"cmd-result-{key}")
+            page.wait_for_selector(f'{result}:not([data-state="idle"]):not([data-state="pending"])', timeout=SOON_MS)
+            emit(step="command", key=key, state=page.locator(result).get_attribute("data-state"),
+                 text=text(page, f"cmd-result-{key}"))
         screenshot(page, "robot")
 
         # REST-proxy views.

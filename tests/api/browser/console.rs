@@ -99,13 +99,22 @@ async fn console_signs_in_sees_a_simulated_robot_live_and_commands_it() {
         "{events}"
     );
 
-    let command = page.step("command").await;
-    // The robot's own answer (ok, or a refusal it explains), not a timeout.
+    // The robot's own answers: stopping the running mission (or saying
+    // there is none), then starting one and a treat, both ok.
+    let stop = page.step("command").await;
     assert!(
-        ["ok", "failed"].contains(&command["state"].as_str().unwrap()),
-        "{command}"
+        ["ok", "failed"].contains(&stop["state"].as_str().unwrap()),
+        "{stop}"
     );
-    assert!(command["text"].as_str().unwrap().len() > 2, "{command}");
+    for key in ["start-mission", "dispense-treat"] {
+        let command = page.step("command").await;
+        assert_eq!(command["key"], key);
+        assert_eq!(command["state"], "ok", "{command}");
+        assert!(
+            command["text"].as_str().unwrap().starts_with('✓'),
+            "{command}"
+        );
+    }
     for view in ["missions", "programs", "reports"] {
         let rest = page.step("rest").await;
         assert_eq!(rest["view"], view);
