@@ -221,7 +221,8 @@ impl Default for WebrtcSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitSettings {
-    /// A frame larger than this closes the socket with 1009.
+    /// A frame (refused at its header) or a fragmented message (as its
+    /// fragments arrive) larger than this closes the socket with 1009.
     pub max_message_bytes: usize,
     /// Token bucket per connection: sustained rate...
     pub messages_per_s: f64,

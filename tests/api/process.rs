@@ -23,10 +23,11 @@ fn relay_cmd(dir: &std::path::Path) -> Command {
     c
 }
 
-struct Relay {
-    child: Child,
+/// The real binary, killed on drop.
+pub struct Relay {
+    pub child: Child,
     client: RelayClient,
-    stderr_path: std::path::PathBuf,
+    pub stderr_path: std::path::PathBuf,
 }
 
 impl std::ops::Deref for Relay {
@@ -47,7 +48,7 @@ async fn start_relay(dir: &std::path::Path, level: &str) -> Relay {
     start_relay_with(dir, level, &[]).await
 }
 
-async fn start_relay_with(dir: &std::path::Path, level: &str, env: &[(&str, &str)]) -> Relay {
+pub async fn start_relay_with(dir: &std::path::Path, level: &str, env: &[(&str, &str)]) -> Relay {
     let port = free_port();
     let stderr_path = dir.join("relay.log");
     let child = relay_cmd(dir)
@@ -324,7 +325,7 @@ async fn sigterm_mid_mission_loses_nothing_and_logs_hold_no_secrets() {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
