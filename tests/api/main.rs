@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod cluster;
+mod cluster_epochs;
 mod devices;
 mod faults;
 mod health;
