@@ -63,6 +63,9 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// On SIGTERM: seconds to let sockets close before exiting.
     pub shutdown_timeout_s: f64,
+    /// Web origins (`scheme://host[:port]`) whose pages may use the relay
+    /// from a browser, besides the relay's own (`http::origins`).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -75,6 +78,7 @@ impl Default for ServerSettings {
             public_stats: true,
             max_body_bytes: 256 * 1024,
             shutdown_timeout_s: 5.0,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -535,6 +539,14 @@ impl Settings {
                     format!("{p:?} is not \"[METHOD ]/path\""),
                 ));
             }
+        }
+        if let Err((i, entry)) =
+            crate::http::origins::AllowedOrigins::new(&self.server.allowed_origins)
+        {
+            return Err(ConfigError::new(
+                format!("server.allowed_origins[{i}]"),
+                format!("{entry:?} is not an origin \"http(s)://host[:port]\""),
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::new(

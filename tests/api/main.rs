@@ -10,6 +10,7 @@ mod devices;
 mod faults;
 mod health;
 mod loadgen;
+mod origins;
 mod peers;
 mod process;
 mod proxy;
