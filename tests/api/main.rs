@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod browser;
 mod cluster;
 mod cluster_epochs;
 mod devices;
