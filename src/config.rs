@@ -44,6 +44,10 @@ pub struct Settings {
     pub proxy: ProxySettings,
     pub rooms: RoomSettings,
     pub log: LogSettings,
+    /// Caps on sockets and devices per user, device and address.
+    pub caps: crate::caps::settings::CapsSettings,
+    /// Login and registration throttles.
+    pub throttle: crate::caps::settings::ThrottleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,8 +68,13 @@ pub struct ServerSettings {
     /// On SIGTERM: seconds to let sockets close before exiting.
     pub shutdown_timeout_s: f64,
     /// Web origins (`scheme://host[:port]`) whose pages may use the relay
-    /// from a browser, besides the relay's own (`http::origins`).
+    /// from a browser, besides the relay's own (`http::origins`). A list,
+    /// or (from the environment) one comma-separated string.
+    #[serde(deserialize_with = "crate::http::origins::one_or_many")]
     pub allowed_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (addresses
+    /// or CIDR blocks); empty: the TCP peer is the client.
+    pub trusted_proxies: crate::caps::client_ip::TrustedProxies,
 }
 
 impl Default for ServerSettings {
@@ -79,6 +88,7 @@ impl Default for ServerSettings {
             max_body_bytes: 256 * 1024,
             shutdown_timeout_s: 5.0,
             allowed_origins: Vec::new(),
+            trusted_proxies: Default::default(),
         }
     }
 }
@@ -540,12 +550,16 @@ impl Settings {
                 ));
             }
         }
-        if let Err((i, entry)) =
-            crate::http::origins::AllowedOrigins::new(&self.server.allowed_origins)
-        {
+        if let Err((i, entry)) = crate::http::origins::AllowedOrigins::new(&self.server) {
             return Err(ConfigError::new(
                 format!("server.allowed_origins[{i}]"),
                 format!("{entry:?} is not an origin \"http(s)://host[:port]\""),
+            ));
+        }
+        if self.caps.socket_retry_after_s == 0 {
+            return Err(ConfigError::new(
+                "caps.socket_retry_after_s",
+                "must be at least 1",
             ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {

@@ -11,7 +11,9 @@
 //! - [`config`]: typed settings from TOML + `WIMZ__SECTION__KEY`.
 //! - [`startup`]: [`startup::Application`] wires everything; graceful shutdown.
 //! - [`http`]: REST routes; [`error`] maps failures to the protocol's bodies.
-//! - [`auth`]: JWTs, device signatures with replay refusal, passwords.
+//! - [`auth`]: JWTs, device signatures with replay refusal, passwords,
+//!   credential ids binding device credentials to one registration.
+//! - [`caps`]: caps per user, device and address; login/registration throttles.
 //! - [`store`]: users, devices, session history (SQLite or PostgreSQL).
 //! - [`ws`]: socket endpoints and the robot/app socket actors, their
 //!   outboxes and the edge parser ([`ws::frames`]).
@@ -26,6 +28,7 @@
 //!   the wire protocol).
 
 pub mod auth;
+pub mod caps;
 pub mod cli;
 pub mod cluster;
 pub mod config;

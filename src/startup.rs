@@ -74,6 +74,7 @@ impl Application {
             history_size: settings.history.size,
             idle_grace: secs(settings.rooms.idle_grace_s),
             max_pending_proxy: settings.proxy.max_pending_per_device,
+            max_members: settings.caps.app_sockets_per_device,
             bridge: None,
             sessions: None,
             instance: instance_id.clone(),
@@ -136,12 +137,13 @@ impl Application {
             true => Arc::new(RedisReplayGuard::connect(settings.cluster.redis_url.expose()).await?),
             false => Arc::new(MemoryReplayGuard::default()),
         };
+        let metrics_for_caps = metrics.clone();
         let (robots_tx, robots_rx) = watch::channel(false);
         let (apps_tx, apps_rx) = watch::channel(false);
         let origins = Arc::new(
-            crate::http::origins::AllowedOrigins::new(&settings.server.allowed_origins).map_err(
-                |(i, e)| anyhow::anyhow!("server.allowed_origins[{i}]: {e:?} is not an origin"),
-            )?,
+            crate::http::origins::AllowedOrigins::new(&settings.server).map_err(|(i, e)| {
+                anyhow::anyhow!("server.allowed_origins[{i}]: {e:?} is not an origin")
+            })?,
         );
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -167,6 +169,7 @@ impl Application {
             dummy_hash: crate::auth::password::dummy_hash(),
             hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
             origins: origins.clone(),
+            caps: Arc::new(crate::caps::Caps::new(&settings, metrics_for_caps)),
         });
 
         let port = listener.local_addr()?.port();

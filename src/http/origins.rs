@@ -1,4 +1,4 @@
-//! Browser origins (PROTOCOL.md Part 2 J): which web pages may use the
+//! Browser origins (PROTOCOL.md Part 2 K): which web pages may use the
 //! relay from a browser. A request with an `Origin` header (every browser
 //! WebSocket handshake, every cross-origin fetch) is served only if that
 //! origin is the relay's own or listed in `server.allowed_origins`;
@@ -8,11 +8,14 @@
 //! `actix-cors` middleware answers CORS, preflights included.
 //!
 //! The relay's own origin is `<scheme>://<Host header>`, the scheme being
-//! `X-Forwarded-Proto` when a proxy in front sets it (the relay itself
-//! speaks plain HTTP), else `http`; default ports (80, 443) are implied.
-//! Behind a proxy, that proxy must pass the `Host` the browser used (port
-//! included) and set `X-Forwarded-Proto`, as `deploy/nginx.conf` does.
+//! `X-Forwarded-Proto` when the request comes from one of
+//! `server.trusted_proxies` (the relay itself speaks plain HTTP), else
+//! `http`; default ports (80, 443) are implied. Behind a proxy, that proxy
+//! must pass the `Host` the browser used (port included) and set
+//! `X-Forwarded-Proto`, as `deploy/nginx.conf` does.
 
+use crate::caps::client_ip::TrustedProxies;
+use crate::config::ServerSettings;
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_cors::Cors;
@@ -88,21 +91,48 @@ impl fmt::Display for Origin {
     }
 }
 
+/// Reads `server.allowed_origins` as a list or as one comma-separated
+/// string (`WIMZ__SERVER__ALLOWED_ORIGINS=https://a.example,https://b.example`).
+pub fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match <OneOrMany as serde::Deserialize>::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
 /// `server.allowed_origins`, parsed, plus the relay's own origin per request.
 #[derive(Debug, Clone, Default)]
 pub struct AllowedOrigins {
     listed: Vec<Origin>,
+    /// `server.trusted_proxies`: only their `X-Forwarded-Proto` is read.
+    trusted: TrustedProxies,
 }
 
 impl AllowedOrigins {
-    /// Parses the configured list; `Err((index, entry))` names a bad entry.
-    pub fn new(entries: &[String]) -> Result<AllowedOrigins, (usize, String)> {
-        let listed = entries
+    /// From `server.allowed_origins` and `server.trusted_proxies`;
+    /// `Err((index, entry))` names a bad entry.
+    pub fn new(server: &ServerSettings) -> Result<AllowedOrigins, (usize, String)> {
+        let listed = server
+            .allowed_origins
             .iter()
             .enumerate()
             .map(|(i, e)| Origin::parse(e).ok_or_else(|| (i, e.clone())))
             .collect::<Result<_, _>>()?;
-        Ok(AllowedOrigins { listed })
+        Ok(AllowedOrigins {
+            listed,
+            trusted: server.trusted_proxies.clone(),
+        })
     }
 
     /// Whether a request with this `Origin` header may be served.
@@ -110,22 +140,26 @@ impl AllowedOrigins {
         let Some(origin) = origin.to_str().ok().and_then(Origin::parse) else {
             return false;
         };
-        self.listed.contains(&origin) || own_origin(head).as_ref() == Some(&origin)
+        self.listed.contains(&origin) || self.own_origin(head).as_ref() == Some(&origin)
     }
-}
 
-/// `<X-Forwarded-Proto or http>://<Host>` of this request.
-fn own_origin(head: &RequestHead) -> Option<Origin> {
-    let host = head.headers().get(header::HOST)?.to_str().ok()?;
-    let scheme = head
-        .headers()
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .filter(|s| s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("http"))
-        .unwrap_or("http");
-    Origin::parse(&format!("{scheme}://{host}"))
+    /// `<scheme>://<Host>` of this request: the scheme a trusted proxy
+    /// names in `X-Forwarded-Proto`, else `http`.
+    fn own_origin(&self, head: &RequestHead) -> Option<Origin> {
+        let host = head.headers().get(header::HOST)?.to_str().ok()?;
+        let proxied = head
+            .peer_addr
+            .is_some_and(|peer| self.trusted.trusts(&peer.ip()));
+        let forwarded = head
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|s| s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("http"));
+        let scheme = forwarded.filter(|_| proxied).unwrap_or("http");
+        Origin::parse(&format!("{scheme}://{host}"))
+    }
 }
 
 /// Middleware: refuses a request whose `Origin` is not allowed with 403
@@ -212,6 +246,7 @@ mod tests {
 
     fn head(host: &str, proto: Option<&str>) -> RequestHead {
         let mut h = RequestHead::default();
+        h.peer_addr = Some("127.0.0.1:50000".parse().unwrap());
         h.headers_mut()
             .insert(header::HOST, HeaderValue::from_str(host).unwrap());
         if let Some(p) = proto {
@@ -223,9 +258,18 @@ mod tests {
         h
     }
 
+    fn allowed(origins: &[&str], trusted: &[&str]) -> AllowedOrigins {
+        let server = ServerSettings {
+            allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
+            trusted_proxies: TrustedProxies::new(trusted).unwrap(),
+            ..Default::default()
+        };
+        AllowedOrigins::new(&server).unwrap()
+    }
+
     #[test]
     fn own_origin_listed_ones_and_nothing_else() {
-        let allowed = AllowedOrigins::new(&["https://console.example.com".into()]).unwrap();
+        let allowed = allowed(&["https://console.example.com"], &["127.0.0.1"]);
         let ok = |origin: &str, head: &RequestHead| {
             allowed.allows(&HeaderValue::from_str(origin).unwrap(), head)
         };
@@ -236,15 +280,29 @@ mod tests {
         assert!(!ok("https://127.0.0.1:8000", &direct));
         assert!(!ok("https://evil.example.com", &direct));
         assert!(!ok("null", &direct));
-        // Behind a TLS proxy that passes Host and X-Forwarded-Proto.
+        // Behind a trusted TLS proxy that passes Host and X-Forwarded-Proto.
         let proxied = head("relay.example.com", Some("https"));
         assert!(ok("https://relay.example.com", &proxied));
         assert!(!ok("http://relay.example.com", &proxied));
         let proxied_port = head("relay.example.com:8443", Some("https"));
         assert!(ok("https://relay.example.com:8443", &proxied_port));
         assert!(!ok("https://relay.example.com", &proxied_port));
+        // X-Forwarded-Proto from anyone else is not read.
+        let untrusted = self::allowed(&[], &[]);
+        assert!(!untrusted.allows(
+            &HeaderValue::from_static("https://relay.example.com"),
+            &proxied
+        ));
+        assert!(untrusted.allows(
+            &HeaderValue::from_static("http://relay.example.com"),
+            &proxied
+        ));
+        let server = ServerSettings {
+            allowed_origins: vec!["https://a.io".into(), "https://a.io/x".into()],
+            ..Default::default()
+        };
         assert_eq!(
-            AllowedOrigins::new(&["https://a.io".into(), "https://a.io/x".into()]).unwrap_err(),
+            AllowedOrigins::new(&server).unwrap_err(),
             (1, "https://a.io/x".to_string())
         );
     }

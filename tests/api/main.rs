@@ -5,12 +5,15 @@ mod helpers;
 
 mod auth;
 mod browser;
+mod caps;
 mod cluster;
 mod cluster_epochs;
+mod credentials;
 mod devices;
 mod faults;
 mod health;
 mod loadgen;
+mod migrations;
 mod origins;
 mod peers;
 mod process;

@@ -182,23 +182,45 @@ async fn by_default_only_the_relays_own_origin_is_allowed() {
     let with = |o: &str| vec![bearer.clone(), ("origin", o.to_string())];
     assert_eq!(handshake(&app, "/ws/app", &with(&own)).await.0, 101);
     assert_eq!(handshake(&app, "/ws/app", &with(CONSOLE)).await.0, 403);
-    // Behind a TLS proxy that passes the browser's Host and the scheme.
-    let mut proxied = with("https://relay.example.com");
-    proxied.push(("host", "relay.example.com".into()));
-    proxied.push(("x-forwarded-proto", "https".into()));
-    assert_eq!(handshake(&app, "/ws/app", &proxied).await.0, 101);
+    // Behind a TLS proxy that passes the browser's Host and the scheme: the
+    // scheme is believed only from a proxy in server.trusted_proxies.
+    let proxied = |origin: &str| {
+        let mut h = with(origin);
+        h.push(("host", "relay.example.com".into()));
+        h.push(("x-forwarded-proto", "https".into()));
+        h
+    };
+    let https = "https://relay.example.com";
+    assert_eq!(handshake(&app, "/ws/app", &proxied(https)).await.0, 403);
+    let behind_nginx = spawn_app_with(|s| {
+        s.server.trusted_proxies =
+            wimz_relay::caps::client_ip::TrustedProxies::new(&["127.0.0.1"]).unwrap()
+    })
+    .await;
+    let u = behind_nginx.user("proxied").await;
+    let mut h = proxied(https);
+    h[0] = ("authorization", format!("Bearer {}", u.token));
+    assert_eq!(handshake(&behind_nginx, "/ws/app", &h).await.0, 101);
+    h[1] = ("origin", "http://relay.example.com".into());
+    assert_eq!(handshake(&behind_nginx, "/ws/app", &h).await.0, 403);
 }
 
 #[test]
-fn a_bad_allowed_origin_stops_start_up_naming_it() {
-    let err = wimz_relay::config::Settings::load_from(
-        Some(std::path::Path::new("config/default.toml")),
-        vec![(
-            "WIMZ__SERVER__ALLOWED_ORIGINS".to_string(),
-            r#"["https://ok.example.com", "console.example.com"]"#.to_string(),
-        )],
-    )
-    .unwrap_err();
+fn allowed_origins_come_from_the_file_or_the_environment_and_a_bad_one_stops_start_up() {
+    let load = |value: &str| {
+        wimz_relay::config::Settings::load_from(
+            Some(std::path::Path::new("config/default.toml")),
+            vec![(
+                "WIMZ__SERVER__ALLOWED_ORIGINS".to_string(),
+                value.to_string(),
+            )],
+        )
+    };
+    let list = load(r#"["https://a.example.com", "http://localhost:5173"]"#).unwrap();
+    let commas = load("https://a.example.com, http://localhost:5173").unwrap();
+    assert_eq!(list.server.allowed_origins, commas.server.allowed_origins);
+    assert_eq!(list.server.allowed_origins.len(), 2);
+    let err = load(r#"["https://ok.example.com", "console.example.com"]"#).unwrap_err();
     assert!(
         err.to_string().contains("server.allowed_origins[1]"),
         "{err}"
