@@ -70,7 +70,7 @@ pub struct ServerSettings {
     /// Web origins (`scheme://host[:port]`) whose pages may use the relay
     /// from a browser, besides the relay's own (`http::origins`). A list,
     /// or (from the environment) one comma-separated string.
-    #[serde(deserialize_with = "crate::http::origins::one_or_many")]
+    #[serde(deserialize_with = "string_list")]
     pub allowed_origins: Vec<String>,
     /// Reverse proxies whose `X-Forwarded-For` names the client (addresses
     /// or CIDR blocks); empty: the TCP peer is the client.

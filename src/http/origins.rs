@@ -91,26 +91,6 @@ impl fmt::Display for Origin {
     }
 }
 
-/// Reads `server.allowed_origins` as a list or as one comma-separated
-/// string (`WIMZ__SERVER__ALLOWED_ORIGINS=https://a.example,https://b.example`).
-pub fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match <OneOrMany as serde::Deserialize>::deserialize(d)? {
-        OneOrMany::One(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
-        OneOrMany::Many(v) => v,
-    })
-}
-
 /// `server.allowed_origins`, parsed, plus the relay's own origin per request.
 #[derive(Debug, Clone, Default)]
 pub struct AllowedOrigins {
