@@ -1,4 +1,4 @@
-//! The browser proof (issue 13): headless Chromium (Debian's
+//! The browser proofs (issue 13; `origins.rs`: issue 14): headless Chromium (Debian's
 //! `/usr/bin/chromium`, driven by Playwright for Python with
 //! `executable_path`) against the **release** relay binary, with a real
 //! coturn and the aiortc video robot (`clients/python-robot/`).
@@ -21,6 +21,7 @@
 mod console;
 mod harness;
 mod hostile;
+mod origins;
 mod video;
 
 pub(crate) use harness::*;
