@@ -24,8 +24,10 @@
 //! - [`proxy_paths`]: the REST proxy allow-list.
 //! - [`metrics`], [`telemetry`]: counters, `/metrics`, logs.
 //! - [`supervise`]: panic-catching supervision of the long-lived actors and rooms.
-//! - [`loadgen`]: `wimz-relay loadtest`, the load generator (speaks only
-//!   the wire protocol).
+//!
+//! The load generator behind `wimz-relay loadtest` is not part of this
+//! crate: it is the `wimz-loadtest` crate (`loadtest/`), a client that
+//! speaks only the wire protocol; [`cli`] calls into it.
 
 pub mod auth;
 pub mod caps;
@@ -35,7 +37,6 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ids;
-pub mod loadgen;
 pub mod metrics;
 pub mod proxy_paths;
 pub mod room;
