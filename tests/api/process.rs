@@ -7,10 +7,11 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wimz-relay");
+pub const BIN: &str = env!("CARGO_BIN_EXE_wimz-relay");
 const JWT: &str = "process-test-secret-process-test-secret-42";
 
-fn relay_cmd(dir: &std::path::Path) -> Command {
+/// The relay binary with its store, data dir and JWT secret in `dir`.
+pub fn relay_cmd(dir: &std::path::Path) -> Command {
     let mut c = Command::new(BIN);
     c.current_dir(dir)
         .env_remove("RUST_LOG")
@@ -23,8 +24,9 @@ fn relay_cmd(dir: &std::path::Path) -> Command {
     c
 }
 
-struct Relay {
-    child: Child,
+/// A `wimz-relay serve` process (killed when dropped).
+pub struct Relay {
+    pub child: Child,
     client: RelayClient,
     stderr_path: std::path::PathBuf,
 }
@@ -48,7 +50,17 @@ async fn start_relay(dir: &std::path::Path, level: &str) -> Relay {
 }
 
 async fn start_relay_with(dir: &std::path::Path, level: &str, env: &[(&str, &str)]) -> Relay {
-    let port = free_port();
+    start_relay_on(dir, free_port(), level, env).await
+}
+
+/// `serve` on `port` with its state in `dir` (a relay started again on the
+/// same `dir` and port is the same relay back), once `/health` answers.
+pub async fn start_relay_on(
+    dir: &std::path::Path,
+    port: u16,
+    level: &str,
+    env: &[(&str, &str)],
+) -> Relay {
     let stderr_path = dir.join("relay.log");
     let child = relay_cmd(dir)
         .args(["serve"])
@@ -78,6 +90,25 @@ async fn start_relay_with(dir: &std::path::Path, level: &str, env: &[(&str, &str
         child,
         client: RelayClient::new(port),
         stderr_path,
+    }
+}
+
+/// Sends SIGTERM to a child process.
+pub fn sigterm(child: &Child) {
+    // SAFETY: kill(2) on our own child's pid; no memory is touched.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0, "SIGTERM sent");
+}
+
+/// Waits (a hang guard of `PATIENCE`) for a child to exit.
+pub fn wait_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{what} did not exit");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
