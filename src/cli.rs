@@ -119,32 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User {
             action: UserAction::Add { name, config },
-        } => {
-            let s = settings(config.as_ref());
-            crate::telemetry::init("warn", &s.log.format);
-            let mut password = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut password)
-                .context("reading the password from standard input")?;
-            let password = password.trim_end_matches(['\r', '\n']).to_string();
-            crate::auth::password::check_strength(&password).map_err(|m| anyhow::anyhow!(m))?;
-            let hash = crate::auth::password::hash(&password)?;
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(async {
-                let store = Store::connect(&s.store.url, 2).await?;
-                match store.create_user(&name, &hash).await {
-                    Ok(id) => {
-                        println!("user {name} created (user_id {id})");
-                        Ok(())
-                    }
-                    Err(crate::store::StoreError::Conflict) => {
-                        anyhow::bail!("user {name} already exists")
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            })
-        }
+        } => user_add(&name, config.as_ref()),
         Command::Device {
             action:
                 DeviceAction::Add {
@@ -153,30 +128,66 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     name,
                     config,
                 },
-        } => {
-            let s = settings(config.as_ref());
-            crate::telemetry::init("warn", &s.log.format);
-            let device = DeviceId::parse(&device_id).map_err(|e| anyhow::anyhow!(e))?;
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(async {
-                let store = Store::connect(&s.store.url, 2).await?;
-                let user = store
-                    .find_user(&owner)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?
-                    .with_context(|| format!("no user named {owner}"))?;
-                let secret = crate::http::devices::new_device_secret();
-                let name = name.unwrap_or_else(|| device_id.clone());
-                match store.create_device(&device, &name, &user.user_id, &secret).await {
-                    Ok(()) => {
-                        println!("{}", secret.expose());
-                        eprintln!("device {device_id} registered for {owner}; the line above is its secret, shown once");
-                        Ok(())
-                    }
-                    Err(crate::store::StoreError::Conflict) => anyhow::bail!("device {device_id} already exists"),
-                    Err(e) => Err(e.into()),
-                }
-            })
-        }
+        } => device_add(&device_id, &owner, name, config.as_ref()),
     }
+}
+
+/// `user add NAME`: the password from standard input, into the store.
+fn user_add(name: &str, config: Option<&PathBuf>) -> anyhow::Result<()> {
+    let s = settings(config);
+    crate::telemetry::init("warn", &s.log.format);
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    crate::auth::password::check_strength(&password).map_err(|m| anyhow::anyhow!(m))?;
+    let hash = crate::auth::password::hash(&password)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let store = Store::connect(&s.store.url, 2).await?;
+        match store.create_user(name, &hash).await {
+            Ok(id) => {
+                println!("user {name} created (user_id {id})");
+                Ok(())
+            }
+            Err(crate::store::StoreError::Conflict) => {
+                anyhow::bail!("user {name} already exists")
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+}
+
+/// `device add ID --owner NAME`: a device and its secret (printed once).
+fn device_add(
+    device_id: &str,
+    owner: &str,
+    name: Option<String>,
+    config: Option<&PathBuf>,
+) -> anyhow::Result<()> {
+    let s = settings(config);
+    crate::telemetry::init("warn", &s.log.format);
+    let device = DeviceId::parse(device_id).map_err(|e| anyhow::anyhow!(e))?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let store = Store::connect(&s.store.url, 2).await?;
+        let user = store
+            .find_user(owner)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_context(|| format!("no user named {owner}"))?;
+        let secret = crate::http::devices::new_device_secret();
+        let name = name.unwrap_or_else(|| device_id.to_string());
+        match store.create_device(&device, &name, &user.user_id, &secret).await {
+            Ok(()) => {
+                println!("{}", secret.expose());
+                eprintln!("device {device_id} registered for {owner}; the line above is its secret, shown once");
+                Ok(())
+            }
+            Err(crate::store::StoreError::Conflict) => anyhow::bail!("device {device_id} already exists"),
+            Err(e) => Err(e.into()),
+        }
+    })
 }

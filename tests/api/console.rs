@@ -8,7 +8,6 @@
 use crate::helpers::*;
 use reqwest::header;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wimz_relay::http::console::{content_type, files, CONTENT_SECURITY_POLICY};
 
 fn no_redirects() -> reqwest::Client {
@@ -179,33 +178,6 @@ async fn unknown_names_directories_and_files_not_embedded_are_404() {
     assert_eq!(r.status(), 404);
 }
 
-/// One request with the path exactly as given, on a fresh connection;
-/// returns the status and the body.
-async fn raw_get(port: u16, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(PATIENCE, s.read_to_end(&mut out))
-        .await
-        .expect("answer in time")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("{path}: not HTTP: {text}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or("")
-        .to_string();
-    (status, body)
-}
-
 #[tokio::test]
 async fn paths_outside_the_embedded_set_never_answer_a_file() {
     let app = spawn_app().await;
@@ -229,7 +201,7 @@ async fn paths_outside_the_embedded_set_never_answer_a_file() {
         "/console/index.html%00.js",
         "/console/....//....//Cargo.toml",
     ] {
-        let (status, body) = raw_get(app.port, path).await;
+        let (status, body) = raw_get(app.port, path, &[]).await;
         assert!(status == 404 || status == 400, "{path}: {status} {body}");
         for s in secrets {
             assert!(!body.contains(s), "{path} leaked {s:?}: {body}");
@@ -239,7 +211,7 @@ async fn paths_outside_the_embedded_set_never_answer_a_file() {
         }
     }
     // The same connection type answers a real file (the probe works).
-    let (status, body) = raw_get(app.port, "/console/sdk/wimz.js").await;
+    let (status, body) = raw_get(app.port, "/console/sdk/wimz.js", &[]).await;
     assert_eq!(status, 200);
     assert!(body.contains("export"), "{body}");
 }

@@ -3,7 +3,7 @@
 //! `set_mode {mode}`, `dispense_treat {count?}`; anything else is answered
 //! `ok:false` with `error:"unknown_command"`.
 
-use super::wimz::{refuse, Event, Refusal, Wimz};
+use super::wimz::{refuse, string_field, Event, Refusal, Wimz};
 use serde_json::{json, Value};
 
 /// What the robot does with one command.
@@ -56,13 +56,7 @@ pub fn run(wimz: &mut Wimz, command: &str, data: &Value) -> Outcome {
 }
 
 fn str_field<'a>(data: &'a Value, key: &str) -> Result<&'a str, Refusal> {
-    data.get(key).and_then(Value::as_str).ok_or_else(|| {
-        refuse(
-            "bad_request",
-            400,
-            format!("data.{key} (a string) is required"),
-        )
-    })
+    string_field(data, key, "data.")
 }
 
 /// `data.count`, 1 when absent.

@@ -7,7 +7,7 @@
 
 use super::catalog;
 use super::reports;
-use super::wimz::{refuse, Event, Refusal, Wimz};
+use super::wimz::{refuse, string_field, Event, Refusal, Wimz};
 use serde_json::{json, Value};
 
 /// The robot's answer to one proxied call.
@@ -133,13 +133,7 @@ fn known(seg: &[&str]) -> bool {
 }
 
 fn field<'a>(body: &'a Value, key: &str) -> Result<&'a str, Refusal> {
-    body.get(key).and_then(Value::as_str).ok_or_else(|| {
-        refuse(
-            "bad_request",
-            400,
-            format!("{key} (a string) is required in the body"),
-        )
-    })
+    string_field(body, key, "body.")
 }
 
 #[cfg(test)]
