@@ -7,6 +7,7 @@ pub mod console;
 pub mod devices;
 pub mod extract;
 pub mod health;
+pub mod origins;
 pub mod proxy;
 pub mod turn;
 

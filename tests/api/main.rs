@@ -4,18 +4,22 @@
 mod helpers;
 
 mod auth;
+mod browser;
 mod caps;
 mod cluster;
 mod console;
+mod cluster_epochs;
 mod credentials;
 mod devices;
 mod faults;
 mod health;
 mod loadgen;
 mod migrations;
+mod origins;
 mod peers;
 mod process;
 mod proxy;
+mod raw_ws;
 mod recovery;
 mod routing;
 mod simulate;
@@ -23,3 +27,4 @@ mod supervision;
 mod turn;
 mod webrtc;
 mod webrtc_lifecycle;
+mod wire;

@@ -28,7 +28,7 @@ pub fn relay_cmd(dir: &std::path::Path) -> Command {
 pub struct Relay {
     pub child: Child,
     client: RelayClient,
-    stderr_path: std::path::PathBuf,
+    pub stderr_path: std::path::PathBuf,
 }
 
 impl std::ops::Deref for Relay {
@@ -49,7 +49,7 @@ async fn start_relay(dir: &std::path::Path, level: &str) -> Relay {
     start_relay_with(dir, level, &[]).await
 }
 
-async fn start_relay_with(dir: &std::path::Path, level: &str, env: &[(&str, &str)]) -> Relay {
+pub async fn start_relay_with(dir: &std::path::Path, level: &str, env: &[(&str, &str)]) -> Relay {
     start_relay_on(dir, free_port(), level, env).await
 }
 
@@ -355,7 +355,7 @@ async fn sigterm_mid_mission_loses_nothing_and_logs_hold_no_secrets() {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
