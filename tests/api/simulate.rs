@@ -86,16 +86,23 @@ async fn simulated_robots_live_answer_and_come_back_after_the_relay_restarts() {
         .collect();
     assert_eq!(ids.len(), 2);
     assert!(
-        ids.contains(&"sim-001") && ids.contains(&"sim-002"),
+        ids.contains(&"simowner-sim-001") && ids.contains(&"simowner-sim-002"),
         "{ids:?}"
     );
 
     // Commands: a mission on demand, through its stages to completed.
-    let (mut app, _) = relay.subscribed_app(&owner, "sim-001").await;
-    command(&mut app, "sim-001", "c0", "stop_mission", json!({})).await;
+    let (mut app, _) = relay.subscribed_app(&owner, "simowner-sim-001").await;
+    command(
+        &mut app,
+        "simowner-sim-001",
+        "c0",
+        "stop_mission",
+        json!({}),
+    )
+    .await;
     let r = command(
         &mut app,
-        "sim-001",
+        "simowner-sim-001",
         "c1",
         "set_mode",
         json!({"mode": "idle"}),
@@ -104,7 +111,7 @@ async fn simulated_robots_live_answer_and_come_back_after_the_relay_restarts() {
     assert_eq!(r["ok"], true, "{r}");
     let r = command(
         &mut app,
-        "sim-001",
+        "simowner-sim-001",
         "c2",
         "start_mission",
         json!({"mission": "quiet_training"}),
@@ -122,7 +129,14 @@ async fn simulated_robots_live_answer_and_come_back_after_the_relay_restarts() {
     }
     assert!(stages.windows(2).all(|w| w[0] <= w[1]), "{stages:?}");
     assert_eq!(stages.last(), Some(&3));
-    let r = command(&mut app, "sim-001", "c3", "self_destruct", json!({})).await;
+    let r = command(
+        &mut app,
+        "simowner-sim-001",
+        "c3",
+        "self_destruct",
+        json!({}),
+    )
+    .await;
     assert_eq!(
         (&r["ok"], &r["data"]["error"]),
         (&json!(false), &json!("unknown_command"))
@@ -137,7 +151,7 @@ async fn simulated_robots_live_answer_and_come_back_after_the_relay_restarts() {
     ] {
         let r = relay
             .get(
-                &format!("/api/devices/sim-001/robot/{path}"),
+                &format!("/api/devices/simowner-sim-001/robot/{path}"),
                 Some(&owner.token),
             )
             .await;

@@ -30,8 +30,9 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub register: bool,
     /// Device id prefix: robots are PREFIX-001, PREFIX-002, ...
-    #[arg(long, default_value = "sim")]
-    pub prefix: String,
+    /// (default: USER-sim; device ids are unique across users).
+    #[arg(long)]
+    pub prefix: Option<String>,
     /// Where the devices' secrets are kept for the next run (created
     /// 0600; secrets are shown by the relay only once).
     #[arg(long, default_value = "simulate-devices.json")]
@@ -66,14 +67,25 @@ impl SimulateArgs {
             (0.5..=600.0).contains(&self.max_backoff),
             "--max-backoff must be in [0.5, 600] seconds"
         );
-        let prefix_ok = !self.prefix.is_empty()
-            && self.prefix.len() <= 40
-            && self
-                .prefix
+        let prefix = self.prefix();
+        let prefix_ok = !prefix.is_empty()
+            && prefix.len() <= 40
+            && prefix
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-        anyhow::ensure!(prefix_ok, "--prefix: 1 to 40 of [A-Za-z0-9_.-]");
+        anyhow::ensure!(
+            prefix_ok,
+            "--prefix (default USER-sim): 1 to 40 of [A-Za-z0-9_.-]"
+        );
         Ok(())
+    }
+
+    /// `--prefix`, or `USER-sim`: device ids are global, so two users'
+    /// simulators must not both want `sim-001`.
+    pub fn prefix(&self) -> String {
+        self.prefix
+            .clone()
+            .unwrap_or_else(|| format!("{}-sim", self.user))
     }
 
     pub fn tick(&self) -> Duration {
@@ -82,5 +94,38 @@ impl SimulateArgs {
 
     pub fn max_backoff(&self) -> Duration {
         Duration::from_secs_f64(self.max_backoff)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+
+    fn parsed(extra: &[&str]) -> SimulateArgs {
+        let argv = ["simulate", "--user", "alice"];
+        Cli::try_parse_from(argv.iter().chain(extra)).unwrap().args
+    }
+
+    #[test]
+    fn prefix_defaults_to_the_user_and_bounds_hold() {
+        assert_eq!(parsed(&[]).prefix(), "alice-sim");
+        assert_eq!(parsed(&["--prefix", "lab"]).prefix(), "lab");
+        assert!(parsed(&[]).validate().is_ok());
+        for bad in [
+            &["--robots", "0"][..],
+            &["--robots", "1001"],
+            &["--tick", "0"],
+            &["--max-backoff", "0.1"],
+            &["--prefix", "a/b"],
+        ] {
+            assert!(parsed(bad).validate().is_err(), "{bad:?}");
+        }
     }
 }

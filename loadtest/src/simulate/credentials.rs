@@ -1,7 +1,7 @@
 //! Where `simulate` gets device credentials: it logs in as `--user`
 //! (registering the user first with `--register`), and makes sure devices
-//! `{prefix}-001` … exist for that user, creating the missing ones with
-//! `POST /api/devices`. A device's secret is shown once, so every secret is
+//! `{prefix}-001` … (prefix `USER-sim` unless given) exist for that user,
+//! creating the missing ones with `POST /api/devices`. A device's secret is shown once, so every secret is
 //! kept in the devices file (mode 0600) and reused on the next run; a
 //! device that exists but is not in the file cannot be driven (its secret
 //! is lost): the error says to delete it or pick another `--prefix`.
@@ -159,8 +159,9 @@ async fn create(
     match r.status().as_u16() {
         201 => {}
         409 => anyhow::bail!(
-            "device {id} exists but its secret is not in the devices file; \
-             delete it (DELETE /api/devices/{id}) or use another --prefix"
+            "device {id} exists but its secret is not in the devices file (another \
+             user's, or yours from a lost file: delete it with DELETE \
+             /api/devices/{id}); use another --prefix"
         ),
         s => anyhow::bail!(
             "creating device {id}: HTTP {s}: {}",

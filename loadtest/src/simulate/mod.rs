@@ -120,9 +120,14 @@ pub fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
             password: &password,
             register: args.register,
         };
-        let robots =
-            credentials::ensure(&http, &owner, &args.prefix, args.robots, &args.devices_file)
-                .await?;
+        let robots = credentials::ensure(
+            &http,
+            &owner,
+            &args.prefix(),
+            args.robots,
+            &args.devices_file,
+        )
+        .await?;
         let ids: Vec<&str> = robots.iter().map(|r| r.device_id.as_str()).collect();
         eprintln!(
             "simulate: {} robots ({}) of {} on {target}; secrets in {}; Ctrl-C stops",
