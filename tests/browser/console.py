@@ -14,7 +14,7 @@ events {seqs}; command {key, state, text} x3; rest {view, rows} per tab; last li
 import sys
 
 from chromium import browser_page, emit, run, screenshot
-from console_page import SOON_MS, attr, open_robot, sign_in, text, tid, wait_until
+from console_page import SOON_MS, attr, open_rest_view, open_robot, run_command, sign_in, text, tid, wait_until
 
 SEQS_JS = "els => els.map(e => Number(e.dataset.seq))"
 
@@ -44,21 +44,14 @@ def main():
         # Commands and their results: stop whatever mission runs, start one,
         # give a treat.
         for key in ("stop-mission", "start-mission", "dispense-treat"):
-            page.click(tid(f"cmd-{key}"))
-            result = tid(f"cmd-result-{key}")
-            page.wait_for_selector(f'{result}:not([data-state="idle"]):not([data-state="pending"])', timeout=SOON_MS)
-            emit(step="command", key=key, state=page.locator(result).get_attribute("data-state"),
-                 text=text(page, f"cmd-result-{key}"))
+            emit(step="command", key=key, **run_command(page, key))
         screenshot(page, "robot")
 
         # REST-proxy views.
         for view in ("missions", "programs", "reports"):
-            page.click(tid(f"rest-tab-{view}"))
-            sel = f'{tid("rest-view")}[data-view="{view}"]'
-            page.wait_for_selector(f'{sel}[data-state="ok"], {sel}[data-state="error"]', timeout=SOON_MS)
-            emit(step="rest", view=view, state=attr(page, "rest-view", "data-state"),
-                 status=attr(page, "rest-view", "data-status"), rows=page.locator(tid("rest-row")).count(),
-                 text=text(page, "rest-view")[:200])
+            shown = open_rest_view(page, view)
+            emit(step="rest", view=view, rows=page.locator(tid("rest-row")).count(),
+                 text=text(page, "rest-view")[:200], **shown)
             screenshot(page, f"rest-{view}", "rest-card")
         return {}
 

@@ -51,3 +51,19 @@ def text(page, name: str) -> str:
 
 def attr(page, name: str, attribute: str):
     return page.locator(tid(name)).first.get_attribute(attribute)
+
+
+def run_command(page, key: str) -> dict:
+    """Clicks `cmd-<key>` and waits for its result: `{state, text}`."""
+    result = tid(f"cmd-result-{key}")
+    page.click(tid(f"cmd-{key}"))
+    page.wait_for_selector(f'{result}:not([data-state="idle"]):not([data-state="pending"])', timeout=SOON_MS)
+    return {"state": page.locator(result).get_attribute("data-state"), "text": text(page, f"cmd-result-{key}")}
+
+
+def open_rest_view(page, view: str) -> dict:
+    """Clicks the `view` REST tab and waits for its answer: `{state, status}`."""
+    page.click(tid(f"rest-tab-{view}"))
+    sel = f'{tid("rest-view")}[data-view="{view}"]'
+    page.wait_for_selector(f'{sel}[data-state="ok"], {sel}[data-state="error"]', timeout=SOON_MS)
+    return {"state": attr(page, "rest-view", "data-state"), "status": attr(page, "rest-view", "data-status")}

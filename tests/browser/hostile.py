@@ -15,7 +15,7 @@ command, rest; last line {"ok": true, "checks": {...}}.
 import sys
 
 from chromium import browser_page, emit, run, screenshot, wait_for
-from console_page import SOON_MS, open_robot, sign_in, tid
+from console_page import SOON_MS, open_rest_view, open_robot, run_command, sign_in, tid
 
 # What markup would have made, anywhere in the document (the console itself
 # has no <img>, <svg>, <iframe>, inline <script> or on* attribute).
@@ -75,19 +75,15 @@ def main():
         check_dom(page, "events")
         emit(step="events", **checks)
 
-        page.click(tid("cmd-dispense-treat"))
-        result = tid("cmd-result-dispense-treat")
-        page.wait_for_selector(f'{result}:not([data-state="idle"]):not([data-state="pending"])', timeout=SOON_MS)
+        command = run_command(page, "dispense-treat")
         checks["command_result"] = shows(page, "cmd-result-dispense-treat", payload)
         check_dom(page, "command result")
-        emit(step="command", state=page.locator(result).get_attribute("data-state"))
+        emit(step="command", state=command["state"])
 
-        page.click(tid("rest-tab-missions"))
-        view = tid("rest-view")
-        page.wait_for_selector(f'{view}[data-state="ok"], {view}[data-state="error"]', timeout=SOON_MS)
+        rest = open_rest_view(page, "missions")
         checks["rest"] = shows(page, "rest-view", payload)
         check_dom(page, "REST view")
-        emit(step="rest", state=page.locator(view).get_attribute("data-state"))
+        emit(step="rest", state=rest["state"])
         screenshot(page, "hostile")
         return {"checks": checks}
 
