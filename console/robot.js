@@ -84,9 +84,16 @@ export function robotPage(client, deviceId, history = []) {
     setText(battery, batteryText(s.battery));
     setText(mode, modeText(s.mode));
     paintMission(s.mission);
+    paintStream();
+  }
+
+  // The stream's position: the seq moves with every event; the epoch (an
+  // opaque number, a timestamp on this relay) is kept in the tooltip.
+  function paintStream() {
     setText(streamState, sub.state === 'subscribed'
-      ? `live · epoch ${sub.position.epoch} · seq ${sub.position.seq}`
+      ? `live · seq ${sub.position.seq}`
       : sub.state === 'subscribing' ? 'reconnecting…' : 'not subscribed');
+    streamState.title = sub.state === 'subscribed' ? `epoch ${sub.position.epoch}` : '';
   }
 
   function paintMission(m) {
@@ -151,7 +158,7 @@ export function robotPage(client, deviceId, history = []) {
   }
 
   for (const frame of history) addEvent(frame);
-  off.push(sub.on('event', addEvent));
+  off.push(sub.on('event', (frame) => { addEvent(frame); paintStream(); }));
   off.push(sub.on('snapshot', paintState));
   off.push(sub.on('state', paintState));
   off.push(sub.on('recovered', (r) => addNotice(r.complete ? 'recovered' : 'incomplete',
