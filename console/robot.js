@@ -17,7 +17,7 @@ const REST_VIEWS = [
   { key: 'reports', label: 'Reports', path: 'reports/weekly' },
 ];
 
-const MODES = ['idle', 'training', 'guard', 'play', 'sleep'];
+const MODES = ['idle', 'training', 'guard', 'play', 'sleep', 'manual'];
 
 /**
  * @param {import('./sdk/wimz.js').WimzClient} client

@@ -36,7 +36,9 @@ export function signInPage({ onSubmit, message }) {
     } catch (err) {
       showError(err && err.code === 'unauthorized'
         ? 'Wrong username or password.'
-        : err && err.code === 'network'
+        : err && err.status === 429
+          ? `Too many sign-in attempts. Try again${err.retryAfterS ? ` in ${err.retryAfterS} s` : ' later'}.`
+          : err && err.code === 'network'
           ? 'The relay cannot be reached. Try again in a moment.'
           : `Sign-in failed: ${(err && err.message) || err}`);
       submit.disabled = false;

@@ -66,7 +66,10 @@ export function videoPanel(client, deviceId) {
     setText(ctype, '—');
     ctype.dataset.type = '';
     showWarnings([]);
-    const s = client.video(deviceId, { iceTransportPolicy: relayOnly.checked ? 'relay' : 'all' });
+    // `window.wimzConsole.videoOptions` (VIDEO_DEFAULTS overrides) lets a
+    // test shorten the restart timers; nothing in the page sets it.
+    const extra = (window.wimzConsole && window.wimzConsole.videoOptions) || {};
+    const s = client.video(deviceId, { ...extra, iceTransportPolicy: relayOnly.checked ? 'relay' : 'all' });
     session = s;
     window.wimzConsole && (window.wimzConsole.video = s);
     s.on('state', ({ state: st }) => s === session && setState(st));

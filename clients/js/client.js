@@ -720,7 +720,7 @@ export class WimzClient extends StateEmitter {
   async requestJson(path, init) {
     const res = await this.request(path, init);
     const body = await readJson(res);
-    if (!res.ok) throw WimzError.fromHttp(res.status, body);
+    if (!res.ok) throw WimzError.fromHttp(res.status, body, res.headers);
     return body;
   }
 

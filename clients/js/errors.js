@@ -48,11 +48,18 @@ export class WimzError extends Error {
     });
   }
 
-  /** From an HTTP answer whose body is `{"error":{code,message}}` (or not). */
-  static fromHttp(status, body) {
+  /**
+   * From an HTTP answer whose body is `{"error":{code,message}}` (or not);
+   * `retryAfterS` from its `Retry-After` (the relay's caps and throttles,
+   * PROTOCOL Part 2 J), when given `headers`.
+   */
+  static fromHttp(status, body, headers) {
     const e = body && typeof body === 'object' && body.error && typeof body.error === 'object' ? body.error : null;
     const code = e && typeof e.code === 'string' ? e.code : status === 401 ? ErrorCode.UNAUTHORIZED : `http_${status}`;
     const message = e && typeof e.message === 'string' ? e.message : `HTTP ${status}`;
-    return new WimzError(code, message, { status, body });
+    const err = new WimzError(code, message, { status, body });
+    const retry = headers && typeof headers.get === 'function' ? Number.parseInt(headers.get('retry-after') ?? '', 10) : NaN;
+    if (Number.isFinite(retry) && retry >= 0) err.retryAfterS = retry;
+    return err;
   }
 }

@@ -102,6 +102,11 @@ export function extractMetrics(report, previous = null) {
   m.frameWidth = num(video.frameWidth);
   m.frameHeight = num(video.frameHeight);
   m.jitterMs = typeof video.jitter === 'number' ? video.jitter * 1000 : null;
+  // Counters that went backwards belong to a new stream (a new
+  // RTCPeerConnection after an ICE restart with a new DTLS fingerprint, a new
+  // SSRC): rates over that "interval" mean nothing, so start afresh.
+  const back = (k) => previous && previous[k] !== null && m[k] !== null && m[k] < previous[k];
+  if (back('framesDecoded') || back('packetsReceived') || back('packetsLost')) previous = null;
   if (m.packetsReceived !== null && m.packetsLost !== null) {
     const base = previous && previous.packetsReceived !== null && previous.packetsLost !== null ? previous : null;
     const received = m.packetsReceived - (base ? base.packetsReceived : 0);

@@ -54,7 +54,7 @@ export async function login(fetchFn, baseUrl, username, password, now = Date.now
     throw new WimzError(ErrorCode.NETWORK, 'the relay cannot be reached', { cause });
   }
   const body = await readJson(res);
-  if (!res.ok) throw WimzError.fromHttp(res.status, body);
+  if (!res.ok) throw WimzError.fromHttp(res.status, body, res.headers);
   if (!body || typeof body.access_token !== 'string') {
     throw new WimzError('bad_response', 'login answer without access_token', { status: res.status, body });
   }

@@ -29,8 +29,9 @@ export const ErrorCode: {
 export type WimzErrorCode =
   | (typeof ErrorCode)[keyof typeof ErrorCode]
   | 'bad_message' | 'unsupported' | 'unknown_device' | 'not_owner' | 'robot_offline'
-  | 'unknown_session' | 'session_limit' | 'rate_limited' | 'not_subscribed' | 'internal'
+  | 'unknown_session' | 'session_limit' | 'rate_limited' | 'not_subscribed' | 'internal' | 'watcher_limit'
   | 'bad_request' | 'forbidden' | 'not_found' | 'conflict' | 'payload_too_large' | 'unavailable'
+  | 'login_throttled' | 'registration_throttled' | 'user_socket_limit' | 'ip_socket_limit' | 'device_limit'
   | (string & {});
 
 export class WimzError extends Error {
@@ -47,8 +48,10 @@ export class WimzError extends Error {
   body?: unknown;
   /** For `session_closed`: why. */
   reason?: string;
+  /** Seconds from a 429's `Retry-After` (caps and throttles). */
+  retryAfterS?: number;
   static fromFrame(frame: ErrorFrame): WimzError;
-  static fromHttp(status: number, body: unknown): WimzError;
+  static fromHttp(status: number, body: unknown, headers?: { get(name: string): string | null }): WimzError;
 }
 
 // ---- frames ---------------------------------------------------------------

@@ -9,6 +9,7 @@ mod caps;
 mod cluster;
 mod cluster_epochs;
 mod console;
+mod coturn;
 mod credentials;
 mod devices;
 mod faults;

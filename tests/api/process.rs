@@ -12,7 +12,13 @@ const JWT: &str = "process-test-secret-process-test-secret-42";
 
 /// The relay binary with its store, data dir and JWT secret in `dir`.
 pub fn relay_cmd(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(BIN);
+    relay_cmd_of(std::path::Path::new(BIN), dir)
+}
+
+/// `bin` (this build's binary, or the release one `browser/` uses) with its
+/// store, data dir and JWT secret in `dir`.
+fn relay_cmd_of(bin: &std::path::Path, dir: &std::path::Path) -> Command {
+    let mut c = Command::new(bin);
     c.current_dir(dir)
         .env_remove("RUST_LOG")
         .env(
@@ -27,7 +33,7 @@ pub fn relay_cmd(dir: &std::path::Path) -> Command {
 /// A `wimz-relay serve` process (killed when dropped).
 pub struct Relay {
     pub child: Child,
-    client: RelayClient,
+    pub client: RelayClient,
     pub stderr_path: std::path::PathBuf,
 }
 
@@ -61,8 +67,28 @@ pub async fn start_relay_on(
     level: &str,
     env: &[(&str, &str)],
 ) -> Relay {
+    start_relay_bin(std::path::Path::new(BIN), dir, port, level, env).await
+}
+
+/// `bin serve` (the release binary, for `browser/`) on a free port.
+pub(crate) async fn start_relay_of(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    level: &str,
+    env: &[(&str, &str)],
+) -> Relay {
+    start_relay_bin(bin, dir, free_port(), level, env).await
+}
+
+async fn start_relay_bin(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    port: u16,
+    level: &str,
+    env: &[(&str, &str)],
+) -> Relay {
     let stderr_path = dir.join("relay.log");
-    let child = relay_cmd(dir)
+    let child = relay_cmd_of(bin, dir)
         .args(["serve"])
         .env("WIMZ__SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("WIMZ__LOG__LEVEL", level)

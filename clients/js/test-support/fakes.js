@@ -107,7 +107,7 @@ export function fakeFetch(handler) {
     calls.push({ url, init });
     const r = await handler(url, init);
     const body = r.body === undefined ? '' : typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
-    return new Response(r.status === 204 ? null : body, { status: r.status, headers: { 'content-type': 'application/json' } });
+    return new Response(r.status === 204 ? null : body, { status: r.status, headers: { 'content-type': 'application/json', ...(r.headers || {}) } });
   };
   f.calls = calls;
   return f;

@@ -126,6 +126,12 @@ test('login keeps the token and its expiry; bad credentials are unauthorized', a
   client.close(); // its expiry timer is a real one
 });
 
+test('a throttled login (429 login_throttled) says when to try again', async () => {
+  const fetch = fakeFetch(() => ({ status: 429, headers: { 'retry-after': '42' }, body: { error: { code: 'login_throttled', message: 'too many attempts' } } }));
+  const client = new WimzClient({ url: 'http://relay.test/', fetch });
+  await assert.rejects(client.login('alice', 'pw-pw-pw-pw'), (e) => e.code === 'login_throttled' && e.status === 429 && e.retryAfterS === 42);
+});
+
 test('URLs: http→ws, https→wss, a path prefix (behind nginx) is kept', () => {
   assert.deepEqual(relayBases('http://localhost:8000'), { http: 'http://localhost:8000/', ws: 'ws://localhost:8000/' });
   assert.deepEqual(relayBases('https://r.example/wimz'), { http: 'https://r.example/wimz/', ws: 'wss://r.example/wimz/' });

@@ -131,3 +131,15 @@ test('loss is over the interval since the previous sample; fps falls back to fra
   assert.equal(c.fps, 0, 'a frozen stream');
   assert.equal(c.lossPct, 0);
 });
+
+test('counters that restart (a new peer connection after an ICE restart) give no negative fps or loss', () => {
+  const at = (t, recv, lost, frames) => [
+    { id: 'V', type: 'inbound-rtp', kind: 'video', timestamp: t, packetsReceived: recv, packetsLost: lost, framesDecoded: frames },
+  ];
+  const before = extractMetrics(at(1000, 5000, 10, 900));
+  const after = extractMetrics(at(3000, 40, 0, 18), before);
+  assert.equal(after.fps, null, 'no rate across the reset');
+  assert.ok(after.lossPct === 0, `loss ${after.lossPct}`);
+  const next = extractMetrics(at(5000, 80, 0, 48), after);
+  assert.equal(next.fps, 15);
+});
