@@ -23,10 +23,29 @@ pub struct ConfigError {
 impl ConfigError {
     fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
-            key: key.into(),
-            message: message.into(),
+            key: one_line(key.into()),
+            message: one_line(message.into()),
         }
     }
+}
+
+/// Keys and messages quote what the operator wrote (a TOML key, a variable's
+/// name); a control character or line separator in it is escaped, so the
+/// error stays one line and cannot forge log lines.
+fn one_line(s: String) -> String {
+    let breaks = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !s.chars().any(breaks) {
+        return s;
+    }
+    s.chars()
+        .map(|c| {
+            if breaks(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -370,7 +389,7 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
-        let mut table = match file {
+        let table = match file {
             Some(path) => read_table(path)?,
             None => {
                 let default = Path::new("config/default.toml");
@@ -381,6 +400,23 @@ impl Settings {
                 }
             }
         };
+        Self::from_table(table, env)
+    }
+
+    /// As [`Settings::load_from`], with the file's text given: `origin`
+    /// names it in a TOML syntax error, as the file's path would.
+    pub fn from_toml_str(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        Self::from_table(parse_table(text, origin)?, env)
+    }
+
+    fn from_table(
+        mut table: toml::Table,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
         apply_env(&mut table, env)?;
         let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| {
@@ -556,9 +592,13 @@ impl Settings {
 fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new("--config", format!("{}: {e}", path.display())))?;
+    parse_table(&text, &path.display().to_string())
+}
+
+fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
     text.parse::<toml::Table>().map_err(|e| {
         ConfigError::new(
-            path.display().to_string(),
+            origin,
             e.to_string()
                 .lines()
                 .next()
@@ -666,6 +706,26 @@ mod tests {
         let e = Settings::load_from(None, env(&[("WIMZ__AUTH__JWT_SECRET", "short")])).unwrap_err();
         assert_eq!(e.key, "auth.jwt_secret");
         assert!(!e.to_string().contains("short"));
+    }
+
+    /// Found by the `config` fuzz target: a key holding a control character
+    /// (a TOML quoted key, an environment variable's name) was echoed raw,
+    /// so the "one line" error could span lines (and forge log lines).
+    #[test]
+    fn errors_stay_on_one_line() {
+        let e =
+            Settings::load_from(None, env(&[("WIMZ__HEARTBEAT__IN\rTERVAL_S", "2")])).unwrap_err();
+        let line = e.to_string();
+        assert!(!line.contains('\r'), "{line:?}");
+        assert!(line.contains("in\\rterval_s"), "{line:?}");
+        let e =
+            Settings::from_toml_str("[server]\n\"a\\nb\" = 1\n", "t.toml", env(&[])).unwrap_err();
+        let line = e.to_string();
+        assert!(!line.contains('\n'), "{line:?}");
+        assert!(
+            line.starts_with("configuration error: server.a\\nb: "),
+            "{line:?}"
+        );
     }
 
     #[test]

@@ -6,40 +6,24 @@
 
 pub mod app;
 pub mod conn;
+pub mod credentials;
 pub mod frames;
 pub mod outbox;
 pub mod ratelimit;
 pub mod robot;
 
 use crate::error::ApiError;
-use crate::http::extract::{authenticate, bearer, AnyAuth};
+use crate::http::extract::{authenticate, AnyAuth};
 use crate::ids::DeviceId;
 use crate::state::AppState;
 use actix::{Actor, AsyncContext};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-
-#[derive(Deserialize, Default)]
-struct RobotQuery {
-    device_id: Option<String>,
-    timestamp: Option<String>,
-    signature: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct AppQuery {
-    token: Option<String>,
-    device_id: Option<String>,
-}
-
-fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
+use credentials::RobotCredentials;
 
 /// Device token, signature headers, or signature query parameters.
 async fn authenticate_robot(req: &HttpRequest, state: &AppState) -> Result<DeviceId, ApiError> {
-    if let Some(token) = bearer(req) {
-        return match authenticate(state, token)? {
+    match credentials::robot_credentials(req.headers(), req.query_string())? {
+        RobotCredentials::Token(token) => match authenticate(state, &token)? {
             AnyAuth::Device(d) => {
                 // A token outlives nothing: a deleted device's token is refused.
                 if state.store.device_secret(&d).await?.is_none() {
@@ -48,26 +32,16 @@ async fn authenticate_robot(req: &HttpRequest, state: &AppState) -> Result<Devic
                 Ok(d)
             }
             AnyAuth::User(_) => Err(ApiError::Unauthorized),
-        };
-    }
-    let query = web::Query::<RobotQuery>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let (id, ts, sig) = match (
-        header(req, "x-device-id"),
-        header(req, "x-timestamp"),
-        header(req, "x-signature"),
-    ) {
-        (Some(i), Some(t), Some(s)) => (i.to_string(), t.to_string(), s.to_string()),
-        _ => match (query.device_id, query.timestamp, query.signature) {
-            (Some(i), Some(t), Some(s)) => (i, t, s),
-            _ => return Err(ApiError::Unauthorized),
         },
-    };
-    let device = DeviceId::parse(&id).map_err(|_| ApiError::Unauthorized)?;
-    let ts: i64 = ts.trim().parse().map_err(|_| ApiError::Unauthorized)?;
-    crate::http::auth::verify_device(state, &device, ts, &sig).await?;
-    Ok(device)
+        RobotCredentials::Signature {
+            device,
+            timestamp,
+            signature,
+        } => {
+            crate::http::auth::verify_device(state, &device, timestamp, &signature).await?;
+            Ok(device)
+        }
+    }
 }
 
 fn upgrade(
@@ -114,23 +88,12 @@ pub async fn app_socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = web::Query::<AppQuery>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let token = bearer(&req)
-        .map(String::from)
-        .or(query.token)
-        .ok_or(ApiError::Unauthorized)?;
-    let user = match authenticate(&state, &token)? {
+    let presented = credentials::app_credentials(req.headers(), req.query_string())?;
+    let user = match authenticate(&state, &presented.token)? {
         AnyAuth::User(u) => u,
         AnyAuth::Device(_) => return Err(ApiError::Unauthorized),
     };
-    let initial = match query.device_id {
-        Some(d) => {
-            Some(DeviceId::parse(&d).map_err(|e| ApiError::BadRequest(format!("device_id: {e}")))?)
-        }
-        None => None,
-    };
+    let initial = presented.initial_device()?;
     let (response, session, stream) = upgrade(&req, body, &state)?;
     let core = conn::SocketCore::new(state.conn_id(), session, state.clone());
     app::AppConn::create(|ctx| {
