@@ -41,6 +41,7 @@ for i in 1 2 3; do
     WIMZ__STORE__URL="$PG_URL" \
     WIMZ__CLUSTER__REDIS_URL="redis://127.0.0.1:6390" \
     WIMZ__AUTH__JWT_SECRET="$(cat "$SECRET_FILE")" \
+    WIMZ__SERVER__TRUSTED_PROXIES="127.0.0.1" \
         "$BIN" serve >"$RUN/relay-$i.log" 2>&1 &
     PIDS+=($!)
 done

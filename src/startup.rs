@@ -74,6 +74,7 @@ impl Application {
             history_size: settings.history.size,
             idle_grace: secs(settings.rooms.idle_grace_s),
             max_pending_proxy: settings.proxy.max_pending_per_device,
+            max_members: settings.caps.app_sockets_per_device,
             bridge: None,
             sessions: None,
             instance: instance_id.clone(),
@@ -136,6 +137,7 @@ impl Application {
             true => Arc::new(RedisReplayGuard::connect(settings.cluster.redis_url.expose()).await?),
             false => Arc::new(MemoryReplayGuard::default()),
         };
+        let metrics_for_caps = metrics.clone();
         let (robots_tx, robots_rx) = watch::channel(false);
         let (apps_tx, apps_rx) = watch::channel(false);
         let state = web::Data::new(AppState {
@@ -161,6 +163,7 @@ impl Application {
             started: Instant::now(),
             dummy_hash: crate::auth::password::dummy_hash(),
             hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
+            caps: Arc::new(crate::caps::Caps::new(&settings, metrics_for_caps)),
         });
 
         let port = listener.local_addr()?.port();

@@ -10,8 +10,9 @@
 //! - 1: a claims payload, signed here with key B under the relay's header.
 //! - 2: a header and a payload (`\n` between), signed here with key B.
 //!   Properties for 1 and 2: a token verifies only if its header says
-//!   `HS256` and its payload has a string `sub`, a known `role` and integer
-//!   `exp`/`iat` equal to the claims returned, and `exp` is not past.
+//!   `HS256` and its payload has a string `sub`, a known `role`, integer
+//!   `exp`/`iat` and the `cid` (if any) equal to the claims returned, and
+//!   `exp` is not past.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -111,6 +112,7 @@ fn check_signed(header: &[u8], payload: &[u8]) {
     assert_eq!(p["role"].as_str(), Some(role));
     assert_eq!(p["exp"].as_i64(), Some(c.exp), "exp differs");
     assert_eq!(p["iat"].as_i64(), Some(c.iat), "iat differs");
+    assert_eq!(p["cid"].as_str(), c.cid.as_deref(), "cid differs");
     assert!(
         c.exp >= before,
         "expired token accepted: exp {} < {before}",

@@ -148,6 +148,9 @@ pub enum Directed {
     },
     /// Device `d` was deleted (on another instance): drop its robot and sessions.
     Deleted { d: DeviceId },
+    /// The secret of `d` was rotated (on any instance): a robot of `d`
+    /// connected here with the old one is closed (it re-reads the store).
+    Rotated { d: DeviceId },
     /// A REST call for the robot held by the receiving instance; answer to `back`.
     ProxyReq {
         d: DeviceId,
@@ -208,5 +211,12 @@ pub struct SessionSlots {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct BroadcastDeleted {
+    pub device: DeviceId,
+}
+
+/// Tell every instance that a device's secret was rotated.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BroadcastRotated {
     pub device: DeviceId,
 }

@@ -4,6 +4,7 @@
 
 use super::outbox::{spawn_writer, Outbox, WriterHandle};
 use super::ratelimit::TokenBucket;
+use crate::caps::sockets::SocketPermit;
 use crate::config::secs;
 use crate::error::{WireCode, WireError};
 use crate::ids::ConnId;
@@ -29,10 +30,17 @@ pub struct SocketCore {
     /// Why the socket ended, for `robot_disconnected` and logs.
     pub stop_reason: &'static str,
     pub state: web::Data<AppState>,
+    /// Counts this socket against the caps until the actor is dropped.
+    _permit: SocketPermit,
 }
 
 impl SocketCore {
-    pub fn new(conn: ConnId, session: Session, state: web::Data<AppState>) -> Self {
+    pub fn new(
+        conn: ConnId,
+        session: Session,
+        state: web::Data<AppState>,
+        permit: SocketPermit,
+    ) -> Self {
         let limits = &state.settings.limits;
         let (outbox, writer) = spawn_writer(session, limits.outbound_queue);
         SocketCore {
@@ -43,6 +51,7 @@ impl SocketCore {
             bucket: TokenBucket::new(limits.messages_per_s, limits.messages_burst),
             stop_reason: "closed",
             state,
+            _permit: permit,
         }
     }
 

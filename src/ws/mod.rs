@@ -1,8 +1,11 @@
 //! WebSocket endpoints (PROTOCOL.md §3): `GET /ws/device` and `GET /ws/app`.
 //!
 //! Authentication happens before the upgrade: a refused socket gets HTTP 401
-//! and is never upgraded. An accepted socket becomes a [`robot::RobotConn`]
-//! or [`app::AppConn`] actor on the worker that accepted it.
+//! and is never upgraded; so are the caps (`crate::caps`: sockets per user
+//! and per address, robot connections per device), refused with 429 and
+//! their own code. An accepted socket becomes a [`robot::RobotConn`] or
+//! [`app::AppConn`] actor on the worker that accepted it, holding the
+//! permit that counts it.
 
 pub mod app;
 pub mod conn;
@@ -12,34 +15,33 @@ pub mod outbox;
 pub mod ratelimit;
 pub mod robot;
 
+use crate::auth::CredentialId;
 use crate::error::ApiError;
-use crate::http::extract::{authenticate, AnyAuth};
+use crate::http::extract::{authenticate, authenticate_device, AnyAuth};
 use crate::ids::DeviceId;
 use crate::state::AppState;
 use actix::{Actor, AsyncContext};
 use actix_web::{web, HttpRequest, HttpResponse};
 use credentials::RobotCredentials;
 
-/// Device token, signature headers, or signature query parameters.
-async fn authenticate_robot(req: &HttpRequest, state: &AppState) -> Result<DeviceId, ApiError> {
+/// Device token, signature headers, or signature query parameters
+/// ([`credentials::robot_credentials`]); the device and the credential id
+/// the robot proved (a token outlives nothing: one of a deleted,
+/// re-registered or rotated device is refused).
+async fn authenticate_robot(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<(DeviceId, CredentialId), ApiError> {
     match credentials::robot_credentials(req.headers(), req.query_string())? {
-        RobotCredentials::Token(token) => match authenticate(state, &token)? {
-            AnyAuth::Device(d) => {
-                // A token outlives nothing: a deleted device's token is refused.
-                if state.store.device_secret(&d).await?.is_none() {
-                    return Err(ApiError::Unauthorized);
-                }
-                Ok(d)
-            }
-            AnyAuth::User(_) => Err(ApiError::Unauthorized),
-        },
+        RobotCredentials::Token(token) => authenticate_device(state, &token).await,
         RobotCredentials::Signature {
             device,
             timestamp,
             signature,
         } => {
-            crate::http::auth::verify_device(state, &device, timestamp, &signature).await?;
-            Ok(device)
+            let credential =
+                crate::http::auth::verify_device(state, &device, timestamp, &signature).await?;
+            Ok((device, credential))
         }
     }
 }
@@ -72,12 +74,13 @@ pub async fn robot_socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let device = authenticate_robot(&req, &state).await?;
+    let (device, credential) = authenticate_robot(&req, &state).await?;
+    let permit = state.caps.robot_socket(state.caps.client(&req), &device)?;
     let (response, session, stream) = upgrade(&req, body, &state)?;
-    let core = conn::SocketCore::new(state.conn_id(), session, state.clone());
+    let core = conn::SocketCore::new(state.conn_id(), session, state.clone(), permit);
     robot::RobotConn::create(|ctx| {
         ctx.add_stream(stream);
-        robot::RobotConn::new(core, device)
+        robot::RobotConn::new(core, device, credential)
     });
     Ok(response)
 }
@@ -89,13 +92,14 @@ pub async fn app_socket(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let presented = credentials::app_credentials(req.headers(), req.query_string())?;
-    let user = match authenticate(&state, &presented.token)? {
+    let user = match authenticate(&state, &presented.token).await? {
         AnyAuth::User(u) => u,
         AnyAuth::Device(_) => return Err(ApiError::Unauthorized),
     };
     let initial = presented.initial_device()?;
+    let permit = state.caps.app_socket(state.caps.client(&req), &user)?;
     let (response, session, stream) = upgrade(&req, body, &state)?;
-    let core = conn::SocketCore::new(state.conn_id(), session, state.clone());
+    let core = conn::SocketCore::new(state.conn_id(), session, state.clone(), permit);
     app::AppConn::create(|ctx| {
         ctx.add_stream(stream);
         app::AppConn::new(core, user, initial)
