@@ -381,6 +381,10 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
     })
 }
 
+/// The longest timer a setting may ask for (about 31 years): any longer
+/// does not fit a deadline on every platform.
+pub const MAX_SECONDS: f64 = 1e9;
+
 pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
 }
@@ -443,11 +447,16 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        // A timer becomes a `Duration` and a deadline (`now + d`): a finite
+        // number can still be too large for either.
         let positive = |key: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
+            if v.is_finite() && v > 0.0 && v <= MAX_SECONDS {
                 Ok(())
             } else {
-                Err(ConfigError::new(key, "must be a positive number"))
+                Err(ConfigError::new(
+                    key,
+                    format!("must be a positive number of seconds, at most {MAX_SECONDS:e}"),
+                ))
             }
         };
         positive("heartbeat.interval_s", self.heartbeat.interval_s)?;
@@ -461,7 +470,12 @@ impl Settings {
         positive("webrtc.setup_timeout_s", self.webrtc.setup_timeout_s)?;
         positive("webrtc.idle_timeout_s", self.webrtc.idle_timeout_s)?;
         positive("proxy.timeout_s", self.proxy.timeout_s)?;
-        positive("limits.messages_per_s", self.limits.messages_per_s)?;
+        if !(self.limits.messages_per_s.is_finite() && self.limits.messages_per_s > 0.0) {
+            return Err(ConfigError::new(
+                "limits.messages_per_s",
+                "must be a positive number",
+            ));
+        }
         positive("rooms.idle_grace_s", self.rooms.idle_grace_s)?;
         positive("server.shutdown_timeout_s", self.server.shutdown_timeout_s)?;
         if self.limits.messages_burst < 1.0 {
@@ -740,6 +754,57 @@ mod tests {
             line.starts_with("configuration error: server.a\\nb: "),
             "{line:?}"
         );
+    }
+
+    /// Found by the `config` fuzz target: a timer that is a finite positive
+    /// number passed validation, then panicked the relay when it became a
+    /// `Duration` (`1e300`) or a deadline (`1e19`).
+    #[test]
+    fn timers_are_bounded() {
+        for key in [
+            "HEARTBEAT__TIMEOUT_S",
+            "WEBRTC__SETUP_TIMEOUT_S",
+            "WEBRTC__IDLE_TIMEOUT_S",
+            "PROXY__TIMEOUT_S",
+            "ROOMS__IDLE_GRACE_S",
+            "SERVER__SHUTDOWN_TIMEOUT_S",
+        ] {
+            for v in ["1e300", "1e19", "1000000001"] {
+                let name = format!("WIMZ__{key}");
+                let e = Settings::load_from(None, env(&[(&name, v)])).unwrap_err();
+                assert_eq!(e.key, key.to_ascii_lowercase().replace("__", "."), "{e}");
+            }
+            let name = format!("WIMZ__{key}");
+            Settings::load_from(None, env(&[(&name, "1000000000")])).unwrap();
+        }
+    }
+
+    /// Found by the `config` fuzz target: a secret given as a number (or a
+    /// boolean) in the environment was refused with an error quoting it.
+    #[test]
+    fn a_refused_secret_is_not_quoted() {
+        for key in [
+            "TURN__SECRET",
+            "AUTH__JWT_SECRET",
+            "STORE__URL",
+            "TURN__API_TOKEN",
+        ] {
+            let name = format!("WIMZ__{key}");
+            let e = Settings::load_from(None, env(&[(&name, "123456789")])).unwrap_err();
+            assert_eq!(e.key, key.to_ascii_lowercase().replace("__", "."), "{e}");
+            assert!(!e.to_string().contains("123456789"), "{e}");
+        }
+        // Quoted, the same digits are a string, and a valid TURN secret.
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("WIMZ__TURN__PROVIDER", "hmac"),
+                ("WIMZ__TURN__URLS", "turn:127.0.0.1:3478"),
+                ("WIMZ__TURN__SECRET", "\"123456789\""),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.turn.secret.expose(), "123456789");
     }
 
     #[test]

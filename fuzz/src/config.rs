@@ -28,8 +28,12 @@ const SECRET_KEYS: &[(&str, &str)] = &[
 ];
 
 fn split(text: &str) -> (&str, Vec<(String, String)>) {
-    let Some((toml, env)) = text.split_once("\n#env\n") else {
-        return (text, Vec::new());
+    let (toml, env) = match text.strip_prefix("#env\n") {
+        Some(env) => ("", env),
+        None => match text.split_once("\n#env\n") {
+            Some(parts) => parts,
+            None => return (text, Vec::new()),
+        },
     };
     let env = env
         .lines()
