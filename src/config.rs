@@ -756,8 +756,10 @@ mod tests {
         );
     }
 
-    /// Found by the `config` fuzz target: a timer that is a finite positive
-    /// number passed validation, then panicked the relay when it became a
+    /// Found while writing the `config` fuzz target's "a configuration that
+    /// loads can start" property (which fails on this input; the long run
+    /// did not reach it by itself): a timer that is a finite positive number
+    /// passed validation, then panicked the relay when it became a
     /// `Duration` (`1e300`) or a deadline (`1e19`).
     #[test]
     fn timers_are_bounded() {
@@ -779,8 +781,10 @@ mod tests {
         }
     }
 
-    /// Found by the `config` fuzz target: a secret given as a number (or a
-    /// boolean) in the environment was refused with an error quoting it.
+    /// Found while writing the `config` fuzz target's "an error never quotes
+    /// a secret" property (which fails on this input; the long run did not
+    /// reach it by itself): a secret given as a number (or a boolean) in
+    /// the environment was refused with an error quoting it.
     #[test]
     fn a_refused_secret_is_not_quoted() {
         for key in [

@@ -50,7 +50,7 @@ fn non_null(v: Option<&str>) -> Option<&str> {
 fn check_reference(text: &str, reference: &Option<Box<serde_json::value::RawValue>>) {
     let m = Members::of(text.trim());
     assert_eq!(
-        m.get("id"),
+        non_null(m.get("id")),
         reference.as_ref().map(|r| r.get()),
         "ref is not the frame's id"
     );
@@ -106,7 +106,7 @@ pub fn robot(data: &[u8]) {
             let m = Members::of(&raw);
             let wire: String = serde_json::from_str(m.get("reply_to").expect("reply_to")).unwrap();
             assert_eq!(reply_to.as_str(), wire);
-            assert_eq!(id.as_ref().map(|r| r.get()), m.get("id"));
+            assert_eq!(id.as_ref().map(|r| r.get()), non_null(m.get("id")));
         }
         RobotFrame::WebrtcOffer(s) | RobotFrame::WebrtcIce(s) | RobotFrame::WebrtcClose(s) => {
             assert_eq!(s.raw, trimmed, "signal raw text changed");
