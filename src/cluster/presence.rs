@@ -80,6 +80,8 @@ impl Handler<Claim> for ClusterBridge {
                 .key(keys::last(&msg.device))
                 .arg(&instance)
                 .arg(ttl)
+                // A fresh epoch if the device has none: the attaching room takes it.
+                .arg(format!("{}:0", crate::ids::unix_now_ms()))
                 .invoke_async(&mut redis)
                 .await
                 .map_err(|e| tracing::warn!(error = %e, "cluster claim failed"))?;
