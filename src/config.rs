@@ -23,10 +23,29 @@ pub struct ConfigError {
 impl ConfigError {
     fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
-            key: key.into(),
-            message: message.into(),
+            key: one_line(key.into()),
+            message: one_line(message.into()),
         }
     }
+}
+
+/// Keys and messages quote what the operator wrote (a TOML key, a variable's
+/// name); a control character or line separator in it is escaped, so the
+/// error stays one line and cannot forge log lines.
+fn one_line(s: String) -> String {
+    let breaks = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !s.chars().any(breaks) {
+        return s;
+    }
+    s.chars()
+        .map(|c| {
+            if breaks(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -369,6 +388,10 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
     })
 }
 
+/// The longest timer a setting may ask for (about 31 years): any longer
+/// does not fit a deadline on every platform.
+pub const MAX_SECONDS: f64 = 1e9;
+
 pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
 }
@@ -385,7 +408,7 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
-        let mut table = match file {
+        let table = match file {
             Some(path) => read_table(path)?,
             None => {
                 let default = Path::new("config/default.toml");
@@ -396,6 +419,23 @@ impl Settings {
                 }
             }
         };
+        Self::from_table(table, env)
+    }
+
+    /// As [`Settings::load_from`], with the file's text given: `origin`
+    /// names it in a TOML syntax error, as the file's path would.
+    pub fn from_toml_str(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        Self::from_table(parse_table(text, origin)?, env)
+    }
+
+    fn from_table(
+        mut table: toml::Table,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
         apply_env(&mut table, env)?;
         let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| {
@@ -414,11 +454,16 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        // A timer becomes a `Duration` and a deadline (`now + d`): a finite
+        // number can still be too large for either.
         let positive = |key: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
+            if v.is_finite() && v > 0.0 && v <= MAX_SECONDS {
                 Ok(())
             } else {
-                Err(ConfigError::new(key, "must be a positive number"))
+                Err(ConfigError::new(
+                    key,
+                    format!("must be a positive number of seconds, at most {MAX_SECONDS:e}"),
+                ))
             }
         };
         positive("heartbeat.interval_s", self.heartbeat.interval_s)?;
@@ -432,7 +477,12 @@ impl Settings {
         positive("webrtc.setup_timeout_s", self.webrtc.setup_timeout_s)?;
         positive("webrtc.idle_timeout_s", self.webrtc.idle_timeout_s)?;
         positive("proxy.timeout_s", self.proxy.timeout_s)?;
-        positive("limits.messages_per_s", self.limits.messages_per_s)?;
+        if !(self.limits.messages_per_s.is_finite() && self.limits.messages_per_s > 0.0) {
+            return Err(ConfigError::new(
+                "limits.messages_per_s",
+                "must be a positive number",
+            ));
+        }
         positive("rooms.idle_grace_s", self.rooms.idle_grace_s)?;
         positive("server.shutdown_timeout_s", self.server.shutdown_timeout_s)?;
         if self.limits.messages_burst < 1.0 {
@@ -583,9 +633,13 @@ impl Settings {
 fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new("--config", format!("{}: {e}", path.display())))?;
+    parse_table(&text, &path.display().to_string())
+}
+
+fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
     text.parse::<toml::Table>().map_err(|e| {
         ConfigError::new(
-            path.display().to_string(),
+            origin,
             e.to_string()
                 .lines()
                 .next()
@@ -693,6 +747,81 @@ mod tests {
         let e = Settings::load_from(None, env(&[("WIMZ__AUTH__JWT_SECRET", "short")])).unwrap_err();
         assert_eq!(e.key, "auth.jwt_secret");
         assert!(!e.to_string().contains("short"));
+    }
+
+    /// Found by the `config` fuzz target: a key holding a control character
+    /// (a TOML quoted key, an environment variable's name) was echoed raw,
+    /// so the "one line" error could span lines (and forge log lines).
+    #[test]
+    fn errors_stay_on_one_line() {
+        let e =
+            Settings::load_from(None, env(&[("WIMZ__HEARTBEAT__IN\rTERVAL_S", "2")])).unwrap_err();
+        let line = e.to_string();
+        assert!(!line.contains('\r'), "{line:?}");
+        assert!(line.contains("in\\rterval_s"), "{line:?}");
+        let e =
+            Settings::from_toml_str("[server]\n\"a\\nb\" = 1\n", "t.toml", env(&[])).unwrap_err();
+        let line = e.to_string();
+        assert!(!line.contains('\n'), "{line:?}");
+        assert!(
+            line.starts_with("configuration error: server.a\\nb: "),
+            "{line:?}"
+        );
+    }
+
+    /// Found while writing the `config` fuzz target's "a configuration that
+    /// loads can start" property (which fails on this input; the long run
+    /// did not reach it by itself): a timer that is a finite positive number
+    /// passed validation, then panicked the relay when it became a
+    /// `Duration` (`1e300`) or a deadline (`1e19`).
+    #[test]
+    fn timers_are_bounded() {
+        for key in [
+            "HEARTBEAT__TIMEOUT_S",
+            "WEBRTC__SETUP_TIMEOUT_S",
+            "WEBRTC__IDLE_TIMEOUT_S",
+            "PROXY__TIMEOUT_S",
+            "ROOMS__IDLE_GRACE_S",
+            "SERVER__SHUTDOWN_TIMEOUT_S",
+        ] {
+            for v in ["1e300", "1e19", "1000000001"] {
+                let name = format!("WIMZ__{key}");
+                let e = Settings::load_from(None, env(&[(&name, v)])).unwrap_err();
+                assert_eq!(e.key, key.to_ascii_lowercase().replace("__", "."), "{e}");
+            }
+            let name = format!("WIMZ__{key}");
+            Settings::load_from(None, env(&[(&name, "1000000000")])).unwrap();
+        }
+    }
+
+    /// Found while writing the `config` fuzz target's "an error never quotes
+    /// a secret" property (which fails on this input; the long run did not
+    /// reach it by itself): a secret given as a number (or a boolean) in
+    /// the environment was refused with an error quoting it.
+    #[test]
+    fn a_refused_secret_is_not_quoted() {
+        for key in [
+            "TURN__SECRET",
+            "AUTH__JWT_SECRET",
+            "STORE__URL",
+            "TURN__API_TOKEN",
+        ] {
+            let name = format!("WIMZ__{key}");
+            let e = Settings::load_from(None, env(&[(&name, "123456789")])).unwrap_err();
+            assert_eq!(e.key, key.to_ascii_lowercase().replace("__", "."), "{e}");
+            assert!(!e.to_string().contains("123456789"), "{e}");
+        }
+        // Quoted, the same digits are a string, and a valid TURN secret.
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("WIMZ__TURN__PROVIDER", "hmac"),
+                ("WIMZ__TURN__URLS", "turn:127.0.0.1:3478"),
+                ("WIMZ__TURN__SECRET", "\"123456789\""),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.turn.secret.expose(), "123456789");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `[REDACTED]` instead of the value. Read it with [`Secret::expose`], at the
 //! one place that needs the raw bytes.
 
-use serde::{Deserialize, Deserializer};
+use serde::{de, Deserialize, Deserializer};
 use std::fmt;
 
 /// A string that is never printed.
@@ -40,8 +40,57 @@ impl fmt::Display for Secret {
 }
 
 impl<'de> Deserialize<'de> for Secret {
+    /// A string; anything else is refused without quoting the value (a
+    /// secret given as `WIMZ__TURN__SECRET=123456789` reads as a number:
+    /// the error names the key and says to quote it, never the digits).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        d.deserialize_string(SecretVisitor)
+    }
+}
+
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn refuse<E: de::Error>(&self, what: &'static str) -> Result<Secret, E> {
+        Err(E::invalid_type(de::Unexpected::Other(what), self))
+    }
+}
+
+impl<'de> de::Visitor<'de> for SecretVisitor {
+    type Value = Secret;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string (quote a secret that looks like a number: \"...\")")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Secret, E> {
+        Ok(Secret(v))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Secret, E> {
+        self.refuse("a boolean")
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Secret, E> {
+        self.refuse("a number")
+    }
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Secret, E> {
+        self.refuse("a number")
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Secret, E> {
+        self.refuse("a number")
+    }
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Secret, E> {
+        self.refuse("a number")
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Secret, E> {
+        self.refuse("a number")
+    }
+    fn visit_char<E: de::Error>(self, v: char) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Secret, E> {
+        self.refuse("bytes")
     }
 }
 

@@ -45,21 +45,20 @@ pub fn verify(secret: &Secret, device: &str, timestamp: i64, signature_hex: &str
 
 /// Checks window, HMAC and replay, in that order.
 pub struct SignatureVerifier {
-    window_s: i64,
+    window_s: u64,
     replay: Arc<dyn ReplayGuard>,
 }
 
 impl SignatureVerifier {
     pub fn new(window_s: u64, replay: Arc<dyn ReplayGuard>) -> Self {
-        SignatureVerifier {
-            window_s: window_s as i64,
-            replay,
-        }
+        SignatureVerifier { window_s, replay }
     }
 
-    /// Checks the clock window only (before looking up the secret).
+    /// Checks the clock window only (before looking up the secret). Any
+    /// `i64` is a timestamp the robot may send: the difference is taken
+    /// without overflow.
     pub fn check_window(&self, timestamp: i64, now: i64) -> Result<(), SignatureError> {
-        if (now - timestamp).abs() > self.window_s {
+        if now.abs_diff(timestamp) > self.window_s {
             return Err(SignatureError::OutsideWindow);
         }
         Ok(())
@@ -79,7 +78,8 @@ impl SignatureVerifier {
             return Err(SignatureError::Mismatch);
         }
         let key = format!("{}:{}", device.as_str(), signature_hex.to_ascii_lowercase());
-        if !self.replay.first_use(&key, timestamp + self.window_s).await {
+        let expires_at = timestamp.saturating_add_unsigned(self.window_s);
+        if !self.replay.first_use(&key, expires_at).await {
             return Err(SignatureError::Replayed);
         }
         Ok(())
@@ -90,6 +90,28 @@ impl SignatureVerifier {
 mod tests {
     use super::*;
     use crate::auth::MemoryReplayGuard;
+
+    /// Found by the `credentials` fuzz target: `now - timestamp` overflowed
+    /// for timestamps far from now (a panic in a debug build; in a release
+    /// build a wrapped difference let a timestamp near `now + i64::MIN`
+    /// through the window, and its replay entry expired at once). Every
+    /// `i64` is inside or outside the window, whatever the window.
+    #[test]
+    fn window_holds_for_any_timestamp() {
+        let v = SignatureVerifier::new(300, Arc::new(MemoryReplayGuard::default()));
+        let now = 1_800_000_000;
+        for ts in [i64::MIN, i64::MIN + 1, now + i64::MIN, i64::MAX, -now] {
+            assert_eq!(
+                v.check_window(ts, now),
+                Err(SignatureError::OutsideWindow),
+                "{ts}"
+            );
+        }
+        assert_eq!(v.check_window(now - 300, now), Ok(()));
+        assert_eq!(v.check_window(now + 300, now), Ok(()));
+        let wide = SignatureVerifier::new(u64::MAX, Arc::new(MemoryReplayGuard::default()));
+        assert_eq!(wide.check_window(i64::MIN, i64::MAX), Ok(()));
+    }
 
     #[tokio::test]
     async fn window_hmac_and_replay() {

@@ -9,6 +9,7 @@ use crate::error::ApiError;
 use crate::ids::{DeviceId, UserId};
 use crate::state::AppState;
 use actix_web::dev::Payload;
+use actix_web::http::header::HeaderMap;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
@@ -29,7 +30,12 @@ pub struct DeviceAuth(pub DeviceId);
 
 /// The token from `Authorization: Bearer <t>`, if any.
 pub fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get("authorization")?.to_str().ok()?;
+    bearer_in(req.headers())
+}
+
+/// As [`bearer`], from the headers alone.
+pub fn bearer_in(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("authorization")?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod conn;
+pub mod credentials;
 pub mod frames;
 pub mod outbox;
 pub mod ratelimit;
@@ -16,58 +17,33 @@ pub mod robot;
 
 use crate::auth::CredentialId;
 use crate::error::ApiError;
-use crate::http::extract::{authenticate, authenticate_device, bearer, AnyAuth};
+use crate::http::extract::{authenticate, authenticate_device, AnyAuth};
 use crate::ids::DeviceId;
 use crate::state::AppState;
 use actix::{Actor, AsyncContext};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use credentials::RobotCredentials;
 
-#[derive(Deserialize, Default)]
-struct RobotQuery {
-    device_id: Option<String>,
-    timestamp: Option<String>,
-    signature: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct AppQuery {
-    token: Option<String>,
-    device_id: Option<String>,
-}
-
-fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Device token, signature headers, or signature query parameters; the
-/// device and the credential id the robot proved (a token outlives nothing:
-/// one of a deleted, re-registered or rotated device is refused).
+/// Device token, signature headers, or signature query parameters
+/// ([`credentials::robot_credentials`]); the device and the credential id
+/// the robot proved (a token outlives nothing: one of a deleted,
+/// re-registered or rotated device is refused).
 async fn authenticate_robot(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<(DeviceId, CredentialId), ApiError> {
-    if let Some(token) = bearer(req) {
-        return authenticate_device(state, token).await;
+    match credentials::robot_credentials(req.headers(), req.query_string())? {
+        RobotCredentials::Token(token) => authenticate_device(state, &token).await,
+        RobotCredentials::Signature {
+            device,
+            timestamp,
+            signature,
+        } => {
+            let credential =
+                crate::http::auth::verify_device(state, &device, timestamp, &signature).await?;
+            Ok((device, credential))
+        }
     }
-    let query = web::Query::<RobotQuery>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let (id, ts, sig) = match (
-        header(req, "x-device-id"),
-        header(req, "x-timestamp"),
-        header(req, "x-signature"),
-    ) {
-        (Some(i), Some(t), Some(s)) => (i.to_string(), t.to_string(), s.to_string()),
-        _ => match (query.device_id, query.timestamp, query.signature) {
-            (Some(i), Some(t), Some(s)) => (i, t, s),
-            _ => return Err(ApiError::Unauthorized),
-        },
-    };
-    let device = DeviceId::parse(&id).map_err(|_| ApiError::Unauthorized)?;
-    let ts: i64 = ts.trim().parse().map_err(|_| ApiError::Unauthorized)?;
-    let credential = crate::http::auth::verify_device(state, &device, ts, &sig).await?;
-    Ok((device, credential))
 }
 
 fn upgrade(
@@ -115,23 +91,12 @@ pub async fn app_socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = web::Query::<AppQuery>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let token = bearer(&req)
-        .map(String::from)
-        .or(query.token)
-        .ok_or(ApiError::Unauthorized)?;
-    let user = match authenticate(&state, &token).await? {
+    let presented = credentials::app_credentials(req.headers(), req.query_string())?;
+    let user = match authenticate(&state, &presented.token).await? {
         AnyAuth::User(u) => u,
         AnyAuth::Device(_) => return Err(ApiError::Unauthorized),
     };
-    let initial = match query.device_id {
-        Some(d) => {
-            Some(DeviceId::parse(&d).map_err(|e| ApiError::BadRequest(format!("device_id: {e}")))?)
-        }
-        None => None,
-    };
+    let initial = presented.initial_device()?;
     let permit = state.caps.app_socket(state.caps.client(&req), &user)?;
     let (response, session, stream) = upgrade(&req, body, &state)?;
     let core = conn::SocketCore::new(state.conn_id(), session, state.clone(), permit);
