@@ -31,17 +31,26 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 "#;
 
-/// Claim a device's robot. KEYS: presence, last. ARGV: instance, ttl.
-/// Returns {previous holder or '', last "<epoch>:<seq>" or ''}.
+/// Claim a device's robot. KEYS: presence, last, handoff. ARGV: instance, ttl.
+/// Returns {previous holder or '', last "<epoch>:<seq>" or '', ''}, or,
+/// changing nothing, {holder, '', 'wait'} while the holder is handing the
+/// device off (stopping, its last events still being appended).
 pub const CLAIM: &str = r#"
 local prev = redis.call('GET', KEYS[1])
+if prev and prev ~= ARGV[1] and redis.call('GET', KEYS[3]) == prev then
+  return {prev, '', 'wait'}
+end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 local last = redis.call('GET', KEYS[2])
-return {prev or '', last or ''}
+return {prev or '', last or '', ''}
 "#;
 
-/// Release a claim only if we still hold it. KEYS: presence. ARGV: instance.
+/// Release a claim, and its hand-off mark, only if we still hold them.
+/// KEYS: presence, handoff. ARGV: instance. Returns 1 if the claim was ours.
 pub const RELEASE: &str = r#"
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end

@@ -1,0 +1,102 @@
+//! A real nginx in front of relays, on free ports, with the configuration
+//! `deploy/local-cluster.sh config DIR` writes (the same the script runs):
+//! HTTP and TLS (a CA and certificate it makes), WebSocket upgrade,
+//! forwarded headers, sized for many sockets.
+
+use crate::helpers::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The repository's root (where `deploy/` is).
+pub fn repo_root() -> PathBuf {
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while !dir.join("deploy/local-cluster.sh").exists() {
+        assert!(
+            dir.pop(),
+            "deploy/local-cluster.sh not found above the crate"
+        );
+    }
+    dir
+}
+
+pub struct Nginx {
+    pub port: u16,
+    pub tls_port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// nginx on free ports in front of the relays on `upstreams`.
+    pub fn start(upstreams: &[u16]) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, tls_port) = (free_port(), free_port());
+        let ports: Vec<String> = upstreams.iter().map(u16::to_string).collect();
+        let out = Command::new("bash")
+            .arg(repo_root().join("deploy/local-cluster.sh"))
+            .arg("config")
+            .arg(dir.path())
+            .env("HTTP_PORT", port.to_string())
+            .env("HTTPS_PORT", tls_port.to_string())
+            .env("RELAY_PORTS", ports.join(" "))
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "local-cluster.sh config: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new("nginx")
+            .arg("-e")
+            .arg(dir.path().join("nginx-error.log"))
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .output()
+            .expect("nginx is installed (.ci/services installs it)");
+        assert!(
+            out.status.success(),
+            "nginx: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nginx {
+            port,
+            tls_port,
+            dir,
+        }
+    }
+
+    /// The CA that signed nginx's certificate (for `localhost`, `127.0.0.1`).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("tls/ca.crt")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn master_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.dir.path().join("nginx.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let Some(pid) = self.master_pid() else { return };
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let deadline = Instant::now() + PATIENCE;
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

@@ -1,0 +1,556 @@
+//! Rolling restarts (docs/DEPLOY.md): relay processes on one Redis and one
+//! store, behind a real nginx, stopped with SIGTERM one after another while
+//! simulated robots and apps run; they reconnect through nginx by
+//! themselves, as PROTOCOL.md C says (1012: at once, with jitter; apps with
+//! `since_seq`). Also what a stopping instance does on its own: refuse new
+//! connections at once, and give its devices up within its budget.
+
+use crate::cluster::Redis;
+use crate::helpers::*;
+use crate::nginx::Nginx;
+use crate::process::{start_relay_on, Relay};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+/// `server.shutdown_timeout_s` of the instances here.
+const BUDGET_S: f64 = 3.0;
+/// How long an instance may take to exit after SIGTERM before the test
+/// calls it hung (a guard, not a latency bound: the budget plus slack for
+/// a loaded machine).
+const EXIT_GUARD: Duration = Duration::from_secs(20);
+
+/// Where the cluster's instances share their store.
+struct SharedStore {
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn shared_store() -> SharedStore {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match postgres_admin_url() {
+        Some(admin) => fresh_postgres_db(&admin).await.0,
+        None => format!("sqlite://{}/shared.db", dir.path().display()),
+    };
+    SharedStore { url, _dir: dir }
+}
+
+/// One clustered relay process: its name, port and the environment it
+/// needs (to start it again the same way).
+struct Instance {
+    name: &'static str,
+    port: u16,
+    env: Vec<(String, String)>,
+    relay: Option<Relay>,
+}
+
+impl Instance {
+    fn new(name: &'static str, redis: &Redis, store: &str, extra: &[(&str, &str)]) -> Instance {
+        let mut env: Vec<(String, String)> = vec![
+            ("WIMZ__SERVER__INSTANCE_ID".into(), name.into()),
+            ("WIMZ__CLUSTER__REDIS_URL".into(), redis.url()),
+            ("WIMZ__STORE__URL".into(), store.into()),
+            (
+                "WIMZ__SERVER__SHUTDOWN_TIMEOUT_S".into(),
+                BUDGET_S.to_string(),
+            ),
+            ("WIMZ__LIMITS__MESSAGES_PER_S".into(), "100000".into()),
+            ("WIMZ__LIMITS__MESSAGES_BURST".into(), "100000".into()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Instance {
+            name,
+            port: free_port(),
+            env,
+            relay: None,
+        }
+    }
+
+    async fn start(&mut self, dir: &std::path::Path) {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.relay = Some(start_relay_on(dir, self.port, "warn", &env).await);
+    }
+
+    /// SIGTERM; waits for the process to exit (hang guard) and returns how
+    /// long it took and its status.
+    fn terminate(&mut self) -> (Duration, std::process::ExitStatus) {
+        let relay = self.relay.as_mut().expect("running");
+        let pid = relay.child.id().to_string();
+        let started = Instant::now();
+        assert!(std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        loop {
+            if let Some(status) = relay.child.try_wait().unwrap() {
+                let took = started.elapsed();
+                self.relay = None;
+                return (took, status);
+            }
+            assert!(
+                started.elapsed() < EXIT_GUARD,
+                "instance {} did not exit within {EXIT_GUARD:?} of SIGTERM",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// What a simulated robot saw.
+#[derive(Default, Debug)]
+struct RobotLog {
+    /// Events sent (`data.n` = 0..sent), each accepted by its socket.
+    sent: u64,
+    close_codes: Vec<u16>,
+    /// Connections that ended without a close frame, or sends that failed.
+    abrupt: Vec<String>,
+}
+
+/// What a simulated app saw.
+#[derive(Default, Debug)]
+struct AppLog {
+    /// `data.n` of every robot event received, in order.
+    ns: Vec<u64>,
+    /// Every numbered event's (epoch, seq), in order.
+    seqs: Vec<(i64, u64)>,
+    recovered: Vec<Value>,
+    close_codes: Vec<u16>,
+    unnumbered: Vec<Value>,
+    abrupt: Vec<String>,
+}
+
+fn jitter(max_ms: u64) -> Duration {
+    Duration::from_millis(rand::random::<u64>() % (max_ms + 1))
+}
+
+async fn connect(url: &str, token: &str) -> Option<Ws> {
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(req)
+        .await
+        .ok()
+        .map(|w| w.0)
+}
+
+/// Connects until it works (through nginx, whichever instance answers).
+async fn reconnect(url: &str, token: &str) -> Ws {
+    let deadline = Instant::now() + PATIENCE * 3;
+    loop {
+        if let Some(ws) = connect(url, token).await {
+            return ws;
+        }
+        assert!(Instant::now() < deadline, "could not reconnect to {url}");
+        tokio::time::sleep(Duration::from_millis(50) + jitter(50)).await;
+    }
+}
+
+/// A robot sending `progress{n}` every `every` until `stop`; on a close it
+/// reads to the end of the handshake and reconnects at once (with jitter).
+async fn run_robot(url: String, token: String, every: Duration, stop: Arc<AtomicBool>) -> RobotLog {
+    let mut log = RobotLog::default();
+    let mut ws = reconnect(&url, &token).await;
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Close(frame))) => {
+                    log.close_codes.push(frame.map(|f| u16::from(f.code)).unwrap_or(0));
+                    // The relay ends the connection once it has read what we sent.
+                    let _ = tokio::time::timeout(PATIENCE, async { while ws.next().await.is_some() {} }).await;
+                    tokio::time::sleep(jitter(30)).await;
+                    ws = reconnect(&url, &token).await;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    log.abrupt.push(format!("read: {e}"));
+                    ws = reconnect(&url, &token).await;
+                }
+                None => {
+                    log.abrupt.push("ended without a close".into());
+                    ws = reconnect(&url, &token).await;
+                }
+            },
+            _ = tick.tick() => {
+                if stop.load(Ordering::Relaxed) {
+                    let _ = ws.close(None).await;
+                    return log;
+                }
+                let ev = json!({"type": "event", "event": "progress", "data": {"n": log.sent}});
+                match ws.send(Message::Text(ev.to_string().into())).await {
+                    Ok(()) => log.sent += 1,
+                    Err(e) => {
+                        log.abrupt.push(format!("send: {e}"));
+                        ws = reconnect(&url, &token).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An app subscribed to `device`; on a close it reconnects at once (with
+/// jitter) and subscribes with `since_seq` and `epoch`.
+async fn run_app(
+    url: String,
+    token: String,
+    device: String,
+    log: Arc<Mutex<AppLog>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut last: Option<(i64, u64)> = None;
+    loop {
+        let mut ws = reconnect(&url, &token).await;
+        let sub = match last {
+            Some((epoch, seq)) => {
+                json!({"type": "subscribe", "device_id": device, "since_seq": seq, "epoch": epoch})
+            }
+            None => json!({"type": "subscribe", "device_id": device, "since_seq": 0}),
+        };
+        if ws
+            .send(Message::Text(sub.to_string().into()))
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        loop {
+            let msg = tokio::select! {
+                m = ws.next() => m,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                    if stop.load(Ordering::Relaxed) {
+                        let _ = ws.close(None).await;
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let mut log = log.lock().unwrap();
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    match v["type"].as_str() {
+                        Some("event") if v["unnumbered"] == true => log.unnumbered.push(v),
+                        Some("event") => {
+                            let (epoch, seq) =
+                                (v["epoch"].as_i64().unwrap(), v["seq"].as_u64().unwrap());
+                            log.seqs.push((epoch, seq));
+                            last = Some((epoch, seq));
+                            if v["event"] == "progress" {
+                                log.ns.push(v["data"]["n"].as_u64().unwrap());
+                            }
+                        }
+                        Some("recovered") => log.recovered.push(v),
+                        _ => {}
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    log.close_codes
+                        .push(frame.map(|f| u16::from(f.code)).unwrap_or(0));
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    log.abrupt.push(format!("read: {e}"));
+                    break;
+                }
+                None => {
+                    log.abrupt.push("ended without a close".into());
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(jitter(30)).await;
+    }
+}
+
+/// A device token for `device` (robots reconnect with it: a signature
+/// could not be used twice).
+async fn device_token(client: &RelayClient, device: &str, secret: &str) -> String {
+    let ts = wimz_relay::ids::unix_now();
+    let r = client
+        .post_json(
+            "/api/auth/device",
+            &json!({"device_id": device, "timestamp": ts, "signature": sign(secret, device, ts)}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Waits until every app has `n` more robot events than `from[i]`.
+async fn wait_for_progress(apps: &[Arc<Mutex<AppLog>>], more: usize, what: &str) {
+    let from: Vec<usize> = apps.iter().map(|a| a.lock().unwrap().ns.len()).collect();
+    let deadline = Instant::now() + PATIENCE * 3;
+    loop {
+        let behind = apps
+            .iter()
+            .zip(&from)
+            .filter(|(a, f)| a.lock().unwrap().ns.len() < **f + more)
+            .count();
+        if behind == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{behind} apps stopped receiving events {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_behind_nginx_loses_nothing() {
+    const ROBOTS: usize = 6;
+    const APPS_PER_ROBOT: usize = 2;
+    let redis = Redis::start();
+    let store = shared_store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut instances: Vec<Instance> = ["A", "B", "C"]
+        .into_iter()
+        .map(|n| Instance::new(n, &redis, &store.url, &[]))
+        .collect();
+    for i in &mut instances {
+        i.start(dir.path()).await;
+    }
+    let ports: Vec<u16> = instances.iter().map(|i| i.port).collect();
+    let nginx = Nginx::start(&ports);
+    let front = RelayClient::new(nginx.port);
+    let ws_base = front.ws_base.clone();
+
+    let user = front.user("roller").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut robots = Vec::new();
+    let mut apps = Vec::new();
+    let mut app_tasks = Vec::new();
+    for r in 0..ROBOTS {
+        let device = format!("wimz-roll-{r}");
+        let secret = front.device(&user, &device).await;
+        for _ in 0..APPS_PER_ROBOT {
+            let log = Arc::new(Mutex::new(AppLog::default()));
+            apps.push((r, log.clone()));
+            app_tasks.push(tokio::spawn(run_app(
+                format!("{ws_base}/ws/app"),
+                user.token.clone(),
+                device.clone(),
+                log,
+                stop.clone(),
+            )));
+        }
+        let token = device_token(&front, &device, &secret).await;
+        robots.push(tokio::spawn(run_robot(
+            format!("{ws_base}/ws/device"),
+            token,
+            Duration::from_millis(20),
+            stop.clone(),
+        )));
+    }
+    let app_logs: Vec<_> = apps.iter().map(|(_, l)| l.clone()).collect();
+    wait_for_progress(&app_logs, 20, "before the restarts").await;
+
+    // One instance at a time: SIGTERM, wait for it to exit, start it again,
+    // wait for its health and for events to flow everywhere again.
+    for i in &mut instances {
+        let (took, status) = i.terminate();
+        assert!(status.success(), "{} exited with {status}", i.name);
+        eprintln!("{} stopped in {took:?} (budget {BUDGET_S} s)", i.name);
+        i.start(dir.path()).await;
+        wait_for_progress(&app_logs, 20, &format!("after {} restarted", i.name)).await;
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    let mut sent = Vec::new();
+    for r in robots {
+        let log = tokio::time::timeout(PATIENCE, r).await.unwrap().unwrap();
+        assert!(log.abrupt.is_empty(), "robot connections broke: {log:?}");
+        assert!(
+            !log.close_codes.is_empty(),
+            "every robot was moved at least once"
+        );
+        assert!(
+            log.close_codes.iter().all(|c| *c == 1012),
+            "robots are closed with 1012: {:?}",
+            log.close_codes
+        );
+        sent.push(log.sent);
+    }
+    // Every app gets every event its robot sent: wait for the last ones.
+    let deadline = Instant::now() + PATIENCE;
+    while apps
+        .iter()
+        .any(|(r, l)| l.lock().unwrap().ns.last().map(|n| n + 1) != Some(sent[*r]))
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for t in app_tasks {
+        let _ = tokio::time::timeout(PATIENCE, t).await;
+    }
+    for (r, log) in &apps {
+        let log = log.lock().unwrap();
+        let want: Vec<u64> = (0..sent[*r]).collect();
+        assert!(
+            log.ns == want,
+            "app of robot {r}: got {} events for {} sent; first difference at {:?}; log {:?}",
+            log.ns.len(),
+            sent[*r],
+            log.ns.iter().zip(&want).position(|(a, b)| a != b),
+            (&log.close_codes, &log.recovered, &log.abrupt)
+        );
+        assert!(
+            log.seqs
+                .windows(2)
+                .all(|w| w[1].0 == w[0].0 && w[1].1 == w[0].1 + 1),
+            "app of robot {r}: numbered events in one epoch, no gap or repeat"
+        );
+        assert!(
+            log.abrupt.is_empty(),
+            "app connections broke: {:?}",
+            log.abrupt
+        );
+        assert!(
+            log.close_codes.iter().all(|c| *c == 1012),
+            "apps are closed with 1012: {:?}",
+            log.close_codes
+        );
+        // One `recovered` per subscribe (the first, and one per reconnect).
+        assert_eq!(log.recovered.len(), log.close_codes.len() + 1);
+        assert!(
+            log.recovered.iter().all(|v| v["complete"] == true),
+            "every app recovers completely: {:?}",
+            log.recovered
+        );
+        assert!(
+            log.unnumbered.is_empty(),
+            "a robot's move is told with numbered events, not a lost instance: {:?}",
+            log.unnumbered
+        );
+    }
+    assert!(
+        apps.iter()
+            .any(|(_, l)| !l.lock().unwrap().close_codes.is_empty()),
+        "apps were moved too"
+    );
+}
+
+/// While an instance stops, a new connection to it is refused at once (so
+/// nginx, or a client, goes to another instance), not queued unanswered
+/// in its accept queue until it exits. The robot here never answers the
+/// relay's close, which keeps the instance stopping for a while.
+#[tokio::test]
+async fn a_stopping_instance_refuses_new_connections_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut relay = start_relay_on(
+        dir.path(),
+        port,
+        "warn",
+        &[("WIMZ__SERVER__SHUTDOWN_TIMEOUT_S", "4")],
+    )
+    .await;
+    let user = relay.user("refused").await;
+    let secret = relay.device(&user, "wimz-deaf").await;
+    let _deaf_robot = relay.robot("wimz-deaf", &secret).await; // never read again
+    let pid = relay.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                assert!(
+                    relay.child.try_wait().unwrap().is_none(),
+                    "refused only once the instance had exited"
+                );
+                break;
+            }
+            Err(e) => panic!("connect: {e}"),
+            Ok(_) => {
+                assert!(
+                    relay.child.try_wait().unwrap().is_none(),
+                    "connections were accepted (queued) until the instance exited"
+                );
+                assert!(started.elapsed() < EXIT_GUARD, "never refused");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    let status = tokio::task::spawn_blocking(move || relay.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// An instance that cannot append all its robot's events within
+/// `server.shutdown_timeout_s` still exits in time, deletes its claim and
+/// tells the others at once: the app on another instance hears the robot
+/// left now, not `cluster.presence_ttl_s` (60 s here) later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_budget_an_instance_exits_and_gives_its_devices_up_at_once() {
+    let redis = Redis::start();
+    let store = shared_store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ttl = [("WIMZ__CLUSTER__PRESENCE_TTL_S", "60")];
+    let mut a = Instance::new("A", &redis, &store.url, &ttl);
+    a.env
+        .push(("WIMZ__SERVER__SHUTDOWN_TIMEOUT_S".into(), "1".into()));
+    let mut b = Instance::new("B", &redis, &store.url, &ttl);
+    a.start(dir.path()).await;
+    b.start(dir.path()).await;
+    let (on_a, on_b) = (
+        &a.relay.as_ref().unwrap().client,
+        &b.relay.as_ref().unwrap().client,
+    );
+    let user = on_a.user("budget").await;
+    let secret = on_a.device(&user, "wimz-flood").await;
+    let mut robot = on_a.robot("wimz-flood", &secret).await;
+    let (mut app, subscribed) = on_b.subscribed_app(&user, "wimz-flood").await;
+    assert_eq!(subscribed["robot_online"], true, "{subscribed}");
+
+    // Far more events than one Redis round trip each can append in a
+    // second: most are still waiting in the room when the budget ends.
+    for n in 0..100_000u64 {
+        let ev = json!({"type": "event", "event": "progress", "data": {"n": n}});
+        robot
+            .feed(Message::Text(ev.to_string().into()))
+            .await
+            .unwrap();
+    }
+    robot.flush().await.unwrap();
+    let (took, status) = tokio::task::spawn_blocking(move || {
+        let r = a.terminate();
+        drop(a);
+        r
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status}");
+    eprintln!("A stopped in {took:?} (budget 1 s)");
+    let mut redis_conn = redis.connection().await;
+    let holder: Option<String> =
+        redis::AsyncCommands::get(&mut redis_conn, "wimz:presence:wimz-flood")
+            .await
+            .unwrap();
+    assert_eq!(holder, None, "A's claim is gone with it");
+    let gone = recv_event(&mut app, "robot_disconnected").await;
+    assert_eq!(gone["reason"], "relay_shutdown", "{gone}");
+    drop(robot);
+}
