@@ -29,21 +29,28 @@ WORKER_CONNECTIONS="${NGINX_WORKER_CONNECTIONS:-16384}"
 # --- nginx: the site (deploy/nginx.conf with local ports and paths) and a main
 # config sized for the sockets it carries (see deploy/nginx.conf's header). ---
 write_nginx_config() {
-    local dir="$1" servers="" p
+    local dir="$1"
     mkdir -p "$dir/tls" "$dir/nginx-tmp"
     make_tls "$dir/tls"
-    for p in $RELAY_PORTS; do
-        servers="${servers}    server 127.0.0.1:$p max_fails=2 fail_timeout=5s;\n"
-    done
-    sed -e '/^    server 127\.0\.0\.1:[0-9]* max_fails/d' \
-        -e "s#^    least_conn;#    least_conn;\n${servers%\\n}#" \
-        -e "s#listen 80;#listen 127.0.0.1:$HTTP_PORT;#" \
+    # Each upstream block's server list becomes one line per relay port,
+    # with the parameters of the block's first server line.
+    awk -v ports="$RELAY_PORTS" '
+        /^    server 127\.0\.0\.1:[0-9]+/ {
+            if (!in_list) {
+                params = $0; sub(/^    server 127\.0\.0\.1:[0-9]+/, "", params)
+                n = split(ports, p, " ")
+                for (i = 1; i <= n; i++) print "    server 127.0.0.1:" p[i] params
+            }
+            in_list = 1; next
+        }
+        { in_list = 0; print }' deploy/nginx.conf |
+    sed -e "s#listen 80;#listen 127.0.0.1:$HTTP_PORT;#" \
         -e "s#listen 443 ssl;#listen 127.0.0.1:$HTTPS_PORT ssl;#" \
         -e "s#server_name relay.example.com;#server_name localhost;#" \
         -e "s#/etc/ssl/wimz-relay/fullchain.pem#$dir/tls/server.crt#" \
         -e "s#/etc/ssl/wimz-relay/privkey.pem#$dir/tls/server.key#" \
         -e "s#access_log /var/log/nginx/wimz-relay.access.log wimz;#access_log $dir/nginx-access.log wimz;#" \
-        deploy/nginx.conf > "$dir/wimz-site.conf"
+        > "$dir/wimz-site.conf"
     # Each proxied socket is two connections and two open files per worker;
     # stay within what this shell may open (ulimit -Hn).
     local hard nofile

@@ -79,6 +79,33 @@ impl Nginx {
         self.dir.path()
     }
 
+    /// nginx's error log, summarised: how often each (time, message, upstream) occurred.
+    pub fn error_log_summary(&self) -> String {
+        let log =
+            std::fs::read_to_string(self.dir.path().join("nginx-error.log")).unwrap_or_default();
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        for line in log.lines() {
+            let time = line.get(11..19).unwrap_or("");
+            let msg = line.split(", client").next().unwrap_or(line);
+            let msg = msg
+                .split(": *")
+                .nth(1)
+                .map(|m| m.split_once(' ').map(|x| x.1).unwrap_or(m))
+                .unwrap_or(msg);
+            let up = line
+                .split("upstream: \"")
+                .nth(1)
+                .and_then(|u| u.split('"').next())
+                .unwrap_or("");
+            *counts.entry(format!("{time} {msg} {up}")).or_default() += 1;
+        }
+        counts
+            .iter()
+            .map(|(k, n)| format!("{n:5} {k}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     fn master_pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.dir.path().join("nginx.pid"))
             .ok()?
