@@ -164,6 +164,7 @@ for p in $RELAY_PORTS; do
     WIMZ__STORE__URL="$PG_URL" \
     WIMZ__CLUSTER__REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
     WIMZ__AUTH__JWT_SECRET="$(cat "$RUN/jwt_secret")" \
+    WIMZ__SERVER__TRUSTED_PROXIES="127.0.0.1" \
         "$BIN" serve >"$RUN/relay-$i.log" 2>&1 &
     PIDS+=($!)
 done

@@ -1,4 +1,5 @@
-//! The command line: `serve`, `user add`, `device add`, `loadtest`.
+//! The command line: `serve`, `user add`, `device add`, and `loadtest`
+//! (a thin entry into the `wimz-loadtest` crate).
 
 use crate::config::Settings;
 use crate::ids::DeviceId;
@@ -41,7 +42,7 @@ pub enum Command {
     /// Load-test a relay (this one or any that speaks PROTOCOL.md):
     /// simulated robots and apps, measured loss, order and latency.
     /// Exits 1 on any loss, duplicate, reorder or failed connection.
-    Loadtest(Box<crate::loadgen::LoadtestArgs>),
+    Loadtest(Box<wimz_loadtest::LoadtestArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -84,7 +85,7 @@ fn settings(config: Option<&PathBuf>) -> Settings {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Loadtest(args) => {
-            if !crate::loadgen::run_cli(*args)? {
+            if !wimz_loadtest::run_cli(*args)? {
                 std::process::exit(1);
             }
             Ok(())

@@ -44,6 +44,10 @@ pub struct Settings {
     pub proxy: ProxySettings,
     pub rooms: RoomSettings,
     pub log: LogSettings,
+    /// Caps on sockets and devices per user, device and address.
+    pub caps: crate::caps::settings::CapsSettings,
+    /// Login and registration throttles.
+    pub throttle: crate::caps::settings::ThrottleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +67,9 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// On SIGTERM: seconds to let sockets close before exiting.
     pub shutdown_timeout_s: f64,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (addresses
+    /// or CIDR blocks); empty: the TCP peer is the client.
+    pub trusted_proxies: crate::caps::client_ip::TrustedProxies,
 }
 
 impl Default for ServerSettings {
@@ -75,6 +82,7 @@ impl Default for ServerSettings {
             public_stats: true,
             max_body_bytes: 256 * 1024,
             shutdown_timeout_s: 5.0,
+            trusted_proxies: Default::default(),
         }
     }
 }
@@ -534,6 +542,12 @@ impl Settings {
                     format!("{p:?} is not \"[METHOD ]/path\""),
                 ));
             }
+        }
+        if self.caps.socket_retry_after_s == 0 {
+            return Err(ConfigError::new(
+                "caps.socket_retry_after_s",
+                "must be at least 1",
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::new(

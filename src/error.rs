@@ -12,6 +12,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("invalid or expired token")]
     Unauthorized,
+    /// Login or device signature refused: same answer whatever was wrong.
+    #[error("{0}")]
+    BadCredentials(&'static str),
+    /// A cap or throttle (`crate::caps`): its own code, status and `Retry-After`.
+    #[error("{}", .0.reason.message())]
+    Refused(crate::caps::Refusal),
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]
@@ -39,7 +45,8 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthorized | ApiError::BadCredentials(_) => "unauthorized",
+            ApiError::Refused(r) => r.reason.code(),
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
@@ -76,7 +83,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::BadCredentials(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Refused(r) => r.reason.status(),
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -92,7 +100,15 @@ impl ResponseError for ApiError {
         if let ApiError::Internal(e) = self {
             tracing::error!(error = format!("{e:#}"), "internal error");
         }
-        HttpResponse::build(self.status_code()).json(Body {
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::Refused(crate::caps::Refusal {
+            retry_after_s: Some(s),
+            ..
+        }) = self
+        {
+            response.insert_header(("retry-after", s.to_string()));
+        }
+        response.json(Body {
             error: Inner {
                 code: self.code(),
                 message: self.to_string(),
@@ -115,6 +131,8 @@ pub enum WireCode {
     RateLimited,
     NotSubscribed,
     Internal,
+    /// `caps.app_sockets_per_device` reached (PROTOCOL.md Part 2 J).
+    WatcherLimit,
 }
 
 /// A socket error to send back: code, message and the offending message's `id`.

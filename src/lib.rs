@@ -13,7 +13,9 @@
 //! - [`shutdown`]: graceful stop (SIGTERM): 1012 to robots then apps,
 //!   presence handed off, within `server.shutdown_timeout_s`.
 //! - [`http`]: REST routes; [`error`] maps failures to the protocol's bodies.
-//! - [`auth`]: JWTs, device signatures with replay refusal, passwords.
+//! - [`auth`]: JWTs, device signatures with replay refusal, passwords,
+//!   credential ids binding device credentials to one registration.
+//! - [`caps`]: caps per user, device and address; login/registration throttles.
 //! - [`store`]: users, devices, session history (SQLite or PostgreSQL).
 //! - [`ws`]: socket endpoints and the robot/app socket actors, their
 //!   outboxes and the edge parser ([`ws::frames`]).
@@ -24,17 +26,19 @@
 //! - [`proxy_paths`]: the REST proxy allow-list.
 //! - [`metrics`], [`telemetry`]: counters, `/metrics`, logs.
 //! - [`supervise`]: panic-catching supervision of the long-lived actors and rooms.
-//! - [`loadgen`]: `wimz-relay loadtest`, the load generator (speaks only
-//!   the wire protocol).
+//!
+//! The load generator behind `wimz-relay loadtest` is not part of this
+//! crate: it is the `wimz-loadtest` crate (`loadtest/`), a client that
+//! speaks only the wire protocol; [`cli`] calls into it.
 
 pub mod auth;
+pub mod caps;
 pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod ids;
-pub mod loadgen;
 pub mod metrics;
 pub mod proxy_paths;
 pub mod room;

@@ -1,6 +1,7 @@
 //! Process-wide counters for `/stats` and `/metrics`, shared by `Arc`
 //! (created in `startup`, passed down; not a global).
 
+use crate::caps::Reason;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -32,6 +33,13 @@ pub struct Metrics {
     pub actor_restarts: AtomicU64,
     /// HTTP requests answered 503 "store busy" (store contention).
     pub store_busy: AtomicU64,
+    /// Refusals by caps and throttles, indexed by [`Reason`] (`wimz_refused_total{reason}`).
+    pub refused: [AtomicU64; Reason::COUNT],
+}
+
+/// Counts one refusal for `reason`.
+pub fn count_refused(m: &Metrics, reason: Reason) {
+    inc(&m.refused[reason as usize]);
 }
 
 pub fn inc(c: &AtomicU64) {
@@ -170,6 +178,15 @@ impl Metrics {
             "HTTP requests answered 503 store busy (the store could not be had in time).",
             get_u(&self.store_busy),
         );
+        let _ = writeln!(out, "# HELP wimz_refused_total Requests and sockets refused by a cap or throttle, by reason.\n# TYPE wimz_refused_total counter");
+        for reason in Reason::ALL {
+            let _ = writeln!(
+                out,
+                "wimz_refused_total{{reason=\"{}\",instance=\"{instance}\"}} {}",
+                reason.label(),
+                get_u(&self.refused[reason as usize])
+            );
+        }
         out
     }
 }

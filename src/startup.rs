@@ -86,6 +86,7 @@ impl Application {
             history_size: settings.history.size,
             idle_grace: secs(settings.rooms.idle_grace_s),
             max_pending_proxy: settings.proxy.max_pending_per_device,
+            max_members: settings.caps.app_sockets_per_device,
             bridge: None,
             sessions: None,
             instance: instance_id.clone(),
@@ -148,6 +149,7 @@ impl Application {
             true => Arc::new(RedisReplayGuard::connect(settings.cluster.redis_url.expose()).await?),
             false => Arc::new(MemoryReplayGuard::default()),
         };
+        let metrics_for_caps = metrics.clone();
         let (robots_tx, robots_rx) = watch::channel(Phase::Serving);
         let (apps_tx, apps_rx) = watch::channel(Phase::Serving);
         let state = web::Data::new(AppState {
@@ -173,6 +175,7 @@ impl Application {
             started: Instant::now(),
             dummy_hash: crate::auth::password::dummy_hash(),
             hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
+            caps: Arc::new(crate::caps::Caps::new(&settings, metrics_for_caps)),
         });
 
         let port = listener.local_addr()?.port();

@@ -12,12 +12,20 @@ pub enum Role {
 }
 
 /// The token's claims. `sub` is a user id or a device id, by `role`.
+/// A device token also carries `cid`, the [`CredentialId`] of the
+/// registration and secret it was made with (absent in tokens made before
+/// credential ids existed, which then match only a device never rotated
+/// since).
+///
+/// [`CredentialId`]: super::CredentialId
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
     pub role: Role,
     pub exp: i64,
     pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
 }
 
 /// Why a token was refused (all answered as HTTP 401; the kind is for logs).
@@ -71,14 +79,30 @@ impl TokenService {
         self.issue_with(sub, role, now, now + self.ttl_s as i64)
     }
 
+    /// A fresh device token for `device`, bound to its credential `cid`.
+    pub fn issue_device(&self, device: &str, cid: &super::CredentialId) -> anyhow::Result<String> {
+        let now = crate::ids::unix_now();
+        self.encode(Claims {
+            sub: device.to_string(),
+            role: Role::Device,
+            exp: now + self.ttl_s as i64,
+            iat: now,
+            cid: Some(cid.as_str().to_string()),
+        })
+    }
+
     /// A token with explicit times (tests make expired ones with it).
     pub fn issue_with(&self, sub: &str, role: Role, iat: i64, exp: i64) -> anyhow::Result<String> {
-        let claims = Claims {
+        self.encode(Claims {
             sub: sub.to_string(),
             role,
             exp,
             iat,
-        };
+            cid: None,
+        })
+    }
+
+    fn encode(&self, claims: Claims) -> anyhow::Result<String> {
         Ok(encode(
             &Header::new(Algorithm::HS256),
             &claims,

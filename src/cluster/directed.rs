@@ -151,6 +151,9 @@ impl ClusterBridge {
                         directory.do_send(room_msg::DeviceDeleted { device: d });
                     }
                     Directed::Gone { .. } => {} // handled above
+                    Directed::Rotated { d } => {
+                        directory.do_send(room_msg::CredentialsChanged { device: d });
+                    }
                     Directed::Replaced { d } => {
                         if let Some(room) = directory
                             .send(room_msg::FindRoom { device: d })
@@ -197,20 +200,34 @@ impl Handler<SendDirected> for ClusterBridge {
     }
 }
 
-impl Handler<BroadcastDeleted> for ClusterBridge {
-    type Result = ();
-
-    fn handle(&mut self, msg: BroadcastDeleted, ctx: &mut Context<Self>) {
+impl ClusterBridge {
+    /// Publishes `msg` on `wimz:all` (every instance, this one included).
+    fn broadcast(&mut self, msg: Directed, ctx: &mut Context<Self>) {
         let mut redis = self.redis.clone();
         ctx.spawn(
             async move {
-                let Ok(payload) = serde_json::to_string(&Directed::Deleted { d: msg.device })
-                else {
+                let Ok(payload) = serde_json::to_string(&msg) else {
                     return;
                 };
                 let _: Result<i64, _> = redis.publish(keys::ALL, payload).await;
             }
             .into_actor(self),
         );
+    }
+}
+
+impl Handler<BroadcastDeleted> for ClusterBridge {
+    type Result = ();
+
+    fn handle(&mut self, msg: BroadcastDeleted, ctx: &mut Context<Self>) {
+        self.broadcast(Directed::Deleted { d: msg.device }, ctx);
+    }
+}
+
+impl Handler<BroadcastRotated> for ClusterBridge {
+    type Result = ();
+
+    fn handle(&mut self, msg: BroadcastRotated, ctx: &mut Context<Self>) {
+        self.broadcast(Directed::Rotated { d: msg.device }, ctx);
     }
 }

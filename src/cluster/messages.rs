@@ -151,6 +151,9 @@ pub enum Directed {
     /// Instance `i` stopped (on `wimz:all`): a robot its claims still named
     /// is gone from it now, not once the claim would have expired.
     Gone { i: String },
+    /// The secret of `d` was rotated (on any instance): a robot of `d`
+    /// connected here with the old one is closed (it re-reads the store).
+    Rotated { d: DeviceId },
     /// A REST call for the robot held by the receiving instance; answer to `back`.
     ProxyReq {
         d: DeviceId,
@@ -227,5 +230,12 @@ pub struct FinishHandOff;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct BroadcastDeleted {
+    pub device: DeviceId,
+}
+
+/// Tell every instance that a device's secret was rotated.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BroadcastRotated {
     pub device: DeviceId,
 }

@@ -1,10 +1,12 @@
-//! `POST /api/auth/register`, `/login` and `/device`.
+//! `POST /api/auth/register`, `/login` and `/device`. Login and
+//! registration are throttled per client address and per username
+//! ([`crate::caps`]) before any password is hashed.
 
-use crate::auth::{password, Role};
+use crate::auth::{password, CredentialId};
 use crate::error::ApiError;
 use crate::ids::DeviceId;
 use crate::state::AppState;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -30,7 +32,11 @@ fn check_username(name: &str) -> Result<(), ApiError> {
     }
 }
 
+/// What login answers for an unknown user and a wrong password alike.
+const BAD_LOGIN: &str = "invalid username or password";
+
 pub async fn register(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
@@ -39,6 +45,7 @@ pub async fn register(
     }
     let Credentials { username, password } = body.into_inner();
     check_username(&username)?;
+    state.caps.register(state.caps.client(&req), &username)?;
     password::check_strength(&password).map_err(|m| ApiError::BadRequest(m.into()))?;
     let _permit = state
         .hashing
@@ -60,11 +67,14 @@ pub async fn register(
     }
 }
 
+/// Usernames are matched whatever their case (they are unique that way).
 pub async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let Credentials { username, password } = body.into_inner();
+    state.caps.login(state.caps.client(&req), &username)?;
     let user = state.store.find_user(&username).await?;
     // Unknown users are checked against a dummy hash so both failures take
     // the same time and give the same answer.
@@ -83,9 +93,11 @@ pub async fn login(
     drop(permit);
     let Some(user_id) = user_id.filter(|_| ok) else {
         crate::metrics::inc(&state.metrics.auth_failures);
-        return Err(ApiError::Unauthorized);
+        return Err(ApiError::BadCredentials(BAD_LOGIN));
     };
-    let token = state.tokens.issue(user_id.as_str(), Role::User)?;
+    let token = state
+        .tokens
+        .issue(user_id.as_str(), crate::auth::Role::User)?;
     Ok(HttpResponse::Ok().json(json!({
         "access_token": token,
         "token_type": "bearer",
@@ -111,8 +123,8 @@ pub async fn device(
         timestamp,
         signature,
     } = body.into_inner();
-    verify_device(&state, &device_id, timestamp, &signature).await?;
-    let token = state.tokens.issue(device_id.as_str(), Role::Device)?;
+    let credential = verify_device(&state, &device_id, timestamp, &signature).await?;
+    let token = state.tokens.issue_device(device_id.as_str(), &credential)?;
     Ok(HttpResponse::Ok().json(json!({
         "access_token": token,
         "token_type": "bearer",
@@ -121,27 +133,30 @@ pub async fn device(
 }
 
 /// Window, secret lookup, HMAC, replay. Every failure is the same `401`.
+/// On success, the credential id of the secret that verified it (read with
+/// the secret, so a token made from it is bound to that very secret).
 pub async fn verify_device(
     state: &AppState,
     device: &DeviceId,
     timestamp: i64,
     signature: &str,
-) -> Result<(), ApiError> {
+) -> Result<CredentialId, ApiError> {
     let now = crate::ids::unix_now();
     let refuse = |reason: &str| {
         crate::metrics::inc(&state.metrics.auth_failures);
         tracing::info!(device_id = %device, reason, "device signature refused");
-        ApiError::Unauthorized
+        ApiError::BadCredentials("invalid device signature")
     };
     if state.signatures.check_window(timestamp, now).is_err() {
         return Err(refuse("outside window"));
     }
-    let Some(secret) = state.store.device_secret(device).await? else {
+    let Some((secret, credential)) = state.store.device_credentials(device).await? else {
         return Err(refuse("unknown device"));
     };
     state
         .signatures
         .verify(&secret, device, timestamp, signature, now)
         .await
-        .map_err(|e| refuse(&e.to_string()))
+        .map_err(|e| refuse(&e.to_string()))?;
+    Ok(credential)
 }

@@ -1,9 +1,14 @@
-//! `GET/POST /api/devices`, `DELETE /api/devices/{id}`.
+//! `GET/POST /api/devices`, `DELETE /api/devices/{id}`,
+//! `POST /api/devices/{id}/secret` (rotation). Creating a device counts
+//! against `caps.devices_per_user`. Deleting a device or rotating its
+//! secret revokes every credential of the old registration or secret
+//! (`crate::auth::credential`) and closes a robot connected with one,
+//! on every instance.
 
 use super::extract::UserAuth;
 use crate::error::ApiError;
 use crate::ids::DeviceId;
-use crate::room::{messages::DeviceDeleted, messages::Snapshot, messages::SnapshotOf};
+use crate::room::messages::{CredentialsChanged, DeviceDeleted, Snapshot, SnapshotOf};
 use crate::secret::Secret;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
@@ -32,6 +37,12 @@ pub async fn create(
     }
     if !state.store.user_exists(&user.0).await? {
         return Err(ApiError::Unauthorized);
+    }
+    // Checked before the insert: creations racing each other may pass a
+    // full cap together (by at most the number in flight).
+    let cap = state.caps.devices_per_user();
+    if cap > 0 && state.store.count_devices(&user.0).await? >= cap as u64 {
+        return Err(state.caps.refuse(crate::caps::Reason::Devices, None));
     }
     let secret = new_device_secret();
     match state
@@ -114,14 +125,18 @@ fn device_json(d: &crate::store::DeviceRecord, snap: Snapshot) -> serde_json::Va
     })
 }
 
+/// The `{device_id}` of the path; an invalid one is `404` like a stranger's
+/// device or a missing one (existence is never revealed).
+fn device_in_path(path: web::Path<String>) -> Result<DeviceId, ApiError> {
+    DeviceId::parse(&path.into_inner()).map_err(|_| ApiError::NotFound("no such device".into()))
+}
+
 pub async fn delete(
     state: web::Data<AppState>,
     user: UserAuth,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    // A stranger's device and a missing one answer alike.
-    let device = DeviceId::parse(&path.into_inner())
-        .map_err(|_| ApiError::NotFound("no such device".into()))?;
+    let device = device_in_path(path)?;
     if !state.store.delete_device(&device, &user.0).await? {
         return Err(ApiError::NotFound("no such device".into()));
     }
@@ -142,4 +157,40 @@ pub async fn delete(
     }
     state.directory.do_send(DeviceDeleted { device });
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/devices/{id}/secret` (owner): a new secret, shown once. The
+/// old secret, every signature made with it and every token made from it
+/// stop working at once (the store's credential id changes), and a robot
+/// connected with them is closed with 4003 `credentials_revoked` on
+/// whichever instance holds it.
+pub async fn rotate_secret(
+    state: web::Data<AppState>,
+    user: UserAuth,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let device = device_in_path(path)?;
+    let secret = new_device_secret();
+    if !state
+        .store
+        .rotate_device_secret(&device, &user.0, &secret)
+        .await?
+    {
+        return Err(ApiError::NotFound("no such device".into()));
+    }
+    tracing::info!(device_id = %device, "device secret rotated");
+    // After the store write: every robot told re-reads the credential id
+    // and finds the new one.
+    if let Some(bridge) = &state.cluster {
+        bridge.do_send(crate::cluster::messages::BroadcastRotated {
+            device: device.clone(),
+        });
+    }
+    state.directory.do_send(CredentialsChanged {
+        device: device.clone(),
+    });
+    Ok(HttpResponse::Ok().json(json!({
+        "device_id": device,
+        "device_secret": secret.expose(),
+    })))
 }

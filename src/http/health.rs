@@ -34,16 +34,16 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-fn require_stats_access(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+async fn require_stats_access(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     if state.settings.server.public_stats {
         return Ok(());
     }
     use actix_web::FromRequest;
-    UserAuth::extract(req).into_inner().map(|_| ())
+    UserAuth::extract(req).await.map(|_| ())
 }
 
 pub async fn stats(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    require_stats_access(&state, &req)?;
+    require_stats_access(&state, &req).await?;
     let m = &state.metrics;
     // Redis known down: no cluster totals (as when asking fails), without
     // waiting for the connection's own timeouts first.
@@ -77,7 +77,7 @@ pub async fn metrics(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    require_stats_access(&state, &req)?;
+    require_stats_access(&state, &req).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render(&state.instance_id)))

@@ -35,6 +35,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_body: usize) {
         web::delete().to(devices::delete),
     )
     .route(
+        "/api/devices/{device_id}/secret",
+        web::post().to(devices::rotate_secret),
+    )
+    .route(
         "/api/devices/{device_id}/robot/{path:.*}",
         web::route().to(proxy::forward),
     )

@@ -69,6 +69,8 @@ pub struct RoomEnv {
     pub history_size: usize,
     pub idle_grace: Duration,
     pub max_pending_proxy: usize,
+    /// `caps.app_sockets_per_device`: app sockets that may be members at once (0 = no cap).
+    pub max_members: usize,
     /// Set when clustered: the room's outward edge.
     pub bridge: Option<Addr<crate::cluster::ClusterBridge>>,
     /// Told when a robot on another instance goes away (its sessions here end).
@@ -500,6 +502,16 @@ impl Handler<Flush> for DeviceRoom {
     type Result = ();
 
     fn handle(&mut self, _msg: Flush, _ctx: &mut Context<Self>) {}
+}
+
+impl Handler<RecheckCredential> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecheckCredential, _ctx: &mut Context<Self>) {
+        if let Some(robot) = &self.robot {
+            robot.addr.do_send(msg);
+        }
+    }
 }
 
 impl Handler<CloseRoom> for DeviceRoom {

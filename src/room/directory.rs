@@ -144,6 +144,16 @@ impl Handler<DeviceDeleted> for Directory {
     }
 }
 
+impl Handler<CredentialsChanged> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, msg: CredentialsChanged, _ctx: &mut Context<Self>) {
+        if let Some((_, room)) = self.rooms.get(&msg.device) {
+            room.do_send(RecheckCredential);
+        }
+    }
+}
+
 impl Handler<DrainRooms> for Directory {
     type Result = ResponseFuture<()>;
 

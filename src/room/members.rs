@@ -18,6 +18,11 @@ impl Handler<Join> for DeviceRoom {
         if msg.user != self.owner {
             return Err(JoinError::NotOwner);
         }
+        let cap = self.env.max_members;
+        if cap > 0 && self.members.len() >= cap && !self.members.contains_key(&msg.conn) {
+            metrics::count_refused(&self.env.metrics, crate::caps::Reason::DeviceWatchers);
+            return Err(JoinError::Full);
+        }
         self.idle_generation += 1;
         self.members.entry(msg.conn).or_insert(Member {
             user: msg.user,

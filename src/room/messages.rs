@@ -66,6 +66,14 @@ pub struct DeviceDeleted {
     pub device: DeviceId,
 }
 
+/// The device's credential id changed (its secret was rotated, here or
+/// on another instance): the room's robot re-checks its own.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CredentialsChanged {
+    pub device: DeviceId,
+}
+
 /// Shutdown: wait until every room has handled all it was sent.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -121,6 +129,8 @@ pub struct CommandResult {
 pub enum JoinError {
     Retired,
     NotOwner,
+    /// `caps.app_sockets_per_device` app sockets are members already.
+    Full,
 }
 
 /// An app socket starts talking to this device (subscribe or command); it
@@ -299,6 +309,13 @@ pub struct CloseSocket {
     pub code: u16,
     pub reason: &'static str,
 }
+
+/// To a room, then its robot socket: re-read the device's credential id
+/// from the store and close (4003) if it is no longer the one the robot
+/// authenticated with.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecheckCredential;
 
 // ---- from the cluster bridge to a room ---------------------------------------
 

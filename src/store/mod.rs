@@ -6,6 +6,7 @@
 //! migrations in `migrations/` are written in SQL both understand and are
 //! applied at start-up.
 
+mod devices;
 pub mod last_seen;
 
 use crate::ids::{DeviceId, UserId};
@@ -66,6 +67,11 @@ fn is_contention(db: &dyn DatabaseError) -> bool {
         return matches!(e.code(), "40001" | "40P01" | "55P03");
     }
     false
+}
+
+/// The unique form of a username: lowercased (usernames are ASCII).
+pub fn username_key(username: &str) -> String {
+    username.to_ascii_lowercase()
 }
 
 /// A user row as login needs it.
@@ -226,9 +232,11 @@ impl Store {
         password_hash: &str,
     ) -> Result<UserId, StoreError> {
         let id = UserId::new_random();
-        sqlx::query("INSERT INTO users (user_id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+        // `username_key` is unique: a name differing only in case is a Conflict.
+        sqlx::query("INSERT INTO users (user_id, username, username_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(id.as_str())
             .bind(username)
+            .bind(username_key(username))
             .bind(password_hash)
             .bind(crate::ids::unix_now())
             .execute(&self.pool)
@@ -236,11 +244,23 @@ impl Store {
         Ok(id)
     }
 
+    /// The account `username` names, whatever its case. An account made
+    /// before names were unique case-insensitively may share its key with
+    /// an older one: its exact name finds it first.
     pub async fn find_user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        let row = sqlx::query("SELECT user_id, password_hash FROM users WHERE username = $1")
+        let exact = sqlx::query("SELECT user_id, password_hash FROM users WHERE username = $1")
             .bind(username)
             .fetch_optional(&self.pool)
             .await?;
+        let row = match exact {
+            Some(row) => Some(row),
+            None => {
+                sqlx::query("SELECT user_id, password_hash FROM users WHERE username_key = $1")
+                    .bind(username_key(username))
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
         Ok(row.map(|r: AnyRow| UserRecord {
             user_id: UserId::from_stored(r.get::<String, _>(0).as_str()),
             password_hash: r.get(1),
@@ -253,87 +273,6 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some())
-    }
-
-    pub async fn create_device(
-        &self,
-        device: &DeviceId,
-        name: &str,
-        owner: &UserId,
-        secret: &Secret,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO devices (device_id, name, owner_id, device_secret, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(device.as_str())
-        .bind(name)
-        .bind(owner.as_str())
-        .bind(secret.expose())
-        .bind(crate::ids::unix_now())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn device_secret(&self, device: &DeviceId) -> Result<Option<Secret>, StoreError> {
-        let row = sqlx::query("SELECT device_secret FROM devices WHERE device_id = $1")
-            .bind(device.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r: AnyRow| Secret::new(r.get::<String, _>(0))))
-    }
-
-    pub async fn device_owner(&self, device: &DeviceId) -> Result<Option<UserId>, StoreError> {
-        let row = sqlx::query("SELECT owner_id FROM devices WHERE device_id = $1")
-            .bind(device.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r: AnyRow| UserId::from_stored(r.get::<String, _>(0).as_str())))
-    }
-
-    pub async fn list_devices(&self, owner: &UserId) -> Result<Vec<DeviceRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT device_id, name, owner_id, last_seen FROM devices WHERE owner_id = $1 ORDER BY device_id",
-        )
-        .bind(owner.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                let id: String = r.get(0);
-                Ok(DeviceRecord {
-                    device_id: DeviceId::parse(&id)
-                        .map_err(|e| anyhow::anyhow!("stored device id {id:?}: {e}"))?,
-                    name: r.get(1),
-                    owner: UserId::from_stored(r.get::<String, _>(2).as_str()),
-                    last_seen: r.get(3),
-                })
-            })
-            .collect()
-    }
-
-    /// Deletes `device` if `owner` owns it; false when it does not exist or is someone else's.
-    pub async fn delete_device(
-        &self,
-        device: &DeviceId,
-        owner: &UserId,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM devices WHERE device_id = $1 AND owner_id = $2")
-            .bind(device.as_str())
-            .bind(owner.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Records when the robot was last connected.
-    pub async fn touch_device(&self, device: &DeviceId, at: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE devices SET last_seen = $1 WHERE device_id = $2")
-            .bind(at)
-            .bind(device.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     pub async fn record_session(&self, s: &SessionRecord) -> Result<(), StoreError> {

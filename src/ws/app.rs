@@ -37,6 +37,8 @@ pub struct AppConn {
 enum RoomError {
     NotOwner,
     Unavailable,
+    /// The device has `caps.app_sockets_per_device` app sockets already.
+    Full,
 }
 
 impl AppConn {
@@ -69,6 +71,13 @@ impl AppConn {
             RoomError::Unavailable => act.core.send_error(
                 WireError::new(WireCode::Internal, "device temporarily unavailable; retry")
                     .with_ref(reference),
+            ),
+            RoomError::Full => act.core.send_error(
+                WireError::new(
+                    WireCode::WatcherLimit,
+                    crate::caps::Reason::DeviceWatchers.message(),
+                )
+                .with_ref(reference),
             ),
         });
     }
@@ -121,6 +130,7 @@ impl AppConn {
                     match joined {
                         Ok(Ok(())) => return Ok(room),
                         Ok(Err(JoinError::NotOwner)) => return Err(RoomError::NotOwner),
+                        Ok(Err(JoinError::Full)) => return Err(RoomError::Full),
                         _ => continue, // retired meanwhile: ask again
                     }
                 }

@@ -4,6 +4,7 @@
 
 use super::outbox::{spawn_writer, Outbox, WriterHandle};
 use super::ratelimit::TokenBucket;
+use crate::caps::sockets::SocketPermit;
 use crate::config::secs;
 use crate::error::{WireCode, WireError};
 use crate::ids::ConnId;
@@ -32,10 +33,17 @@ pub struct SocketCore {
     /// Our close frame is queued: the socket is only read until it ends.
     pub closing: bool,
     pub state: web::Data<AppState>,
+    /// Counts this socket against the caps until the actor is dropped.
+    _permit: SocketPermit,
 }
 
 impl SocketCore {
-    pub fn new(conn: ConnId, session: Session, state: web::Data<AppState>) -> Self {
+    pub fn new(
+        conn: ConnId,
+        session: Session,
+        state: web::Data<AppState>,
+        permit: SocketPermit,
+    ) -> Self {
         let limits = &state.settings.limits;
         let (outbox, writer) = spawn_writer(session, limits.outbound_queue);
         SocketCore {
@@ -47,6 +55,7 @@ impl SocketCore {
             stop_reason: "closed",
             closing: false,
             state,
+            _permit: permit,
         }
     }
 

@@ -1,8 +1,11 @@
 //! WebSocket endpoints (PROTOCOL.md §3): `GET /ws/device` and `GET /ws/app`.
 //!
 //! Authentication happens before the upgrade: a refused socket gets HTTP 401
-//! and is never upgraded. An accepted socket becomes a [`robot::RobotConn`]
-//! or [`app::AppConn`] actor on the worker that accepted it.
+//! and is never upgraded; so are the caps (`crate::caps`: sockets per user
+//! and per address, robot connections per device), refused with 429 and
+//! their own code. An accepted socket becomes a [`robot::RobotConn`] or
+//! [`app::AppConn`] actor on the worker that accepted it, holding the
+//! permit that counts it.
 
 pub mod app;
 pub mod conn;
@@ -11,8 +14,9 @@ pub mod outbox;
 pub mod ratelimit;
 pub mod robot;
 
+use crate::auth::CredentialId;
 use crate::error::ApiError;
-use crate::http::extract::{authenticate, bearer, AnyAuth};
+use crate::http::extract::{authenticate, authenticate_device, bearer, AnyAuth};
 use crate::ids::DeviceId;
 use crate::state::AppState;
 use actix::{Actor, AsyncContext};
@@ -36,19 +40,15 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Device token, signature headers, or signature query parameters.
-async fn authenticate_robot(req: &HttpRequest, state: &AppState) -> Result<DeviceId, ApiError> {
+/// Device token, signature headers, or signature query parameters; the
+/// device and the credential id the robot proved (a token outlives nothing:
+/// one of a deleted, re-registered or rotated device is refused).
+async fn authenticate_robot(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<(DeviceId, CredentialId), ApiError> {
     if let Some(token) = bearer(req) {
-        return match authenticate(state, token)? {
-            AnyAuth::Device(d) => {
-                // A token outlives nothing: a deleted device's token is refused.
-                if state.store.device_secret(&d).await?.is_none() {
-                    return Err(ApiError::Unauthorized);
-                }
-                Ok(d)
-            }
-            AnyAuth::User(_) => Err(ApiError::Unauthorized),
-        };
+        return authenticate_device(state, token).await;
     }
     let query = web::Query::<RobotQuery>::from_query(req.query_string())
         .map(|q| q.into_inner())
@@ -66,8 +66,8 @@ async fn authenticate_robot(req: &HttpRequest, state: &AppState) -> Result<Devic
     };
     let device = DeviceId::parse(&id).map_err(|_| ApiError::Unauthorized)?;
     let ts: i64 = ts.trim().parse().map_err(|_| ApiError::Unauthorized)?;
-    crate::http::auth::verify_device(state, &device, ts, &sig).await?;
-    Ok(device)
+    let credential = crate::http::auth::verify_device(state, &device, ts, &sig).await?;
+    Ok((device, credential))
 }
 
 fn upgrade(
@@ -107,12 +107,13 @@ pub async fn robot_socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let device = authenticate_robot(&req, &state).await?;
+    let (device, credential) = authenticate_robot(&req, &state).await?;
+    let permit = state.caps.robot_socket(state.caps.client(&req), &device)?;
     let (response, session, stream) = upgrade(&req, body, &state)?;
-    let core = conn::SocketCore::new(state.conn_id(), session, state.clone());
+    let core = conn::SocketCore::new(state.conn_id(), session, state.clone(), permit);
     robot::RobotConn::create(|ctx| {
         ctx.add_stream(stream);
-        robot::RobotConn::new(core, device)
+        robot::RobotConn::new(core, device, credential)
     });
     Ok(response)
 }
@@ -130,7 +131,7 @@ pub async fn app_socket(
         .map(String::from)
         .or(query.token)
         .ok_or(ApiError::Unauthorized)?;
-    let user = match authenticate(&state, &token)? {
+    let user = match authenticate(&state, &token).await? {
         AnyAuth::User(u) => u,
         AnyAuth::Device(_) => return Err(ApiError::Unauthorized),
     };
@@ -140,8 +141,9 @@ pub async fn app_socket(
         }
         None => None,
     };
+    let permit = state.caps.app_socket(state.caps.client(&req), &user)?;
     let (response, session, stream) = upgrade(&req, body, &state)?;
-    let core = conn::SocketCore::new(state.conn_id(), session, state.clone());
+    let core = conn::SocketCore::new(state.conn_id(), session, state.clone(), permit);
     app::AppConn::create(|ctx| {
         ctx.add_stream(stream);
         app::AppConn::new(core, user, initial)

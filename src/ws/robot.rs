@@ -7,10 +7,19 @@
 //! (`stopped`) it detaches from the room with the reason and tells the
 //! session supervisor its end is gone. If its room fails, the robot is
 //! closed with 1011 `device_unavailable` and reconnects to a fresh room.
+//!
+//! It remembers the credential id it authenticated with. Once attached it
+//! reads the device's current one again (a rotation that landed between
+//! the handshake and the attach is caught here), and again whenever its
+//! room passes on [`RecheckCredential`] (a rotation on any instance): a
+//! robot whose credential is no longer current is closed with 4003
+//! `credentials_revoked` (`device_deleted` if the device is gone).
+//!
 //! On shutdown it is closed with 1012 and read until it answers the close.
 
 use super::conn::{on_item, start_common, SocketActor, SocketCore};
 use super::frames::{parse_robot, RobotFrame};
+use crate::auth::CredentialId;
 use crate::ids::DeviceId;
 use crate::metrics::gauge_add;
 use crate::room::messages::*;
@@ -22,16 +31,57 @@ use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
 pub struct RobotConn {
     core: SocketCore,
     device: DeviceId,
+    /// The credential id the robot authenticated with.
+    credential: CredentialId,
     /// The device's room, once attached.
     room: Option<Addr<DeviceRoom>>,
 }
 
+/// What re-reading the device's credential id found.
+enum Standing {
+    Current,
+    /// Not current any more: close 4003 with this reason.
+    Revoked(&'static str),
+    /// The store could not say: close 1011 (the robot reconnects and is
+    /// authenticated afresh).
+    Unknown,
+}
+
 impl RobotConn {
-    pub fn new(core: SocketCore, device: DeviceId) -> Self {
+    pub fn new(core: SocketCore, device: DeviceId, credential: CredentialId) -> Self {
         RobotConn {
             core,
             device,
+            credential,
             room: None,
+        }
+    }
+
+    /// Reads the device's current credential id and compares it with ours.
+    async fn standing(
+        state: &crate::state::AppState,
+        device: &DeviceId,
+        ours: &CredentialId,
+    ) -> Standing {
+        match state.store.device_credential(device).await {
+            Ok(Some(current)) if current == *ours => Standing::Current,
+            Ok(Some(_)) => Standing::Revoked("credentials_revoked"),
+            Ok(None) => Standing::Revoked("device_deleted"),
+            Err(e) => {
+                tracing::warn!(device_id = %device, error = %e, "cannot re-read the device's credential");
+                Standing::Unknown
+            }
+        }
+    }
+
+    fn act_on(&mut self, standing: Standing, ctx: &mut Context<Self>) {
+        match standing {
+            Standing::Current => {}
+            Standing::Revoked(reason) => {
+                tracing::info!(device_id = %self.device, conn_id = %self.core.conn, reason, "robot's credential revoked; closing it");
+                self.core.close(ctx, CloseCode::Other(4003), reason);
+            }
+            Standing::Unknown => self.core.close(ctx, CloseCode::Error, "device_unavailable"),
         }
     }
 
@@ -41,7 +91,9 @@ impl RobotConn {
         let conn = self.core.conn.clone();
         let outbox = self.core.outbox.clone();
         let me = ctx.address();
-        // `wait`: no frame from the robot is handled before it is attached.
+        let credential = self.credential.clone();
+        // `wait`: no frame from the robot is handled before it is attached
+        // and its credential re-checked.
         ctx.wait(
             async move {
                 let owner = state.store.device_owner(&device).await.ok().flatten()?;
@@ -72,14 +124,21 @@ impl RobotConn {
                         })
                         .await;
                     if let Ok(Ok(())) = attached {
-                        return Some(room);
+                        // After attaching: a rotation stored before this
+                        // read is seen here, one stored after it finds the
+                        // robot in the room (RecheckCredential).
+                        let standing = Self::standing(&state, &device, &credential).await;
+                        return Some((room, standing));
                     }
                 }
                 None
             }
             .into_actor(self)
-            .map(|room, act, ctx| match room {
-                Some(room) => act.room = Some(room),
+            .map(|attached, act, ctx| match attached {
+                Some((room, standing)) => {
+                    act.room = Some(room);
+                    act.act_on(standing, ctx);
+                }
                 None => act.core.close(ctx, CloseCode::Error, "device_unavailable"),
             }),
         );
@@ -201,6 +260,20 @@ impl SocketActor for RobotConn {
 impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for RobotConn {
     fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
         on_item(self, item, ctx);
+    }
+}
+
+impl Handler<RecheckCredential> for RobotConn {
+    type Result = ();
+
+    fn handle(&mut self, _msg: RecheckCredential, ctx: &mut Context<Self>) {
+        let state = self.core.state.clone();
+        let (device, credential) = (self.device.clone(), self.credential.clone());
+        ctx.spawn(
+            async move { Self::standing(&state, &device, &credential).await }
+                .into_actor(self)
+                .map(|standing, act, ctx| act.act_on(standing, ctx)),
+        );
     }
 }
 

@@ -49,6 +49,28 @@ async fn register_and_login_work(app: TestApp) {
         )
         .await;
     assert_eq!(error_code(r).await, (409, "conflict".into()));
+
+    // Usernames are unique whatever their case, and login ignores case.
+    for taken in ["ALICE", "Alice", "aLiCe"] {
+        let r = app
+            .post_json(
+                "/api/auth/register",
+                &json!({"username": taken, "password": "other-password"}),
+                None,
+            )
+            .await;
+        assert_eq!(error_code(r).await, (409, "conflict".into()), "{taken}");
+    }
+    let r = app
+        .post_json(
+            "/api/auth/login",
+            &json!({"username": "ALICE", "password": "password-123"}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["user_id"], user_id.as_str(), "the same account");
 }
 
 #[tokio::test]
@@ -84,7 +106,11 @@ async fn wrong_password_and_unknown_user_answer_alike() {
         .await;
     let (s2, b2) = (unknown.status(), unknown.text().await.unwrap());
     assert_eq!(s1, 401);
-    assert_eq!((s1, b1), (s2, b2));
+    assert_eq!((s1, &b1), (s2, &b2));
+    // Its own message: not the one for a bad token.
+    let v: Value = serde_json::from_str(&b1).unwrap();
+    assert_eq!(v["error"]["code"], "unauthorized");
+    assert_eq!(v["error"]["message"], "invalid username or password");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 
 use crate::helpers::*;
 use clap::Parser;
-use wimz_relay::loadgen::{self, LoadtestArgs, Report};
+use wimz_loadtest::{self as loadgen, LoadtestArgs, Report};
 
 #[derive(Parser)]
 struct Cli {

@@ -4,11 +4,14 @@
 mod helpers;
 
 mod auth;
+mod caps;
 mod cluster;
+mod credentials;
 mod devices;
 mod faults;
 mod health;
 mod loadgen;
+mod migrations;
 mod nginx;
 mod peers;
 mod process;

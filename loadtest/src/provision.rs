@@ -61,7 +61,7 @@ pub async fn tokens(
     p: &mut Provision,
     users: &[usize],
 ) -> anyhow::Result<Vec<String>> {
-    let now = crate::ids::unix_now();
+    let now = crate::unix_now();
     let stale: Vec<usize> = users
         .iter()
         .copied()
@@ -249,7 +249,7 @@ pub async fn login_all(
             anyhow::ensure!(status == 200, "login {}: HTTP {status}", u.username);
             let v: Value = r.json().await?;
             Ok(Session {
-                expires_at: crate::ids::unix_now() + v["expires_in"].as_i64().unwrap_or(0),
+                expires_at: crate::unix_now() + v["expires_in"].as_i64().unwrap_or(0),
                 user_id: v["user_id"].as_str().unwrap_or_default().to_string(),
                 token: v["access_token"]
                     .as_str()

@@ -31,7 +31,7 @@ pub enum Scenario {
     Commands,
 }
 
-/// `wimz-relay loadtest`: drive a relay that speaks PROTOCOL.md with
+/// `wimz-loadtest` (or `wimz-relay loadtest`): drive a relay that speaks PROTOCOL.md with
 /// simulated robots and apps and measure loss, order and latency.
 #[derive(Args, Debug, Clone)]
 pub struct LoadtestArgs {

@@ -158,7 +158,7 @@ pub async fn close(ws: &mut Ws) {
 
 impl Robot {
     fn next_ts(&mut self) -> i64 {
-        let now = crate::ids::unix_now();
+        let now = crate::unix_now();
         self.last_ts = now.max(self.last_ts + 1);
         self.last_ts
     }

@@ -1,5 +1,7 @@
-//! `wimz-relay loadtest`: a load generator that speaks only PROTOCOL.md, so
-//! it can drive this relay or any other that speaks the same contract.
+//! The WIM-Z load generator (`wimz-loadtest`, also run as `wimz-relay
+//! loadtest`): a client that speaks only PROTOCOL.md, so it can drive this
+//! relay or any other that speaks the same contract. It shares no code with
+//! the relay crate (it does not depend on it).
 //!
 //! It provisions users and devices over HTTP (kept in a provisioning file
 //! for reruns), opens N robot sockets and K app sockets per robot, runs a
@@ -40,6 +42,14 @@ pub mod tracker;
 pub use args::{LoadtestArgs, Scenario};
 pub use report::Report;
 pub use run::run;
+
+/// Now, in Unix seconds (0 if the clock is before 1970).
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
 
 /// The CLI entry: raises `nofile`, runs, prints the table, writes
 /// `--json`; returns whether the run passed.
