@@ -1,7 +1,7 @@
 //! A real nginx in front of relays, on free ports, with the configuration
-//! `deploy/local-cluster.sh config DIR` writes (the same the script runs):
-//! HTTP and TLS (a CA and certificate it makes), WebSocket upgrade,
-//! forwarded headers, sized for many sockets.
+//! `deploy/local-cluster.sh config DIR` writes (the same the script runs:
+//! WebSocket upgrade, forwarded headers, sized for many sockets; its TLS
+//! side is tested through the script itself, `deploy.rs`). Plain HTTP here.
 
 use crate::helpers::*;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,6 @@ pub fn repo_root() -> PathBuf {
 
 pub struct Nginx {
     pub port: u16,
-    pub tls_port: u16,
     dir: tempfile::TempDir,
 }
 
@@ -63,20 +62,7 @@ impl Nginx {
             assert!(Instant::now() < deadline, "nginx did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Nginx {
-            port,
-            tls_port,
-            dir,
-        }
-    }
-
-    /// The CA that signed nginx's certificate (for `localhost`, `127.0.0.1`).
-    pub fn ca(&self) -> PathBuf {
-        self.dir.path().join("tls/ca.crt")
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+        Nginx { port, dir }
     }
 
     /// nginx's error log, summarised: how often each (time, message, upstream) occurred.

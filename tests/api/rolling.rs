@@ -2,13 +2,12 @@
 //! store, behind a real nginx, stopped with SIGTERM one after another while
 //! simulated robots and apps run; they reconnect through nginx by
 //! themselves, as PROTOCOL.md C says (1012: at once, with jitter; apps with
-//! `since_seq`). Also what a stopping instance does on its own: refuse new
-//! connections at once, and give its devices up within its budget.
+//! `since_seq`).
 
 use crate::cluster::Redis;
 use crate::helpers::*;
+use crate::instances::{device_token, shared_store, Instance, BUDGET_S};
 use crate::nginx::Nginx;
-use crate::process::{start_relay_on, Relay};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,99 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-
-/// `server.shutdown_timeout_s` of the instances here.
-const BUDGET_S: f64 = 3.0;
-/// How long an instance may take to exit after SIGTERM before the test
-/// calls it hung (a guard, not a latency bound: the budget plus slack for
-/// a loaded machine).
-const EXIT_GUARD: Duration = Duration::from_secs(20);
-
-/// Where the cluster's instances share their store.
-struct SharedStore {
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn shared_store() -> SharedStore {
-    let dir = tempfile::tempdir().unwrap();
-    let url = match postgres_admin_url() {
-        Some(admin) => fresh_postgres_db(&admin).await.0,
-        None => format!("sqlite://{}/shared.db", dir.path().display()),
-    };
-    SharedStore { url, _dir: dir }
-}
-
-/// One clustered relay process: its name, port and the environment it
-/// needs (to start it again the same way).
-struct Instance {
-    name: &'static str,
-    port: u16,
-    env: Vec<(String, String)>,
-    relay: Option<Relay>,
-}
-
-impl Instance {
-    fn new(name: &'static str, redis: &Redis, store: &str, extra: &[(&str, &str)]) -> Instance {
-        let mut env: Vec<(String, String)> = vec![
-            ("WIMZ__SERVER__INSTANCE_ID".into(), name.into()),
-            ("WIMZ__CLUSTER__REDIS_URL".into(), redis.url()),
-            ("WIMZ__STORE__URL".into(), store.into()),
-            (
-                "WIMZ__SERVER__SHUTDOWN_TIMEOUT_S".into(),
-                BUDGET_S.to_string(),
-            ),
-            ("WIMZ__LIMITS__MESSAGES_PER_S".into(), "100000".into()),
-            ("WIMZ__LIMITS__MESSAGES_BURST".into(), "100000".into()),
-        ];
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Instance {
-            name,
-            port: free_port(),
-            env,
-            relay: None,
-        }
-    }
-
-    async fn start(&mut self, dir: &std::path::Path) {
-        let env: Vec<(&str, &str)> = self
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        self.relay = Some(start_relay_on(dir, self.port, "warn", &env).await);
-    }
-
-    /// SIGTERM; waits for the process to exit (hang guard) and returns how
-    /// long it took and its status.
-    fn terminate(&mut self) -> (Duration, std::process::ExitStatus) {
-        self.terminate_within(EXIT_GUARD)
-    }
-
-    fn terminate_within(&mut self, guard: Duration) -> (Duration, std::process::ExitStatus) {
-        let relay = self.relay.as_mut().expect("running");
-        let pid = relay.child.id().to_string();
-        let started = Instant::now();
-        assert!(std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        loop {
-            if let Some(status) = relay.child.try_wait().unwrap() {
-                let took = started.elapsed();
-                self.relay = None;
-                return (took, status);
-            }
-            assert!(
-                started.elapsed() < guard,
-                "instance {} did not exit within {guard:?} of SIGTERM",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 /// What a simulated robot saw.
 #[derive(Default, Debug)]
@@ -310,24 +216,6 @@ async fn run_app(
     }
 }
 
-/// A device token for `device` (robots reconnect with it: a signature
-/// could not be used twice).
-async fn device_token(client: &RelayClient, device: &str, secret: &str) -> String {
-    let ts = wimz_relay::ids::unix_now();
-    let r = client
-        .post_json(
-            "/api/auth/device",
-            &json!({"device_id": device, "timestamp": ts, "signature": sign(secret, device, ts)}),
-            None,
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// Waits until every app has `n` more robot events than `from[i]`.
 async fn wait_for_progress(apps: &[Arc<Mutex<AppLog>>], more: usize, what: &str) {
     let from: Vec<usize> = apps.iter().map(|a| a.lock().unwrap().ns.len()).collect();
@@ -488,103 +376,4 @@ async fn rolling_restart_behind_nginx_loses_nothing() {
             .any(|(_, l)| !l.lock().unwrap().close_codes.is_empty()),
         "apps were moved too"
     );
-}
-
-/// While an instance stops, a new connection to it is refused at once (so
-/// nginx, or a client, goes to another instance), not queued unanswered in
-/// its accept queue until it exits: by the time its robots hear the close,
-/// nothing new gets in.
-#[tokio::test]
-async fn a_stopping_instance_refuses_new_connections_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut relay = start_relay_on(
-        dir.path(),
-        port,
-        "warn",
-        &[("WIMZ__SERVER__SHUTDOWN_TIMEOUT_S", "4")],
-    )
-    .await;
-    let user = relay.user("refused").await;
-    let secret = relay.device(&user, "wimz-closing").await;
-    let mut robot = relay.robot("wimz-closing", &secret).await;
-    let pid = relay.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    assert_eq!(recv_close(&mut robot).await, Some(1012));
-    // The robot does not answer the close: the instance is still stopping.
-    let refused = std::net::TcpStream::connect(("127.0.0.1", port));
-    assert!(
-        matches!(&refused, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
-        "a new connection to a stopping instance: {refused:?}"
-    );
-    assert!(relay.child.try_wait().unwrap().is_none(), "still stopping");
-    let status = tokio::task::spawn_blocking(move || relay.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status}");
-}
-
-/// An instance that cannot append all its robot's events within
-/// `server.shutdown_timeout_s` still exits in time, deletes its claim and
-/// tells the others at once: the app on another instance hears the robot
-/// left now, not `cluster.presence_ttl_s` (60 s here) later.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn out_of_budget_an_instance_exits_and_gives_its_devices_up_at_once() {
-    let redis = Redis::start();
-    let store = shared_store().await;
-    let dir = tempfile::tempdir().unwrap();
-    let ttl = [("WIMZ__CLUSTER__PRESENCE_TTL_S", "60")];
-    let mut a = Instance::new("A", &redis, &store.url, &ttl);
-    a.env
-        .push(("WIMZ__SERVER__SHUTDOWN_TIMEOUT_S".into(), "1".into()));
-    // B's app reads everything A got to append; never a slow consumer here.
-    let b_env = [ttl[0], ("WIMZ__LIMITS__OUTBOUND_QUEUE", "200000")];
-    let mut b = Instance::new("B", &redis, &store.url, &b_env);
-    a.start(dir.path()).await;
-    b.start(dir.path()).await;
-    let (on_a, on_b) = (
-        &a.relay.as_ref().unwrap().client,
-        &b.relay.as_ref().unwrap().client,
-    );
-    let user = on_a.user("budget").await;
-    let secret = on_a.device(&user, "wimz-flood").await;
-    let mut robot = on_a.robot("wimz-flood", &secret).await;
-    let (mut app, subscribed) = on_b.subscribed_app(&user, "wimz-flood").await;
-    assert_eq!(subscribed["robot_online"], true, "{subscribed}");
-
-    // Far more events than one Redis round trip each can append in a
-    // second: most are still waiting in the room when the budget ends.
-    for n in 0..100_000u64 {
-        let ev = json!({"type": "event", "event": "progress", "data": {"n": n}});
-        robot
-            .feed(Message::Text(ev.to_string().into()))
-            .await
-            .unwrap();
-    }
-    robot.flush().await.unwrap();
-    // Hang guard: the 1 s budget and plenty of slack for a loaded machine
-    // (appending all 100,000 events took this relay over 11 s here).
-    let (took, status) = tokio::task::spawn_blocking(move || {
-        let r = a.terminate_within(Duration::from_secs(8));
-        drop(a);
-        r
-    })
-    .await
-    .unwrap();
-    assert!(status.success(), "{status}");
-    eprintln!("A stopped in {took:?} (budget 1 s)");
-    let mut redis_conn = redis.connection().await;
-    let holder: Option<String> =
-        redis::AsyncCommands::get(&mut redis_conn, "wimz:presence:wimz-flood")
-            .await
-            .unwrap();
-    assert_eq!(holder, None, "A's claim is gone with it");
-    let gone = recv_event(&mut app, "robot_disconnected").await;
-    assert_eq!(gone["reason"], "relay_shutdown", "{gone}");
-    drop(robot);
 }
