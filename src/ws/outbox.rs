@@ -82,24 +82,22 @@ impl Outbox {
     /// Queues a close frame after whatever is queued; if the queue is full
     /// the writer is told to drop the peer at once instead.
     pub fn close(&self, code: CloseCode, reason: &str) {
-        let reason = CloseReason {
-            code,
-            description: Some(reason.to_string()),
-        };
-        if self.tx.try_send(Out::Close(reason)).is_err() {
-            self.slow.fire();
-        }
+        self.queue_close(Out::Close, code, reason);
     }
 
     /// As [`close`](Self::close), but the connection stays open for reading
     /// (the peer's frames sent before it saw the close, then its reply)
     /// until every holder of this outbox has dropped it.
     pub fn close_and_read(&self, code: CloseCode, reason: &str) {
+        self.queue_close(Out::CloseAndRead, code, reason);
+    }
+
+    fn queue_close(&self, kind: fn(CloseReason) -> Out, code: CloseCode, reason: &str) {
         let reason = CloseReason {
             code,
             description: Some(reason.to_string()),
         };
-        if self.tx.try_send(Out::CloseAndRead(reason)).is_err() {
+        if self.tx.try_send(kind(reason)).is_err() {
             self.slow.fire();
         }
     }

@@ -70,6 +70,18 @@ async fn a_stopping_instance_refuses_new_connections_and_sockets_at_once() {
     assert!(status.success(), "{status}");
 }
 
+/// `progress{n}` for every `n` of `ns`, written back to back (one flush).
+async fn burst(robot: &mut Ws, ns: std::ops::Range<u64>) {
+    for n in ns {
+        let ev = json!({"type": "event", "event": "progress", "data": {"n": n}});
+        robot
+            .feed(Message::Text(ev.to_string().into()))
+            .await
+            .unwrap();
+    }
+    robot.flush().await.unwrap();
+}
+
 /// A client's HTTP/1.1 connection kept open between requests.
 struct KeptAlive(tokio::net::TcpStream);
 
@@ -146,14 +158,7 @@ async fn out_of_budget_an_instance_exits_and_gives_its_devices_up_at_once() {
 
     // Far more events than one Redis round trip each can append in a
     // second: most are still waiting in the room when the budget ends.
-    for n in 0..100_000u64 {
-        let ev = json!({"type": "event", "event": "progress", "data": {"n": n}});
-        robot
-            .feed(Message::Text(ev.to_string().into()))
-            .await
-            .unwrap();
-    }
-    robot.flush().await.unwrap();
+    burst(&mut robot, 0..100_000).await;
     // Hang guard: the 1 s budget and plenty of slack for a loaded machine
     // (appending all 100,000 events took this relay over 11 s here).
     let (took, status) = tokio::task::spawn_blocking(move || {
@@ -232,14 +237,7 @@ async fn a_robot_moved_by_a_restart_continues_after_every_event_it_sent() {
     let epoch = subscribed["epoch"].as_i64().unwrap();
     let first_seq = subscribed["seq"].as_u64().unwrap() + 1;
 
-    for n in 0..BURST {
-        let ev = json!({"type": "event", "event": "progress", "data": {"n": n}});
-        robot
-            .feed(Message::Text(ev.to_string().into()))
-            .await
-            .unwrap();
-    }
-    robot.flush().await.unwrap();
+    burst(&mut robot, 0..BURST).await;
     let signalled = Instant::now();
     a.signal();
     // The robot answers A's close and, once A ends the connection, goes
