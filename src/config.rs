@@ -67,6 +67,11 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// On SIGTERM: seconds to let sockets close before exiting.
     pub shutdown_timeout_s: f64,
+    /// Web origins (`scheme://host[:port]`) whose pages may use the relay
+    /// from a browser, besides the relay's own (`http::origins`). A list,
+    /// or (from the environment) one comma-separated string.
+    #[serde(deserialize_with = "string_list")]
+    pub allowed_origins: Vec<String>,
     /// Reverse proxies whose `X-Forwarded-For` names the client (addresses
     /// or CIDR blocks); empty: the TCP peer is the client.
     pub trusted_proxies: crate::caps::client_ip::TrustedProxies,
@@ -82,6 +87,7 @@ impl Default for ServerSettings {
             public_stats: true,
             max_body_bytes: 256 * 1024,
             shutdown_timeout_s: 5.0,
+            allowed_origins: Vec::new(),
             trusted_proxies: Default::default(),
         }
     }
@@ -229,7 +235,8 @@ impl Default for WebrtcSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitSettings {
-    /// A frame larger than this closes the socket with 1009.
+    /// A frame (refused at its header) or a fragmented message (as its
+    /// fragments arrive) larger than this closes the socket with 1009.
     pub max_message_bytes: usize,
     /// Token bucket per connection: sustained rate...
     pub messages_per_s: f64,
@@ -542,6 +549,12 @@ impl Settings {
                     format!("{p:?} is not \"[METHOD ]/path\""),
                 ));
             }
+        }
+        if let Err((i, entry)) = crate::http::origins::AllowedOrigins::new(&self.server) {
+            return Err(ConfigError::new(
+                format!("server.allowed_origins[{i}]"),
+                format!("{entry:?} is not an origin \"http(s)://host[:port]\""),
+            ));
         }
         if self.caps.socket_retry_after_s == 0 {
             return Err(ConfigError::new(

@@ -152,6 +152,11 @@ impl Application {
         let metrics_for_caps = metrics.clone();
         let (robots_tx, robots_rx) = watch::channel(Phase::Serving);
         let (apps_tx, apps_rx) = watch::channel(Phase::Serving);
+        let origins = Arc::new(
+            crate::http::origins::AllowedOrigins::new(&settings.server).map_err(|(i, e)| {
+                anyhow::anyhow!("server.allowed_origins[{i}]: {e:?} is not an origin")
+            })?,
+        );
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             instance_id: instance_id.clone(),
@@ -175,6 +180,7 @@ impl Application {
             started: Instant::now(),
             dummy_hash: crate::auth::password::dummy_hash(),
             hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
+            origins: origins.clone(),
             caps: Arc::new(crate::caps::Caps::new(&settings, metrics_for_caps)),
         });
 
@@ -182,9 +188,14 @@ impl Application {
         let listener_handle = listener.try_clone().ok().map(Arc::new);
         let max_body = settings.server.max_body_bytes;
         let app_state = state.clone();
+        let origins = state.origins.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                // Innermost first: CORS for allowed origins, the origin
+                // guard before it, the request span around everything.
+                .wrap(crate::http::origins::cors(origins.clone()))
+                .wrap(actix_web::middleware::from_fn(crate::http::origins::guard))
                 .wrap(actix_web::middleware::from_fn(
                     crate::telemetry::request_span,
                 ))

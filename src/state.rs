@@ -49,6 +49,8 @@ pub struct AppState {
     /// while): at most one per core, so a login flood queues instead of
     /// exhausting memory.
     pub hashing: Arc<tokio::sync::Semaphore>,
+    /// `server.allowed_origins` and the relay's own: who may use it from a browser.
+    pub origins: Arc<crate::http::origins::AllowedOrigins>,
     /// Caps per user, device and address; login/registration throttles.
     pub caps: Arc<crate::caps::Caps>,
 }

@@ -54,7 +54,9 @@ impl TrustedProxies {
             .map(TrustedProxies)
     }
 
-    fn trusts(&self, ip: &IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies (also for the origin
+    /// check's `X-Forwarded-Proto`, `http::origins`).
+    pub fn trusts(&self, ip: &IpAddr) -> bool {
         let ip = canonical(*ip);
         self.0.iter().any(|net| net.contains(&ip))
     }

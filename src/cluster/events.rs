@@ -76,8 +76,13 @@ impl Handler<Watch> for ClusterBridge {
             // Subscribe first, then read: nothing can fall between the two
             // (duplicates are dropped by seq).
             let (ack_tx, ack_rx) = oneshot::channel();
-            let last_now: Option<String> = redis.get(keys::last(&msg.device)).await.ok()?;
-            let last = last_now.as_deref().and_then(parse_last);
+            let last_now: String = redis::Script::new(scripts::LAST_OR_RESERVE)
+                .key(keys::last(&msg.device))
+                .arg(format!("{}:0", msg.epoch))
+                .invoke_async(&mut redis)
+                .await
+                .ok()?;
+            let last = parse_last(&last_now);
             sub?.send(SubCmd::Watch {
                 device: msg.device.clone(),
                 last,

@@ -58,6 +58,8 @@ pub enum AppendResult {
 pub struct Watch {
     pub device: DeviceId,
     pub room: Addr<DeviceRoom>,
+    /// The room's epoch, reserved for the device if it has none yet.
+    pub epoch: i64,
 }
 
 /// A device's cluster state, read when a mirror starts.

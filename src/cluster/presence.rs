@@ -82,6 +82,8 @@ impl Handler<Claim> for ClusterBridge {
             // last events (it marked the device `handoff`): wait for it to
             // release the device, at most as long as its claim could live.
             let patience = std::time::Instant::now() + std::time::Duration::from_secs(ttl);
+            // A fresh epoch if the device has none: the attaching room takes it.
+            let reservation = format!("{}:0", crate::ids::unix_now_ms());
             let (prev, last) = loop {
                 let (prev, last, wait): (String, String, String) =
                     redis::Script::new(scripts::CLAIM)
@@ -90,6 +92,7 @@ impl Handler<Claim> for ClusterBridge {
                         .key(keys::handoff(&msg.device))
                         .arg(&instance)
                         .arg(ttl)
+                        .arg(&reservation)
                         .invoke_async(&mut redis)
                         .await
                         .map_err(|e| tracing::warn!(error = %e, "cluster claim failed"))?;

@@ -31,10 +31,12 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 "#;
 
-/// Claim a device's robot. KEYS: presence, last, handoff. ARGV: instance, ttl.
-/// Returns {previous holder or '', last "<epoch>:<seq>" or '', ''}, or,
-/// changing nothing, {holder, '', 'wait'} while the holder is handing the
-/// device off (stopping, its last events still being appended).
+/// Claim a device's robot. KEYS: presence, last, handoff. ARGV: instance,
+/// ttl, a reservation "<epoch>:0" taken as last when the device has none
+/// (see [`LAST_OR_RESERVE`]). Returns {previous holder or '', last
+/// "<epoch>:<seq>", ''}, or, changing nothing, {holder, '', 'wait'} while the
+/// holder is handing the device off (stopping, its last events still being
+/// appended).
 pub const CLAIM: &str = r#"
 local prev = redis.call('GET', KEYS[1])
 if prev and prev ~= ARGV[1] and redis.call('GET', KEYS[3]) == prev then
@@ -42,7 +44,23 @@ if prev and prev ~= ARGV[1] and redis.call('GET', KEYS[3]) == prev then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 local last = redis.call('GET', KEYS[2])
-return {prev or '', last or '', ''}
+if not last then
+  last = ARGV[3]
+  redis.call('SET', KEYS[2], last)
+end
+return {prev or '', last, ''}
+"#;
+
+/// A device's last "<epoch>:<seq>"; when it has none (no event numbered
+/// yet, or Redis lost it), ARGV[1] ("<epoch>:0") is set and returned. The
+/// first instance to need a device picks its epoch for every instance, so
+/// an app subscribed before the robot ever connects is told the epoch the
+/// robot's events will carry, wherever it connects. KEYS: last.
+pub const LAST_OR_RESERVE: &str = r#"
+local last = redis.call('GET', KEYS[1])
+if last then return last end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
 "#;
 
 /// Release a claim, and its hand-off mark, only if we still hold them.

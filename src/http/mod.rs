@@ -5,6 +5,7 @@ pub mod auth;
 pub mod devices;
 pub mod extract;
 pub mod health;
+pub mod origins;
 pub mod proxy;
 pub mod turn;
 

@@ -30,6 +30,7 @@ impl DeviceRoom {
         let msg = Watch {
             device: self.device.clone(),
             room: ctx.address(),
+            epoch: self.epoch,
         };
         ctx.wait(bridge.send(msg).into_actor(self).map(|res, room, _ctx| {
             if let Ok(Some(state)) = res {
@@ -360,13 +361,12 @@ impl Handler<RemoteEvent> for DeviceRoom {
             return;
         }
         if msg.epoch != self.epoch {
-            let had_events = self.seq > 0;
+            // Subscribers were told the old epoch (in `subscribed`, or by
+            // its events): say it changed, even if none of its events came.
             self.epoch = msg.epoch;
             self.seq = 0;
             self.history = super::history::History::new(self.env.history_size);
-            if had_events {
-                self.notify_incomplete("epoch_changed");
-            }
+            self.notify_incomplete("epoch_changed");
         }
         if msg.seq <= self.seq {
             return; // already have it

@@ -212,24 +212,109 @@ pub fn on_item<A: SocketActor>(
         Ok(AggregatedMessage::Close(_)) => {
             core.close(ctx, CloseCode::Normal, "closed");
         }
-        Err(ProtocolError::Overflow) => {
-            inc(&core.state.metrics.bad_messages);
-            core.close(ctx, CloseCode::Size, "message_too_big");
-        }
-        Err(ProtocolError::Io(e)) => {
-            // The peer went away without a close frame (or the read failed).
-            tracing::debug!(conn_id = %core.conn, error = %e, "connection lost");
-            // No close frame: there is no one to read it. (After ours, the
-            // peer may simply go: the reason stays ours.)
-            if !core.closing {
-                core.stop_reason = "connection_lost";
+        Err(e) => match Violation::of(&e) {
+            None => {
+                // The peer went away without a close frame (or the read failed).
+                tracing::debug!(conn_id = %core.conn, error = %e, "connection lost");
+                // No close frame: there is no one to read it. (After ours, the
+                // peer may simply go: the reason stays ours.)
+                if !core.closing {
+                    core.stop_reason = "connection_lost";
+                }
+                ctx.stop();
             }
-            ctx.stop();
+            Some(v) => {
+                inc(&core.state.metrics.bad_messages);
+                let (code, reason) = v.close();
+                tracing::info!(conn_id = %core.conn, reason, code = u16::from(code), error = %e, "closing socket: protocol violation");
+                core.close(ctx, code, reason);
+            }
+        },
+    }
+}
+
+/// How a peer broke RFC 6455, from an error of the socket's stream; `None`
+/// when the stream failed because the connection did (nothing to answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Violation {
+    /// A frame, or a fragmented message so far, over `limits.max_message_bytes`.
+    TooBig,
+    /// A text message that is not UTF-8.
+    InvalidUtf8,
+    /// Anything else: reserved bits set, an unmasked frame, a bad opcode,
+    /// a control frame over 125 bytes, a continuation out of place.
+    Protocol,
+}
+
+impl Violation {
+    pub fn of(err: &ProtocolError) -> Option<Violation> {
+        match err {
+            ProtocolError::Overflow => Some(Violation::TooBig),
+            // The decoder reports bad bytes as `InvalidData` (reserved bits,
+            // and invalid UTF-8 with its `Utf8Error` as the source); every
+            // other I/O error is the connection failing.
+            ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let utf8 = e
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<std::str::Utf8Error>());
+                Some(if utf8 {
+                    Violation::InvalidUtf8
+                } else {
+                    Violation::Protocol
+                })
+            }
+            ProtocolError::Io(_) => None,
+            _ => Some(Violation::Protocol),
         }
-        Err(e) => {
-            inc(&core.state.metrics.bad_messages);
-            tracing::debug!(conn_id = %core.conn, error = %e, "protocol error");
-            core.close(ctx, CloseCode::Protocol, "protocol_error");
+    }
+
+    /// The close code (RFC 6455 §7.4.1) and the reason (close frame, logs,
+    /// `robot_disconnected.reason`).
+    pub fn close(self) -> (CloseCode, &'static str) {
+        match self {
+            Violation::TooBig => (CloseCode::Size, "message_too_big"),
+            Violation::InvalidUtf8 => (CloseCode::Invalid, "invalid_utf8"),
+            Violation::Protocol => (CloseCode::Protocol, "protocol_error"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn stream_errors_are_told_apart() {
+        let bytes = vec![0xff_u8];
+        let bad_utf8 = std::str::from_utf8(&bytes).unwrap_err();
+        for (err, want) in [
+            (ProtocolError::Overflow, Some(Violation::TooBig)),
+            (
+                ProtocolError::Io(io::Error::new(io::ErrorKind::InvalidData, bad_utf8)),
+                Some(Violation::InvalidUtf8),
+            ),
+            (
+                ProtocolError::Io(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "Received a frame with non-zero reserved bits",
+                )),
+                Some(Violation::Protocol),
+            ),
+            (ProtocolError::UnmaskedFrame, Some(Violation::Protocol)),
+            (ProtocolError::InvalidLength(200), Some(Violation::Protocol)),
+            (ProtocolError::Io(io::Error::other("payload ended")), None),
+            (
+                ProtocolError::Io(io::Error::from(io::ErrorKind::ConnectionReset)),
+                None,
+            ),
+        ] {
+            let shown = err.to_string();
+            assert_eq!(Violation::of(&err), want, "{shown}");
+        }
+        assert_eq!(
+            Violation::InvalidUtf8.close(),
+            (CloseCode::Invalid, "invalid_utf8")
+        );
     }
 }

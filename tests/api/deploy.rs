@@ -131,6 +131,7 @@ async fn local_cluster_script_serves_https_and_wss_and_stops_everything() {
         .build()
         .unwrap();
     let front = RelayClient {
+        port: https,
         base: format!("https://localhost:{https}"),
         ws_base: format!("wss://localhost:{https}"),
         http: http_client,
@@ -147,6 +148,21 @@ async fn local_cluster_script_serves_https_and_wss_and_stops_everything() {
     assert!(reqwest::get(format!("https://localhost:{https}/health"))
         .await
         .is_err());
+
+    // nginx passes what the relays need to know their own origin (the
+    // browser's Host, and https from a trusted proxy): a page served from
+    // https://localhost:PORT may call them, another origin may not.
+    let own = format!("https://localhost:{https}");
+    for (origin, want) in [(own.as_str(), 200), ("https://elsewhere.example", 403)] {
+        let r = front
+            .http
+            .get(format!("{}/health", front.base))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "Origin {origin}");
+    }
 
     // Users and devices over HTTPS; a robot and an app over wss://.
     let user = front.user("tlsuser").await;
@@ -167,7 +183,10 @@ async fn local_cluster_script_serves_https_and_wss_and_stops_everything() {
     recv_type(&mut robot, "pong").await;
     let mut app = wss(
         &format!("{}/ws/app", front.ws_base),
-        &[("authorization", format!("Bearer {}", user.token))],
+        &[
+            ("authorization", format!("Bearer {}", user.token)),
+            ("origin", own.clone()),
+        ],
         &tls,
     )
     .await;

@@ -37,6 +37,7 @@ pub struct TestApp {
 /// [`TestApp`] (through `Deref`) and the real binary that `process.rs`
 /// starts alike.
 pub struct RelayClient {
+    pub port: u16,
     pub base: String,
     pub ws_base: String,
     pub http: reqwest::Client,
@@ -45,6 +46,7 @@ pub struct RelayClient {
 impl RelayClient {
     pub fn new(port: u16) -> RelayClient {
         RelayClient {
+            port,
             base: format!("http://127.0.0.1:{port}"),
             ws_base: format!("ws://127.0.0.1:{port}"),
             http: reqwest::Client::new(),

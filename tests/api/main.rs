@@ -4,8 +4,10 @@
 mod helpers;
 
 mod auth;
+mod browser;
 mod caps;
 mod cluster;
+mod cluster_epochs;
 mod credentials;
 mod deploy;
 mod devices;
@@ -16,9 +18,11 @@ mod instances;
 mod loadgen;
 mod migrations;
 mod nginx;
+mod origins;
 mod peers;
 mod process;
 mod proxy;
+mod raw_ws;
 mod recovery;
 mod rolling;
 mod routing;
@@ -26,3 +30,4 @@ mod supervision;
 mod turn;
 mod webrtc;
 mod webrtc_lifecycle;
+mod wire;

@@ -23,6 +23,7 @@ pub fn relay_cmd(dir: &std::path::Path) -> Command {
     c
 }
 
+/// The real binary, killed on drop.
 pub struct Relay {
     pub child: Child,
     pub client: RelayClient,
@@ -47,7 +48,7 @@ async fn start_relay(dir: &std::path::Path, level: &str) -> Relay {
     start_relay_with(dir, level, &[]).await
 }
 
-async fn start_relay_with(dir: &std::path::Path, level: &str, env: &[(&str, &str)]) -> Relay {
+pub async fn start_relay_with(dir: &std::path::Path, level: &str, env: &[(&str, &str)]) -> Relay {
     start_relay_on(dir, free_port(), level, env).await
 }
 
@@ -348,7 +349,7 @@ async fn sigterm_mid_mission_loses_nothing_and_logs_hold_no_secrets() {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()

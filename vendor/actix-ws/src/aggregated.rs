@@ -100,10 +100,11 @@ impl AggregatedMessageStream {
     }
 }
 
+// WIM-Z relay patch (vendor/README.md): `Overflow`, the error a single frame over the limit
+// gets, instead of an I/O error that a caller cannot tell from a lost connection (so it
+// could not close with 1009).
 fn size_error() -> Poll<Option<Result<AggregatedMessage, ProtocolError>>> {
-    Poll::Ready(Some(Err(ProtocolError::Io(io::Error::other(
-        "Exceeded maximum continuation size",
-    )))))
+    Poll::Ready(Some(Err(ProtocolError::Overflow)))
 }
 
 impl Stream for AggregatedMessageStream {
@@ -218,9 +219,13 @@ impl Stream for AggregatedMessageStream {
                             ContinuationKind::Text => {
                                 return Poll::Ready(Some(match ByteString::try_from(bytes) {
                                     Ok(bytestring) => Ok(AggregatedMessage::Text(bytestring)),
+                                    // WIM-Z relay patch (vendor/README.md): keep the
+                                    // `Utf8Error` as the source (not its text), as
+                                    // `MessageStream` does for one frame, so a caller can
+                                    // tell invalid UTF-8 (close 1007) from other bad data.
                                     Err(err) => Err(ProtocolError::Io(io::Error::new(
                                         io::ErrorKind::InvalidData,
-                                        err.to_string(),
+                                        err,
                                     ))),
                                 }))
                             }

@@ -159,6 +159,14 @@ impl Parser {
             Some(res) => res,
         };
 
+        // WIM-Z relay patch (vendor/README.md): refuse a frame longer than `max_size` as soon as
+        // its header is read. Upstream waited for the whole payload first, so a header claiming
+        // 2^40 bytes made the caller buffer whatever followed without bound. The header is left
+        // in `src`: every later call fails the same way, and the caller closes the connection.
+        if length > max_size {
+            return Err(ProtocolError::Overflow);
+        }
+
         // Live on 32-bit targets, where `u32::MAX` fits a `usize` and overflows this. On 64-bit
         // it cannot fire: overflowing needs a length above `u64::MAX - idx`, which has the most
         // significant bit set and is rejected earlier.
