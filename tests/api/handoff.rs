@@ -27,7 +27,9 @@ async fn a_stopping_instance_refuses_new_connections_and_sockets_at_once() {
         dir.path(),
         port,
         "warn",
-        &[("WIMZ__SERVER__SHUTDOWN_TIMEOUT_S", "4")],
+        // The robot below never answers the close: the instance stays in
+        // its robots' phase (0.4 of this) while the test looks.
+        &[("WIMZ__SERVER__SHUTDOWN_TIMEOUT_S", "10")],
     )
     .await;
     let user = relay.user("refused").await;
