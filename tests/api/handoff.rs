@@ -5,7 +5,7 @@
 
 use crate::cluster::Redis;
 use crate::helpers::*;
-use crate::instances::{device_token, shared_store, Instance};
+use crate::instances::{device_token, shared_store, sigterm, Instance};
 use crate::process::start_relay_on;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -40,12 +40,7 @@ async fn a_stopping_instance_refuses_new_connections_and_sockets_at_once() {
         .request("GET /health HTTP/1.1\r\nHost: relay\r\n\r\n")
         .await
         .starts_with("HTTP/1.1 200"));
-    let pid = relay.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    sigterm(&relay.child);
     assert_eq!(recv_close(&mut robot).await, Some(1012));
     // The robot does not answer the close: the instance is still stopping.
     let refused = std::net::TcpStream::connect(("127.0.0.1", port));
@@ -359,12 +354,7 @@ async fn a_stopping_relay_reads_a_robot_to_the_end_of_the_closing_handshake() {
             got += 1;
         }
     }
-    let pid = relay.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    sigterm(&relay.child);
     assert_eq!(
         tokio::time::timeout(PATIENCE, reader)
             .await

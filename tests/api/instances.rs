@@ -84,12 +84,7 @@ impl Instance {
 
     /// Sends SIGTERM (the caller waits with [`wait_exit`](Self::wait_exit)).
     pub fn signal(&self) {
-        let pid = self.relay.as_ref().expect("running").child.id().to_string();
-        assert!(std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
+        sigterm(&self.relay.as_ref().expect("running").child);
     }
 
     /// Waits for the process to exit, `guard` after `since` at most (a
@@ -113,6 +108,15 @@ impl Instance {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Sends SIGTERM to `child` (what systemd's stop does).
+pub fn sigterm(child: &std::process::Child) {
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
 }
 
 /// A device token for `device` (robots reconnect with it: a signature
