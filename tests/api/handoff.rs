@@ -5,8 +5,8 @@
 
 use crate::cluster::Redis;
 use crate::helpers::*;
-use crate::instances::{device_token, shared_store, sigterm, Instance};
-use crate::process::start_relay_on;
+use crate::instances::{device_token, shared_store, Instance};
+use crate::process::{sigterm, start_relay_on};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

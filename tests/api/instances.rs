@@ -4,7 +4,7 @@
 
 use crate::cluster::Redis;
 use crate::helpers::*;
-use crate::process::{start_relay_on, Relay};
+use crate::process::{sigterm, start_relay_on, Relay};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -108,15 +108,6 @@ impl Instance {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-/// Sends SIGTERM to `child` (what systemd's stop does).
-pub fn sigterm(child: &std::process::Child) {
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
 }
 
 /// A device token for `device` (robots reconnect with it: a signature
