@@ -9,7 +9,9 @@
 //! # Layout
 //!
 //! - [`config`]: typed settings from TOML + `WIMZ__SECTION__KEY`.
-//! - [`startup`]: [`startup::Application`] wires everything; graceful shutdown.
+//! - [`startup`]: [`startup::Application`] wires everything.
+//! - [`shutdown`]: graceful stop (SIGTERM): 1012 to robots then apps,
+//!   presence handed off, within `server.shutdown_timeout_s`.
 //! - [`http`]: REST routes; [`error`] maps failures to the protocol's bodies.
 //! - [`auth`]: JWTs, device signatures with replay refusal, passwords,
 //!   credential ids binding device credentials to one registration.
@@ -44,6 +46,7 @@ pub mod metrics;
 pub mod proxy_paths;
 pub mod room;
 pub mod secret;
+pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -1,17 +1,18 @@
 //! Building and running the relay: [`Application::build`] wires the store,
 //! auth, actors and HTTP server; [`Application::run_until_stopped`] serves
-//! until [`AppHandle::shutdown`] (SIGTERM in `serve`, the harness in tests).
+//! until [`AppHandle::shutdown`] (`crate::shutdown`; SIGTERM in `serve`, the
+//! harness in tests).
 
 use crate::auth::{
     MemoryReplayGuard, RedisReplayGuard, ReplayGuard, SignatureVerifier, TokenService,
 };
 use crate::cluster::ClusterBridge;
 use crate::config::{secs, Settings};
-use crate::metrics::{get_i, Metrics};
+use crate::metrics::Metrics;
 use crate::room::device_room::RoomEnv;
-use crate::room::messages::DrainRooms;
 use crate::room::Directory;
 use crate::secret::Secret;
+use crate::shutdown::Phase;
 use crate::state::AppState;
 use crate::store::last_seen::{LastSeenTask, LastSeenWriter};
 use crate::store::Store;
@@ -26,6 +27,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// How long a stopping relay waits for its queued `last_seen` writes.
+const LAST_SEEN_FLUSH: Duration = Duration::from_secs(1);
+
 /// A built, not yet running, relay.
 pub struct Application {
     port: u16,
@@ -39,10 +43,18 @@ pub struct Application {
 /// Cloneable control of a running relay.
 #[derive(Clone)]
 pub struct AppHandle {
-    server: ServerHandle,
+    pub(crate) server: ServerHandle,
     pub state: web::Data<AppState>,
-    robots_down: Arc<watch::Sender<bool>>,
-    apps_down: Arc<watch::Sender<bool>>,
+    /// Robot sockets follow it on shutdown (closed first)...
+    pub(crate) robots_down: Arc<watch::Sender<Phase>>,
+    /// ...app sockets once the rooms drained.
+    pub(crate) apps_down: Arc<watch::Sender<Phase>>,
+    /// The listening socket (a second handle to the server's), shut down
+    /// first on shutdown so new connections are refused, not queued.
+    pub(crate) listener: Option<Arc<TcpListener>>,
+    /// Fired when a shutdown is over: `run_until_stopped` returns then,
+    /// even if the server is still waiting on a connection.
+    pub(crate) stopped: Arc<tokio::sync::Notify>,
 }
 
 impl Application {
@@ -138,8 +150,8 @@ impl Application {
             false => Arc::new(MemoryReplayGuard::default()),
         };
         let metrics_for_caps = metrics.clone();
-        let (robots_tx, robots_rx) = watch::channel(false);
-        let (apps_tx, apps_rx) = watch::channel(false);
+        let (robots_tx, robots_rx) = watch::channel(Phase::Serving);
+        let (apps_tx, apps_rx) = watch::channel(Phase::Serving);
         let origins = Arc::new(
             crate::http::origins::AllowedOrigins::new(&settings.server).map_err(|(i, e)| {
                 anyhow::anyhow!("server.allowed_origins[{i}]: {e:?} is not an origin")
@@ -173,6 +185,7 @@ impl Application {
         });
 
         let port = listener.local_addr()?.port();
+        let listener_handle = listener.try_clone().ok().map(Arc::new);
         let max_body = settings.server.max_body_bytes;
         let app_state = state.clone();
         let origins = state.origins.clone();
@@ -211,6 +224,8 @@ impl Application {
             state,
             robots_down: Arc::new(robots_tx),
             apps_down: Arc::new(apps_tx),
+            listener: listener_handle,
+            stopped: Arc::new(tokio::sync::Notify::new()),
         };
         Ok(Application {
             port,
@@ -228,47 +243,25 @@ impl Application {
         self.handle.clone()
     }
 
+    /// Serves until the server stops, or until a shutdown is over (its
+    /// budget spent) while the server still waits on a connection.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
-        self.last_seen_task.finish().await;
+        let stopped = self.handle.stopped.clone();
+        let result = tokio::select! {
+            r = self.server => r,
+            _ = stopped.notified() => Ok(()),
+        };
+        // `last_seen` writes still queued: a store that hangs does not hold
+        // the process (its budget is spent).
+        let _ = tokio::time::timeout(LAST_SEEN_FLUSH, self.last_seen_task.finish()).await;
         result
     }
 }
 
 impl AppHandle {
-    /// Graceful stop, losing nothing already received: robots are closed
-    /// first (each detaches from its room after its last event), then every
-    /// room drains its mailbox, then apps are closed (their close frame goes
-    /// after every event already queued to them), then the server stops.
-    pub async fn shutdown(&self) {
-        let metrics: &Metrics = &self.state.metrics;
-        let budget = secs(self.state.settings.server.shutdown_timeout_s);
-        let started = Instant::now();
-        self.server.pause().await;
-        let _ = self.robots_down.send(true);
-        wait_until(|| get_i(&metrics.robots_online) == 0, budget / 2).await;
-        let _ = self.state.directory.send(DrainRooms).await;
-        let _ = self.apps_down.send(true);
-        wait_until(
-            || get_i(&metrics.apps_connected) == 0,
-            budget.saturating_sub(started.elapsed()),
-        )
-        .await;
-        // Let the writers put the close frames on the wire.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        self.server.stop(true).await;
-    }
-
     /// Immediate stop (tests).
     pub async fn stop_now(&self) {
         self.server.stop(false).await;
-    }
-}
-
-async fn wait_until(done: impl Fn() -> bool, budget: Duration) {
-    let deadline = Instant::now() + budget;
-    while !done() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -38,10 +38,10 @@ pub struct AppState {
     pub cluster_up: Arc<std::sync::atomic::AtomicBool>,
     /// Source of connection ids (`<instance>.<n>`).
     pub next_conn: AtomicU64,
-    /// Flipped on shutdown: robot sockets close first...
-    pub robots_shutdown: watch::Receiver<bool>,
+    /// Moved on shutdown (`crate::shutdown`): robot sockets close first...
+    pub robots_shutdown: watch::Receiver<crate::shutdown::Phase>,
     /// ...then, after rooms drained, app sockets.
-    pub apps_shutdown: watch::Receiver<bool>,
+    pub apps_shutdown: watch::Receiver<crate::shutdown::Phase>,
     pub started: Instant,
     /// Verified against when a login names an unknown user (equal timing).
     pub dummy_hash: String,

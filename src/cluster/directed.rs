@@ -16,6 +16,14 @@ impl ClusterBridge {
             tracing::debug!("ignoring an undecodable cluster message");
             return;
         };
+        if let Directed::Gone { i } = &msg {
+            for room in self.mirrors.values() {
+                room.do_send(room_msg::InstanceGone {
+                    instance: i.clone(),
+                });
+            }
+            return;
+        }
         let Some(directory) = self.directory.clone() else {
             return;
         };
@@ -142,6 +150,7 @@ impl ClusterBridge {
                         }
                         directory.do_send(room_msg::DeviceDeleted { device: d });
                     }
+                    Directed::Gone { .. } => {} // handled above
                     Directed::Rotated { d } => {
                         directory.do_send(room_msg::CredentialsChanged { device: d });
                     }

@@ -20,6 +20,11 @@ impl Handler<Append> for ClusterBridge {
     type Result = ResponseFuture<AppendResult>;
 
     fn handle(&mut self, msg: Append, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.closing {
+            // Handed off: the device may be another instance's already, and
+            // an event numbered here now could take a seq it gives out too.
+            return Box::pin(async { AppendResult::Fenced });
+        }
         if !self.connected.load(Ordering::Relaxed) {
             // Known down: don't make the room wait out connection retries;
             // it delivers locally and a new epoch follows once Redis is back.

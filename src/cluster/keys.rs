@@ -6,6 +6,12 @@ use crate::ids::DeviceId;
 pub fn presence(d: &DeviceId) -> String {
     format!("wimz:presence:{d}")
 }
+/// Set (to the holder's id, with a TTL of its shutdown budget) while the
+/// holder of the device's robot is stopping and still appending its last
+/// events: a claim from another instance waits until it is gone.
+pub fn handoff(d: &DeviceId) -> String {
+    format!("wimz:handoff:{d}")
+}
 /// `"<epoch>:<seq>"` of the last event appended for the device.
 pub fn last(d: &DeviceId) -> String {
     format!("wimz:last:{d}")

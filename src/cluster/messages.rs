@@ -150,6 +150,9 @@ pub enum Directed {
     },
     /// Device `d` was deleted (on another instance): drop its robot and sessions.
     Deleted { d: DeviceId },
+    /// Instance `i` stopped (on `wimz:all`): a robot its claims still named
+    /// is gone from it now, not once the claim would have expired.
+    Gone { i: String },
     /// The secret of `d` was rotated (on any instance): a robot of `d`
     /// connected here with the old one is closed (it re-reads the store).
     Rotated { d: DeviceId },
@@ -208,6 +211,22 @@ pub struct SessionSlots {
     pub keep: bool,
     pub stale_after_s: u64,
 }
+
+/// Shutdown begins: mark every device whose robot is here as being handed
+/// off (`wimz:handoff:<device>`, for `ttl`), so an instance its robot
+/// reconnects to waits for our last events before taking it over.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BeginHandOff {
+    pub ttl: std::time::Duration,
+}
+
+/// Shutdown, after the rooms drained: from now on nothing is appended for
+/// this instance; claims still ours are deleted, and every instance is told
+/// we are gone ([`Directed::Gone`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FinishHandOff;
 
 /// Tell every other instance that a device was deleted.
 #[derive(Message)]

@@ -11,17 +11,21 @@
 //! Rooms send it: `Claim`/`Release` (robot arrives/leaves), `Append` (an
 //! event to number across the cluster), `Watch`/`Unwatch` (mirror a device
 //! whose robot is elsewhere), `SendDirected` (commands and results for
-//! other instances), `SaveSnapshot`, `SessionSlot(s)`. It sends rooms:
+//! other instances), `SaveSnapshot`, `SessionSlot(s)`; shutdown sends
+//! `BeginHandOff`/`FinishHandOff`. It sends rooms:
 //! `RemoteEvent`, `RemoteGap`, `RemoteCommand`, `DeliverToMember`,
-//! `HolderIs`, `RobotReplacedElsewhere`, `RemoteProxyRequest/Response`.
+//! `HolderIs`, `InstanceGone`, `RobotReplacedElsewhere`,
+//! `RemoteProxyRequest/Response`.
 //!
-//! Files: [`presence`] (claims, refresh, stats totals), [`events`] (append,
+//! Files: [`presence`] (claims, refresh, stats totals), [`handoff`] (giving
+//! the devices up on shutdown), [`events`] (append,
 //! mirrors, snapshots), [`directed`] (instance-to-instance messages),
 //! [`slots`] (cluster-wide WebRTC session limit), [`subscriber`] (the
 //! pub/sub task), [`keys`], [`scripts`] (Lua), [`messages`].
 
 mod directed;
 mod events;
+mod handoff;
 pub mod keys;
 pub mod messages;
 mod presence;
@@ -52,6 +56,8 @@ pub struct ClusterBridge {
     mirrors: HashMap<DeviceId, Addr<DeviceRoom>>,
     /// Devices whose robot is connected here (presence refreshed).
     homes: HashSet<DeviceId>,
+    /// Set by [`FinishHandOff`] (shutdown): nothing more is claimed or appended.
+    closing: bool,
     directory: Option<Addr<Directory>>,
     /// Where robot-side signaling for our sessions goes.
     sessions: Option<Addr<crate::webrtc::SessionSupervisor>>,
@@ -89,6 +95,7 @@ impl ClusterBridge {
             sub: None,
             mirrors: HashMap::new(),
             homes: HashSet::new(),
+            closing: false,
             directory: None,
             sessions: None,
             connected,

@@ -70,21 +70,37 @@ impl Handler<Claim> for ClusterBridge {
     type Result = ResponseFuture<Result<Claimed, ()>>;
 
     fn handle(&mut self, msg: Claim, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.closing {
+            return Box::pin(async { Err(()) });
+        }
         self.homes.insert(msg.device.clone());
         let mut redis = self.redis.clone();
         let instance = self.instance.to_string();
         let ttl = self.presence_ttl_s;
         Box::pin(async move {
-            let (prev, last): (String, String) = redis::Script::new(scripts::CLAIM)
-                .key(keys::presence(&msg.device))
-                .key(keys::last(&msg.device))
-                .arg(&instance)
-                .arg(ttl)
-                // A fresh epoch if the device has none: the attaching room takes it.
-                .arg(format!("{}:0", crate::ids::unix_now_ms()))
-                .invoke_async(&mut redis)
-                .await
-                .map_err(|e| tracing::warn!(error = %e, "cluster claim failed"))?;
+            // The holder may be stopping and still appending the robot's
+            // last events (it marked the device `handoff`): wait for it to
+            // release the device, at most as long as its claim could live.
+            let patience = std::time::Instant::now() + std::time::Duration::from_secs(ttl);
+            // A fresh epoch if the device has none: the attaching room takes it.
+            let reservation = format!("{}:0", crate::ids::unix_now_ms());
+            let (prev, last) = loop {
+                let (prev, last, wait): (String, String, String) =
+                    redis::Script::new(scripts::CLAIM)
+                        .key(keys::presence(&msg.device))
+                        .key(keys::last(&msg.device))
+                        .key(keys::handoff(&msg.device))
+                        .arg(&instance)
+                        .arg(ttl)
+                        .arg(&reservation)
+                        .invoke_async(&mut redis)
+                        .await
+                        .map_err(|e| tracing::warn!(error = %e, "cluster claim failed"))?;
+                if wait.is_empty() || std::time::Instant::now() > patience {
+                    break (prev, last);
+                }
+                tokio::time::sleep(HANDOFF_POLL).await;
+            };
             let previous = Some(prev).filter(|p| !p.is_empty() && *p != instance);
             if let Some(p) = &previous {
                 publish_directed(
@@ -104,6 +120,9 @@ impl Handler<Claim> for ClusterBridge {
     }
 }
 
+/// How often a claim asks again while the holder hands the device off.
+const HANDOFF_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 pub(super) fn parse_last(s: &str) -> Option<(i64, u64)> {
     let (e, q) = s.split_once(':')?;
     Some((e.parse().ok()?, q.parse().ok()?))
@@ -117,13 +136,23 @@ impl Handler<Release> for ClusterBridge {
         let mut redis = self.redis.clone();
         let instance = self.instance.to_string();
         Box::pin(async move {
-            let _: Result<i64, _> = redis::Script::new(scripts::RELEASE)
-                .key(keys::presence(&msg.device))
-                .arg(instance)
-                .invoke_async(&mut redis)
-                .await;
+            let _ = release(&mut redis, &msg.device, &instance).await;
         })
     }
+}
+
+/// Deletes our claim of `device` and our hand-off mark, if still ours.
+pub(super) async fn release(
+    redis: &mut redis::aio::ConnectionManager,
+    device: &DeviceId,
+    instance: &str,
+) -> redis::RedisResult<i64> {
+    redis::Script::new(scripts::RELEASE)
+        .key(keys::presence(device))
+        .key(keys::handoff(device))
+        .arg(instance)
+        .invoke_async(redis)
+        .await
 }
 
 impl Handler<ClusterTotals> for ClusterBridge {

@@ -31,18 +31,24 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 "#;
 
-/// Claim a device's robot. KEYS: presence, last. ARGV: instance, ttl,
-/// a reservation "<epoch>:0" taken as last when the device has none (see
-/// [`LAST_OR_RESERVE`]). Returns {previous holder or '', last "<epoch>:<seq>"}.
+/// Claim a device's robot. KEYS: presence, last, handoff. ARGV: instance,
+/// ttl, a reservation "<epoch>:0" taken as last when the device has none
+/// (see [`LAST_OR_RESERVE`]). Returns {previous holder or '', last
+/// "<epoch>:<seq>", ''}, or, changing nothing, {holder, '', 'wait'} while the
+/// holder is handing the device off (stopping, its last events still being
+/// appended).
 pub const CLAIM: &str = r#"
 local prev = redis.call('GET', KEYS[1])
+if prev and prev ~= ARGV[1] and redis.call('GET', KEYS[3]) == prev then
+  return {prev, '', 'wait'}
+end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 local last = redis.call('GET', KEYS[2])
 if not last then
   last = ARGV[3]
   redis.call('SET', KEYS[2], last)
 end
-return {prev or '', last}
+return {prev or '', last, ''}
 "#;
 
 /// A device's last "<epoch>:<seq>"; when it has none (no event numbered
@@ -57,8 +63,12 @@ redis.call('SET', KEYS[1], ARGV[1])
 return ARGV[1]
 "#;
 
-/// Release a claim only if we still hold it. KEYS: presence. ARGV: instance.
+/// Release a claim, and its hand-off mark, only if we still hold them.
+/// KEYS: presence, handoff. ARGV: instance. Returns 1 if the claim was ours.
 pub const RELEASE: &str = r#"
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end

@@ -470,17 +470,35 @@ impl Handler<HolderIs> for DeviceRoom {
                 self.holder = Some(h);
                 self.remote_online = true;
             }
-            None if self.remote_online => {
-                // The robot's instance stopped refreshing its claim (it died).
-                // No instance can number this event: it carries the last seq.
-                self.remote_online = false;
-                self.holder = None;
-                self.announced_lost = true;
-                self.end_remote_sessions();
-                self.announce_unnumbered("robot_disconnected", "\"reason\":\"instance_lost\"");
-            }
+            // The robot's instance stopped refreshing its claim (it died).
+            None if self.remote_online => self.holder_lost("instance_lost"),
             None => {}
         }
+    }
+}
+
+impl Handler<InstanceGone> for DeviceRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: InstanceGone, _ctx: &mut Context<Self>) {
+        if !self.home && self.remote_online && self.holder.as_deref() == Some(&msg.instance) {
+            // It stopped without detaching our robot in its budget.
+            self.holder_lost("relay_shutdown");
+        }
+    }
+}
+
+impl DeviceRoom {
+    /// The robot's instance is gone without a numbered `robot_disconnected`.
+    /// No instance can number this event: it carries the last seq.
+    fn holder_lost(&mut self, reason: &str) {
+        self.remote_online = false;
+        self.holder = None;
+        self.presence_changed = std::time::Instant::now();
+        self.announced_lost = true;
+        self.end_remote_sessions();
+        let detail = format!("\"reason\":{}", json_str(reason));
+        self.announce_unnumbered("robot_disconnected", &detail);
     }
 }
 

@@ -356,6 +356,14 @@ pub struct DeliverToMember {
     pub raw: String,
 }
 
+/// Instance `instance` stopped: if it held this device's robot, the robot
+/// is gone from it (it would otherwise be noticed when its claim expires).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InstanceGone {
+    pub instance: String,
+}
+
 /// Which other instance holds this device's robot now (None: no one).
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -9,6 +9,7 @@ use crate::config::secs;
 use crate::error::{WireCode, WireError};
 use crate::ids::ConnId;
 use crate::metrics::inc;
+use crate::shutdown::Phase;
 use crate::state::AppState;
 use actix::prelude::*;
 use actix_web::web;
@@ -29,6 +30,8 @@ pub struct SocketCore {
     pub bucket: TokenBucket,
     /// Why the socket ended, for `robot_disconnected` and logs.
     pub stop_reason: &'static str,
+    /// Our close frame is queued: the socket is only read until it ends.
+    pub closing: bool,
     pub state: web::Data<AppState>,
     /// Counts this socket against the caps until the actor is dropped.
     _permit: SocketPermit,
@@ -50,6 +53,7 @@ impl SocketCore {
             last_seen: Instant::now(),
             bucket: TokenBucket::new(limits.messages_per_s, limits.messages_burst),
             stop_reason: "closed",
+            closing: false,
             state,
             _permit: permit,
         }
@@ -59,16 +63,31 @@ impl SocketCore {
         self.outbox.send(err.to_frame());
     }
 
-    /// Close frame after the queued frames, then stop.
+    /// Close frame after the queued frames, then stop. If ours is already
+    /// queued ([`close_and_read`](Self::close_and_read)), only stop: the
+    /// reason stays the first one.
     pub fn close<A: Actor<Context = Context<A>>>(
         &mut self,
         ctx: &mut Context<A>,
         code: CloseCode,
         reason: &'static str,
     ) {
-        self.stop_reason = reason;
-        self.outbox.close(code, reason);
+        if !self.closing {
+            self.stop_reason = reason;
+            self.outbox.close(code, reason);
+        }
         ctx.stop();
+    }
+
+    /// Close frame after the queued frames, but go on reading the peer
+    /// (what it sent before it saw the close is still handled) until it
+    /// answers the close or its connection ends; the caller bounds the wait.
+    pub fn close_and_read(&mut self, code: CloseCode, reason: &'static str) {
+        if !self.closing {
+            self.closing = true;
+            self.stop_reason = reason;
+            self.outbox.close_and_read(code, reason);
+        }
     }
 
     pub fn pong_frame() -> String {
@@ -87,13 +106,18 @@ pub trait SocketActor: Actor<Context = Context<Self>> {
     /// On every heartbeat tick: deal with rooms that are gone without
     /// saying so (a room that failed tells its sockets itself).
     fn check_rooms(&mut self, _ctx: &mut Context<Self>) {}
+    /// The relay is shutting down ([`Phase::Closing`]): by default, close
+    /// with 1012 at once.
+    fn on_shutdown(&mut self, ctx: &mut Context<Self>) {
+        self.core().close(ctx, CloseCode::Restart, "relay_shutdown");
+    }
 }
 
 /// Heartbeat, slow-consumer watch and shutdown watch; call from `started`.
 pub fn start_common<A: SocketActor>(
     act: &mut A,
     ctx: &mut Context<A>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<Phase>,
 ) {
     let core = act.core();
     let hb = &core.state.settings.heartbeat;
@@ -124,13 +148,22 @@ pub fn start_common<A: SocketActor>(
             }),
     );
 
+    let mut closing = shutdown.clone();
     ctx.spawn(
         async move {
-            let _ = shutdown.wait_for(|down| *down).await;
+            let _ = closing.wait_for(|p| *p >= Phase::Closing).await;
+        }
+        .into_actor(act)
+        .map(|_, act, ctx| act.on_shutdown(ctx)),
+    );
+    let mut now = shutdown;
+    ctx.spawn(
+        async move {
+            let _ = now.wait_for(|p| *p >= Phase::Now).await;
         }
         .into_actor(act)
         .map(|_, act, ctx| {
-            act.core().close(ctx, CloseCode::Away, "relay_shutdown");
+            act.core().close(ctx, CloseCode::Restart, "relay_shutdown");
         }),
     );
 }
@@ -183,8 +216,11 @@ pub fn on_item<A: SocketActor>(
             None => {
                 // The peer went away without a close frame (or the read failed).
                 tracing::debug!(conn_id = %core.conn, error = %e, "connection lost");
-                // No close frame: there is no one to read it.
-                core.stop_reason = "connection_lost";
+                // No close frame: there is no one to read it. (After ours, the
+                // peer may simply go: the reason stays ours.)
+                if !core.closing {
+                    core.stop_reason = "connection_lost";
+                }
                 ctx.stop();
             }
             Some(v) => {

@@ -58,6 +58,15 @@ fn upgrade(
     ),
     ApiError,
 > {
+    // Stopping: a socket that arrives now (over a connection accepted
+    // before, e.g. a proxy's kept-alive one) would only be closed again.
+    if *state.apps_shutdown.borrow() != crate::shutdown::Phase::Serving
+        || *state.robots_shutdown.borrow() != crate::shutdown::Phase::Serving
+    {
+        return Err(ApiError::Unavailable(
+            "relay restarting; connect again".into(),
+        ));
+    }
     let (response, session, stream) = actix_ws::handle(req, body)
         .map_err(|e| ApiError::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;
     let limit = state.settings.limits.max_message_bytes;

@@ -20,6 +20,10 @@ pub enum Out {
     Ping,
     Pong(bytes::Bytes),
     Close(CloseReason),
+    /// A close frame after which the connection goes on being read until
+    /// every sender of this queue is gone (the socket actor stopped and its
+    /// rooms let go): the relay's side of a closing handshake.
+    CloseAndRead(CloseReason),
 }
 
 /// Raised when a peer's queue overflowed.
@@ -78,11 +82,22 @@ impl Outbox {
     /// Queues a close frame after whatever is queued; if the queue is full
     /// the writer is told to drop the peer at once instead.
     pub fn close(&self, code: CloseCode, reason: &str) {
+        self.queue_close(Out::Close, code, reason);
+    }
+
+    /// As [`close`](Self::close), but the connection stays open for reading
+    /// (the peer's frames sent before it saw the close, then its reply)
+    /// until every holder of this outbox has dropped it.
+    pub fn close_and_read(&self, code: CloseCode, reason: &str) {
+        self.queue_close(Out::CloseAndRead, code, reason);
+    }
+
+    fn queue_close(&self, kind: fn(CloseReason) -> Out, code: CloseCode, reason: &str) {
         let reason = CloseReason {
             code,
             description: Some(reason.to_string()),
         };
-        if self.tx.try_send(Out::Close(reason)).is_err() {
+        if self.tx.try_send(kind(reason)).is_err() {
             self.slow.fire();
         }
     }
@@ -166,6 +181,23 @@ async fn writer(mut session: Session, mut rx: mpsc::Receiver<Out>, kill: Arc<Not
             Some(Some(Out::Close(reason))) => {
                 let _ =
                     tokio::time::timeout(Duration::from_secs(2), session.close(Some(reason))).await;
+                return;
+            }
+            Some(Some(Out::CloseAndRead(reason))) => {
+                // The clone keeps the response open (the vendored actix-ws
+                // ends it when the last `Session` goes), so the peer is
+                // still read; nothing more is written after the close.
+                let keep = session.clone();
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), session.close(Some(reason))).await;
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = &mut killed => break,
+                        item = rx.recv() => if item.is_none() { break },
+                    }
+                }
+                drop(keep);
                 return;
             }
             Some(Some(Out::Text(t))) => {

@@ -14,6 +14,8 @@
 //! room passes on [`RecheckCredential`] (a rotation on any instance): a
 //! robot whose credential is no longer current is closed with 4003
 //! `credentials_revoked` (`device_deleted` if the device is gone).
+//!
+//! On shutdown it is closed with 1012 and read until it answers the close.
 
 use super::conn::{on_item, start_common, SocketActor, SocketCore};
 use super::frames::{parse_robot, RobotFrame};
@@ -180,6 +182,10 @@ impl Actor for RobotConn {
             robot: true,
         });
         self.touch();
+        if self.core.closing {
+            // Everything read is with the room: the connection can go.
+            self.core.writer.kill();
+        }
         tracing::info!(device_id = %self.device, conn_id = %self.core.conn, reason = self.core.stop_reason, "robot disconnected");
     }
 }
@@ -187,6 +193,14 @@ impl Actor for RobotConn {
 impl SocketActor for RobotConn {
     fn core(&mut self) -> &mut SocketCore {
         &mut self.core
+    }
+
+    /// Close with 1012 but go on reading until the robot answers the close
+    /// (or [`Phase::Now`](crate::shutdown::Phase::Now)): an event it sent
+    /// before it saw our close still reaches the room, before we detach.
+    fn on_shutdown(&mut self, _ctx: &mut Context<Self>) {
+        self.core
+            .close_and_read(CloseCode::Restart, "relay_shutdown");
     }
 
     fn check_rooms(&mut self, ctx: &mut Context<Self>) {

@@ -34,6 +34,7 @@ pub struct StreamingBody {
     buf: BytesMut,
     codec: Codec,
     closing: bool,
+    close_sent: bool,
 }
 
 impl StreamingBody {
@@ -45,6 +46,7 @@ impl StreamingBody {
             buf: BytesMut::new(),
             codec: Codec::new(),
             closing: false,
+            close_sent: false,
         }
     }
 
@@ -151,6 +153,7 @@ impl Stream for StreamingBody {
         if !this.closing {
             loop {
                 match Pin::new(&mut this.session_rx).poll_recv(cx) {
+                    Poll::Ready(Some(_)) if this.close_sent => {}
                     Poll::Ready(Some(msg)) => {
                         this.messages.push_back(msg);
                     }
@@ -194,10 +197,11 @@ impl Stream for StreamingBody {
             }
 
             if is_close {
-                // A WebSocket Close frame is terminal. End the response body after flushing this
-                // frame, even if there are still `Session` clones holding the sender.
-                this.closing = true;
-                this.session_rx.close();
+                // WIM-Z relay patch (vendor/README.md): nothing is sent after a Close frame, but
+                // the body (and so the connection, which goes on reading the peer's frames and
+                // its Close reply) ends only when the last `Session` clone is dropped: a server
+                // that closes first can read what the peer sent before it saw the Close.
+                this.close_sent = true;
                 this.messages.clear();
                 break;
             }
@@ -650,7 +654,7 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn stream_closes_after_close_message_even_if_sender_alive() {
+    async fn stream_ends_after_close_message_once_senders_are_gone() {
         std::future::poll_fn(move |cx| {
             let (tx, rx) = tokio::sync::mpsc::channel(1);
 
@@ -676,8 +680,14 @@ pub(crate) mod tests {
 
             let poll = stream.as_mut().poll_next(cx);
             assert!(
+                poll.is_pending(),
+                "stream stays open after a close frame while a sender is alive (WIM-Z patch)"
+            );
+            drop(tx);
+            let poll = stream.as_mut().poll_next(cx);
+            assert!(
                 matches!(poll, Poll::Ready(None)),
-                "stream should close after close frame even if sender is still alive"
+                "stream ends once the last sender is gone"
             );
 
             Poll::Ready(())
