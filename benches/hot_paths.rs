@@ -11,8 +11,8 @@ use hmac::{Hmac, Mac};
 use wimz_relay::auth::{signature, Role, TokenService};
 use wimz_relay::room::history::History;
 use wimz_relay::secret::Secret;
-use wimz_relay::ws::frames::{self, RobotFrame};
-use wimz_relay::ws::outbox;
+use wimz_relay::wire::frames::{self, RobotFrame};
+use wimz_relay::wire::outbox;
 
 /// A realistic ~300-byte `mission_progress` event, as the load generator sends.
 const EVENT: &str = r#"{"type":"event","event":"mission_progress","data":{"mission":"sit_training","status":"watching","stage":3,"total_stages":5,"dog":"rex","confidence":0.91,"treats_left":12,"lg":{"n":1234,"t":1732250000000000},"note":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}"#;

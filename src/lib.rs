@@ -15,8 +15,9 @@
 //!   credential ids binding device credentials to one registration.
 //! - [`caps`]: caps per user, device and address; login/registration throttles.
 //! - [`store`]: users, devices, session history (SQLite or PostgreSQL).
-//! - [`ws`]: socket endpoints and the robot/app socket actors, their
-//!   outboxes and the edge parser ([`ws::frames`]).
+//! - [`wire`]: frames in (the edge parser) and out (every frame the relay
+//!   writes), socket outboxes, `error` frames: used by every layer above.
+//! - [`ws`]: socket endpoints and the robot/app socket actors.
 //! - [`room`]: the [`room::Directory`] and one [`room::DeviceRoom`] per device.
 //! - [`webrtc`]: the [`webrtc::SessionSupervisor`].
 //! - [`turn`]: TURN credential providers.
@@ -48,4 +49,5 @@ pub mod supervise;
 pub mod telemetry;
 pub mod turn;
 pub mod webrtc;
+pub mod wire;
 pub mod ws;

@@ -29,7 +29,7 @@ impl ClusterBridge {
                         // instance), and, for a command, to answer for it if
                         // the robot leaves without a result.
                         let (ty, reference) =
-                            crate::ws::frames::type_and_id(&raw).unwrap_or_default();
+                            crate::wire::frames::type_and_id(&raw).unwrap_or_default();
                         let answer_for = match (&reference, ty == "command") {
                             (Some(id), true) => {
                                 Some((crate::ids::ConnId::from_wire(&c), id.clone()))
@@ -49,7 +49,7 @@ impl ClusterBridge {
                             None => false,
                         };
                         if !delivered {
-                            let err = crate::error::WireError::robot_offline()
+                            let err = crate::wire::WireError::robot_offline()
                                 .with_ref(reference)
                                 .to_frame();
                             let back = Directed::Res {
@@ -122,12 +122,12 @@ impl ClusterBridge {
                     }
                     Directed::RobotSig { from, d, raw } => {
                         if let (Some(sessions), Ok(parsed)) =
-                            (&sessions, crate::ws::frames::parse_robot(&raw))
+                            (&sessions, crate::wire::frames::parse_robot(&raw))
                         {
                             sessions.do_send(crate::webrtc::messages::FromRobot {
                                 conn: crate::webrtc::session::RobotEnd::remote_conn(&from),
                                 device: d,
-                                outbox: crate::ws::outbox::Outbox::closed(),
+                                outbox: crate::wire::outbox::Outbox::closed(),
                                 frame: parsed.frame,
                                 reference: None,
                             });

@@ -9,7 +9,7 @@ use super::presence::parse_last;
 use super::scripts;
 use super::subscriber::{read_stream, SubCmd};
 use super::ClusterBridge;
-use crate::room::messages::Snapshot;
+use crate::wire::Snapshot;
 use actix::prelude::*;
 use redis::AsyncCommands;
 use std::collections::HashMap;

@@ -1,8 +1,8 @@
 //! Messages to the [`ClusterBridge`](super::ClusterBridge) and between instances.
 
 use crate::ids::DeviceId;
-use crate::room::messages::Snapshot;
 use crate::room::DeviceRoom;
+use crate::wire::Snapshot;
 use actix::prelude::*;
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};

@@ -8,9 +8,10 @@
 use super::extract::UserAuth;
 use crate::error::ApiError;
 use crate::ids::DeviceId;
-use crate::room::messages::{CredentialsChanged, DeviceDeleted, Snapshot, SnapshotOf};
+use crate::room::messages::{CredentialsChanged, DeviceDeleted, SnapshotOf};
 use crate::secret::Secret;
 use crate::state::AppState;
+use crate::wire::Snapshot;
 use actix_web::{web, HttpResponse};
 use rand::RngCore;
 use serde::Deserialize;

@@ -9,7 +9,7 @@ use crate::ids::DeviceId;
 use crate::metrics::inc;
 use crate::room::messages::{FindRoom, GetRoom, ProxyCancel, ProxyReply, ProxyRequest};
 use crate::state::AppState;
-use crate::ws::frames::json_str;
+use crate::wire::frames::json_str;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;

@@ -12,7 +12,7 @@ use crate::cluster::messages::{
 };
 use crate::cluster::ClusterBridge;
 use crate::ids::{unix_now, unix_now_ms, ConnId};
-use crate::ws::frames::{json_str, parse_robot, splice, RobotFrame};
+use crate::wire::frames::{json_str, parse_robot, splice, RobotFrame};
 use actix::prelude::*;
 use bytestring::ByteString;
 
@@ -251,7 +251,7 @@ impl DeviceRoom {
             if !received.unwrap_or(false) {
                 room.send_error(
                     &conn,
-                    crate::error::WireError::robot_offline().with_ref(reference),
+                    crate::wire::WireError::robot_offline().with_ref(reference),
                 );
             }
         }));

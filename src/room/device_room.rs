@@ -31,9 +31,10 @@ use super::Directory;
 use crate::ids::{unix_now, unix_now_ms, ConnId, DeviceId, UserId};
 use crate::metrics::{self, Metrics};
 use crate::supervise::InjectPanic;
+use crate::wire::frames::{json_str, splice};
+use crate::wire::outbox::Outbox;
+use crate::wire::Snapshot;
 use crate::ws::app::AppConn;
-use crate::ws::frames::{json_str, splice};
-use crate::ws::outbox::Outbox;
 use crate::ws::robot::RobotConn;
 use actix::prelude::*;
 use bytestring::ByteString;
@@ -304,7 +305,7 @@ impl DeviceRoom {
         s
     }
 
-    pub(super) fn send_error(&self, conn: &ConnId, err: crate::error::WireError) {
+    pub(super) fn send_error(&self, conn: &ConnId, err: crate::wire::WireError) {
         if let Some(m) = self.members.get(conn) {
             m.outbox.send(err.to_frame());
         }

@@ -16,6 +16,7 @@ use super::device_room::{DeviceRoom, RoomEnv};
 use super::messages::*;
 use crate::ids::{unix_now_ms, DeviceId};
 use crate::supervise::{self, InjectPanic, OnStop};
+use crate::wire::Snapshot;
 use actix::prelude::*;
 use futures_util::future::join_all;
 use std::collections::HashMap;

@@ -5,7 +5,7 @@ use super::device_room::COMMAND_KEYS;
 use super::device_room::{DeviceRoom, Member};
 use super::messages::*;
 use crate::metrics;
-use crate::ws::frames::{json_str, splice};
+use crate::wire::frames::{json_str, splice};
 use actix::prelude::*;
 
 impl Handler<Join> for DeviceRoom {
@@ -143,7 +143,7 @@ impl Handler<Command> for DeviceRoom {
             }
             self.send_error(
                 &msg.conn,
-                crate::error::WireError::robot_offline().with_ref(msg.reference),
+                crate::wire::WireError::robot_offline().with_ref(msg.reference),
             );
             return;
         };
@@ -163,8 +163,8 @@ impl Handler<Command> for DeviceRoom {
             // it is going: the robot will not get this one.
             (false, _) => self.send_error(
                 &msg.conn,
-                crate::error::WireError::new(
-                    crate::error::WireCode::RobotOffline,
+                crate::wire::WireError::new(
+                    crate::wire::WireCode::RobotOffline,
                     "the robot is not taking commands",
                 )
                 .with_ref(msg.reference),
@@ -201,8 +201,8 @@ impl DeviceRoom {
             if now.duration_since(since) >= COMMAND_PATIENCE {
                 continue;
             }
-            let frame = crate::error::WireError::new(
-                crate::error::WireCode::RobotOffline,
+            let frame = crate::wire::WireError::new(
+                crate::wire::WireCode::RobotOffline,
                 "the robot went offline before answering",
             )
             .with_ref(serde_json::value::RawValue::from_string(id).ok())

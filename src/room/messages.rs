@@ -3,12 +3,12 @@
 
 use super::device_room::DeviceRoom;
 use crate::ids::{ConnId, DeviceId, UserId};
+use crate::wire::frames::EventIn;
+use crate::wire::outbox::Outbox;
+use crate::wire::Snapshot;
 use crate::ws::app::AppConn;
-use crate::ws::frames::EventIn;
-use crate::ws::outbox::Outbox;
 use crate::ws::robot::RobotConn;
 use actix::prelude::*;
-use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
@@ -266,19 +266,6 @@ pub struct PendingProxyCount;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct InjectSilentStop;
-
-/// The live state of a device as `/api/devices` and `subscribed` show it.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Snapshot {
-    pub online: bool,
-    pub mode: Option<serde_json::Value>,
-    /// The last `mission_progress` data and `battery`, kept as the robot
-    /// sent them: checked JSON, never parsed again (every progress event
-    /// replaces `mission`, so this is on the hot path).
-    pub mission: Option<Box<RawValue>>,
-    pub battery: Option<Box<RawValue>>,
-    pub last_seen: Option<i64>,
-}
 
 // ---- from a room to an app socket ------------------------------------------
 

@@ -2,8 +2,8 @@
 
 use crate::ids::{ConnId, DeviceId, UserId};
 use crate::room::DeviceRoom;
-use crate::ws::frames::{AppFrame, RobotFrame};
-use crate::ws::outbox::Outbox;
+use crate::wire::frames::{AppFrame, RobotFrame};
+use crate::wire::outbox::Outbox;
 use actix::prelude::*;
 use serde_json::value::RawValue;
 

@@ -5,7 +5,7 @@
 use crate::cluster::messages::{Directed, SendDirected};
 use crate::ids::{unix_now, ConnId, DeviceId, SessionId, UserId};
 use crate::store::SessionRecord;
-use crate::ws::outbox::Outbox;
+use crate::wire::outbox::Outbox;
 use serde_json::{json, Value};
 use std::time::Instant;
 

@@ -5,11 +5,11 @@
 
 use super::session::{Sending, SessionState};
 use super::supervisor::{unreachable, Reference, SessionSupervisor, Tell};
-use crate::error::{WireCode, WireError};
 use crate::ids::{ConnId, DeviceId, SessionId};
 use crate::metrics::inc;
 use crate::webrtc::messages::{FromApp, FromRobot};
-use crate::ws::frames::{AppFrame, RobotFrame, Signal, WebrtcStats};
+use crate::wire::frames::{AppFrame, RobotFrame, Signal, WebrtcStats};
+use crate::wire::{WireCode, WireError};
 use actix::prelude::*;
 use serde_json::Value;
 

@@ -16,7 +16,7 @@
 //! What it sends on: signaling frames, raw as received, to the session's
 //! other end only; its own `webrtc_request` / `webrtc_credentials` /
 //! `webrtc_close` / `error` frames. Every send is a non-blocking
-//! [`Outbox::send`](crate::ws::outbox::Outbox::send); the only awaits (the
+//! [`Outbox::send`](crate::wire::outbox::Outbox::send); the only awaits (the
 //! room's robot link, TURN credentials, history writes) run beside the
 //! actor, never inside a handler. A session id used by a connection that is
 //! not one of its two ends gets `unknown_session`, exactly like an id that
@@ -27,14 +27,14 @@ use super::session::{AppEnd, RobotEnd, RobotPath, Sending, Session, SessionState
 use crate::cluster::messages::{SessionSlot, SessionSlots, SlotAnswer};
 use crate::cluster::ClusterBridge;
 use crate::config::{secs, WebrtcSettings};
-use crate::error::{WireCode, WireError};
 use crate::ids::{ConnId, DeviceId, SessionId};
 use crate::metrics::{gauge_add, inc, Metrics};
 use crate::room::messages::{FindRobot, RobotRoute};
 use crate::store::Store;
 use crate::supervise::InjectPanic;
 use crate::turn::TurnService;
-use crate::ws::frames::RobotFrame;
+use crate::wire::frames::RobotFrame;
+use crate::wire::{WireCode, WireError};
 use actix::prelude::*;
 use serde_json::value::RawValue;
 use serde_json::Value;

@@ -10,13 +10,13 @@
 //! fresh room.
 
 use super::conn::{on_item, start_common, SocketActor, SocketCore};
-use super::frames::{json_str, parse_app, AppFrame};
-use crate::error::{WireCode, WireError};
 use crate::ids::{DeviceId, UserId};
 use crate::metrics::gauge_add;
 use crate::room::messages::*;
 use crate::room::DeviceRoom;
 use crate::webrtc::messages::{ConnGone, FromApp};
+use crate::wire::frames::{json_str, parse_app, AppFrame};
+use crate::wire::{WireCode, WireError};
 use actix::prelude::*;
 use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
 use serde_json::value::RawValue;

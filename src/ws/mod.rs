@@ -9,8 +9,6 @@
 
 pub mod app;
 pub mod conn;
-pub mod frames;
-pub mod outbox;
 pub mod ratelimit;
 pub mod robot;
 

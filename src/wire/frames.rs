@@ -3,8 +3,8 @@
 //! JSON text: the relay forwards what it was sent, adding only its own
 //! fields (spliced in, never re-serialising the rest).
 
-use crate::error::{WireCode, WireError};
 use crate::ids::{ConnId, DeviceId, SessionId};
+use crate::wire::{WireCode, WireError};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
