@@ -119,7 +119,7 @@ impl Application {
 
         let env = RoomEnv {
             bridge: cluster.clone(),
-            sessions: Some(sessions.clone()),
+            sessions: Some(sessions.clone().recipient()),
             instance: instance_id.clone(),
             ..env
         };

@@ -203,7 +203,7 @@ impl DeviceRoom {
     /// Another instance took the robot over: drop ours without publishing.
     fn lost_robot(&mut self, ctx: &mut Context<Self>) {
         if let Some(robot) = self.robot.take() {
-            robot.addr.do_send(CloseSocket {
+            robot.socket.close.do_send(CloseSocket {
                 code: 4001,
                 reason: "replaced",
             });
@@ -334,7 +334,7 @@ impl DeviceRoom {
     /// The robot on another instance went away: its WebRTC sessions here end.
     fn end_remote_sessions(&self) {
         if let Some(sessions) = &self.env.sessions {
-            sessions.do_send(crate::webrtc::messages::EndRemoteRobotSessions {
+            sessions.do_send(EndRemoteRobotSessions {
                 device: self.device.clone(),
             });
         }

@@ -34,8 +34,6 @@ use crate::supervise::InjectPanic;
 use crate::wire::frames::{json_str, splice};
 use crate::wire::outbox::Outbox;
 use crate::wire::Snapshot;
-use crate::ws::app::AppConn;
-use crate::ws::robot::RobotConn;
 use actix::prelude::*;
 use bytestring::ByteString;
 use std::collections::HashMap;
@@ -52,14 +50,14 @@ pub(super) const COMMAND_KEYS: &[&str] = &["from_user", "reply_to"];
 pub(super) struct RobotSide {
     pub(super) conn: ConnId,
     pub(super) outbox: Outbox,
-    pub(super) addr: Addr<RobotConn>,
+    pub(super) socket: RobotSocket,
 }
 
 /// An app socket that joined this room.
 pub(super) struct Member {
     pub(super) user: UserId,
     pub(super) outbox: Outbox,
-    pub(super) addr: Addr<AppConn>,
+    pub(super) socket: AppSocket,
     pub(super) subscribed: bool,
 }
 
@@ -75,7 +73,7 @@ pub struct RoomEnv {
     /// Set when clustered: the room's outward edge.
     pub bridge: Option<Addr<crate::cluster::ClusterBridge>>,
     /// Told when a robot on another instance goes away (its sessions here end).
-    pub sessions: Option<Addr<crate::webrtc::SessionSupervisor>>,
+    pub sessions: Option<Recipient<EndRemoteRobotSessions>>,
     pub instance: std::sync::Arc<str>,
 }
 
@@ -359,13 +357,13 @@ impl Supervised for DeviceRoom {
             room_id: self.room_id,
         });
         if let Some(robot) = self.robot.take() {
-            robot.addr.do_send(CloseSocket {
+            robot.socket.close.do_send(CloseSocket {
                 code: 1011,
                 reason: "device_unavailable",
             });
         }
         for (_, m) in self.members.drain() {
-            m.addr.do_send(RoomFailed {
+            m.socket.failed.do_send(RoomFailed {
                 device: self.device.clone(),
                 room: ctx.address(),
                 epoch: self.epoch,
@@ -405,7 +403,7 @@ impl Handler<AttachRobot> for DeviceRoom {
         }
         let replaced_elsewhere = self.become_home(msg.claim.as_ref(), ctx);
         if let Some(old) = self.robot.take() {
-            old.addr.do_send(CloseSocket {
+            old.socket.close.do_send(CloseSocket {
                 code: 4001,
                 reason: "replaced",
             });
@@ -418,7 +416,7 @@ impl Handler<AttachRobot> for DeviceRoom {
         self.robot = Some(RobotSide {
             conn: msg.conn,
             outbox: msg.outbox,
-            addr: msg.addr,
+            socket: msg.socket,
         });
         self.snapshot.last_seen = Some(unix_now());
         self.presence_event(true, None, ctx);
@@ -510,7 +508,7 @@ impl Handler<RecheckCredential> for DeviceRoom {
 
     fn handle(&mut self, msg: RecheckCredential, _ctx: &mut Context<Self>) {
         if let Some(robot) = &self.robot {
-            robot.addr.do_send(msg);
+            robot.socket.recheck.do_send(msg);
         }
     }
 }
@@ -520,7 +518,7 @@ impl Handler<CloseRoom> for DeviceRoom {
 
     fn handle(&mut self, msg: CloseRoom, ctx: &mut Context<Self>) {
         if let Some(robot) = self.robot.take() {
-            robot.addr.do_send(CloseSocket {
+            robot.socket.close.do_send(CloseSocket {
                 code: 4003,
                 reason: msg.reason,
             });
@@ -533,7 +531,7 @@ impl Handler<CloseRoom> for DeviceRoom {
                 self.device_json,
                 json_str(msg.reason)
             ));
-            m.addr.do_send(DeviceGone {
+            m.socket.gone.do_send(DeviceGone {
                 device: self.device.clone(),
             });
         }

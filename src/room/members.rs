@@ -27,7 +27,7 @@ impl Handler<Join> for DeviceRoom {
         self.members.entry(msg.conn).or_insert(Member {
             user: msg.user,
             outbox: msg.outbox,
-            addr: msg.addr,
+            socket: msg.socket,
             subscribed: false,
         });
         Ok(())

@@ -6,8 +6,6 @@ use crate::ids::{ConnId, DeviceId, UserId};
 use crate::wire::frames::EventIn;
 use crate::wire::outbox::Outbox;
 use crate::wire::Snapshot;
-use crate::ws::app::AppConn;
-use crate::ws::robot::RobotConn;
 use actix::prelude::*;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
@@ -91,7 +89,7 @@ pub struct Retired;
 pub struct AttachRobot {
     pub conn: ConnId,
     pub outbox: Outbox,
-    pub addr: Addr<RobotConn>,
+    pub socket: RobotSocket,
     /// Clustered: what claiming the device in Redis found (None: single
     /// instance, or Redis unreachable).
     pub claim: Option<crate::cluster::messages::Claimed>,
@@ -141,7 +139,7 @@ pub struct Join {
     pub conn: ConnId,
     pub user: UserId,
     pub outbox: Outbox,
-    pub addr: Addr<AppConn>,
+    pub socket: AppSocket,
 }
 
 /// Subscribe member `conn` to events, replaying after `since_seq` if given.
@@ -267,7 +265,23 @@ pub struct PendingProxyCount;
 #[rtype(result = "()")]
 pub struct InjectSilentStop;
 
-// ---- from a room to an app socket ------------------------------------------
+// ---- from a room to its sockets ----------------------------------------------
+
+/// How a room reaches its robot socket, besides the socket's outbox: the
+/// two messages it sends it (the socket actor handles them; the room does
+/// not know its type).
+#[derive(Clone)]
+pub struct RobotSocket {
+    pub close: Recipient<CloseSocket>,
+    pub recheck: Recipient<RecheckCredential>,
+}
+
+/// How a room reaches a member app socket, besides its outbox.
+#[derive(Clone)]
+pub struct AppSocket {
+    pub failed: Recipient<RoomFailed>,
+    pub gone: Recipient<DeviceGone>,
+}
 
 /// The device is gone (deleted); drop it from the app's caches.
 #[derive(Message)]
@@ -303,6 +317,16 @@ pub struct CloseSocket {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RecheckCredential;
+
+// ---- from a room to the session supervisor -----------------------------------
+
+/// Clustered: the device's robot on another instance went away; end the
+/// sessions whose robot end is remote.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndRemoteRobotSessions {
+    pub device: DeviceId,
+}
 
 // ---- from the cluster bridge to a room ---------------------------------------
 

@@ -51,11 +51,3 @@ pub struct EndDeviceSessions {
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct ActiveSessions;
-
-/// Clustered: the device's robot on another instance went away; end the
-/// sessions whose robot end is remote.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct EndRemoteRobotSessions {
-    pub device: DeviceId,
-}

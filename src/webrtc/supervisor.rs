@@ -29,7 +29,7 @@ use crate::cluster::ClusterBridge;
 use crate::config::{secs, WebrtcSettings};
 use crate::ids::{ConnId, DeviceId, SessionId};
 use crate::metrics::{gauge_add, inc, Metrics};
-use crate::room::messages::{FindRobot, RobotRoute};
+use crate::room::messages::{EndRemoteRobotSessions, FindRobot, RobotRoute};
 use crate::store::Store;
 use crate::supervise::InjectPanic;
 use crate::turn::TurnService;

@@ -124,7 +124,10 @@ impl AppConn {
                             conn: conn.clone(),
                             user: user.clone(),
                             outbox: outbox.clone(),
-                            addr: me.clone(),
+                            socket: AppSocket {
+                                failed: me.clone().recipient(),
+                                gone: me.clone().recipient(),
+                            },
                         })
                         .await;
                     match joined {

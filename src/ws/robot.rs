@@ -117,7 +117,10 @@ impl RobotConn {
                         .send(AttachRobot {
                             conn: conn.clone(),
                             outbox: outbox.clone(),
-                            addr: me.clone(),
+                            socket: RobotSocket {
+                                close: me.clone().recipient(),
+                                recheck: me.clone().recipient(),
+                            },
                             claim: claim.clone(),
                         })
                         .await;
