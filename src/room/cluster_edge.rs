@@ -7,14 +7,24 @@
 use super::device_room::{DeviceRoom, COMMAND_KEYS};
 use super::messages::*;
 use crate::cluster::messages::{
-    Append, AppendResult, Claimed, Directed, Release, SaveSnapshot, SendDirected, SyncState,
-    Unwatch, Watch,
+    Append, AppendResult, Claimed, Directed, HolderIs, Mirror, Release, RemoteEvent, RemoteGap,
+    SaveSnapshot, SendDirected, SyncState, Unwatch, Watch,
 };
 use crate::cluster::ClusterBridge;
 use crate::ids::{unix_now, unix_now_ms, ConnId};
 use crate::wire::frames::{json_str, parse_robot, splice, RobotFrame};
 use actix::prelude::*;
 use bytestring::ByteString;
+
+/// This room as the bridge reaches it while it mirrors the device.
+fn mirror(ctx: &Context<DeviceRoom>) -> Mirror {
+    let me = ctx.address();
+    Mirror {
+        events: me.clone().recipient(),
+        gaps: me.clone().recipient(),
+        holder: me.recipient(),
+    }
+}
 
 impl DeviceRoom {
     /// Mirrors the device (subscribes to its events and reads its state);
@@ -29,7 +39,7 @@ impl DeviceRoom {
         self.watching = true;
         let msg = Watch {
             device: self.device.clone(),
-            room: ctx.address(),
+            mirror: mirror(ctx),
             epoch: self.epoch,
         };
         ctx.wait(bridge.send(msg).into_actor(self).map(|res, room, _ctx| {
@@ -83,7 +93,7 @@ impl DeviceRoom {
         if self.watching {
             bridge.do_send(Unwatch {
                 device: self.device.clone(),
-                room: ctx.address(),
+                mirror: mirror(ctx),
             });
             self.watching = false;
         }
@@ -137,7 +147,7 @@ impl DeviceRoom {
         if self.watching {
             bridge.do_send(Unwatch {
                 device: self.device.clone(),
-                room: ctx.address(),
+                mirror: mirror(ctx),
             });
         }
         if self.home {

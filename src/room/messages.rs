@@ -328,25 +328,9 @@ pub struct EndRemoteRobotSessions {
     pub device: DeviceId,
 }
 
-// ---- from the cluster bridge to a room ---------------------------------------
-
-/// An event numbered by the robot's instance (this room mirrors the device).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RemoteEvent {
-    pub epoch: i64,
-    pub seq: u64,
-    pub frame: bytestring::ByteString,
-}
-
-/// Events `from..=to` of `epoch` could not be recovered from Redis.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RemoteGap {
-    pub epoch: i64,
-    pub from: u64,
-    pub to: u64,
-}
+// ---- from the directory to a room, for other instances ---------------------
+// (the mirror's own `RemoteEvent`, `RemoteGap`, `HolderIs` come from the
+// bridge: `crate::cluster::messages`)
 
 /// A command (already carrying `from_user`/`reply_to`) from an app on another instance.
 #[derive(Message)]
@@ -365,16 +349,6 @@ pub struct RemoteCommand {
 pub struct DeliverToMember {
     pub conn: ConnId,
     pub raw: String,
-}
-
-/// Which other instance holds this device's robot now (None: no one).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct HolderIs {
-    pub holder: Option<String>,
-    /// When the read started: a read older than the room's last presence
-    /// change is stale and ignored.
-    pub read_at: std::time::Instant,
 }
 
 /// A REST call from another instance for our robot; answer goes to `back`.

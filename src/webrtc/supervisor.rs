@@ -8,6 +8,8 @@
 //! - robot sockets: [`FromRobot`] (`webrtc_offer` / `_ice` / `_close` / `_stats`);
 //! - both, on every exit path: [`ConnGone`];
 //! - `DELETE /api/devices/{id}`: [`EndDeviceSessions`];
+//! - the cluster bridge: [`ForSessions`] (a remote robot's signaling for a
+//!   session owned here; a device deleted on another instance);
 //! - tests: [`ActiveSessions`], [`InjectPanic`].
 //!
 //! Runs under [`crate::supervise`]: restarted after a panic, sessions kept
@@ -24,7 +26,7 @@
 
 use super::messages::*;
 use super::session::{AppEnd, RobotEnd, RobotPath, Sending, Session, SessionState};
-use crate::cluster::messages::{SessionSlot, SessionSlots, SlotAnswer};
+use crate::cluster::messages::{ForSessions, SessionSlot, SessionSlots, SlotAnswer};
 use crate::cluster::ClusterBridge;
 use crate::config::{secs, WebrtcSettings};
 use crate::ids::{ConnId, DeviceId, SessionId};
@@ -242,6 +244,33 @@ impl SessionSupervisor {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// A frame from a robot socket here, or from a remote robot: sent to
+    /// the session's owner if that is another instance, else handled, its
+    /// error (if any) to the sender.
+    fn from_robot(&mut self, msg: FromRobot) {
+        if self.forward_to_owner(&msg) {
+            return;
+        }
+        let outbox = msg.outbox.clone();
+        let reference = msg.reference.clone();
+        if let Err(e) = self.on_robot(msg) {
+            outbox.send(e.with_ref(reference).to_frame());
+        }
+    }
+
+    /// Ends every session of `device`, telling both ends.
+    fn end_device(&mut self, device: &DeviceId, reason: &'static str) {
+        let ids: Vec<SessionId> = self
+            .sessions
+            .values()
+            .filter(|s| &s.device == device)
+            .map(|s| s.id.clone())
+            .collect();
+        for id in ids {
+            self.end(&id, reason, Tell::Both);
         }
     }
 
@@ -473,13 +502,28 @@ impl Handler<FromApp> for SessionSupervisor {
 impl Handler<FromRobot> for SessionSupervisor {
     type Result = ();
     fn handle(&mut self, msg: FromRobot, _ctx: &mut Context<Self>) {
-        if self.forward_to_owner(&msg) {
-            return;
-        }
-        let outbox = msg.outbox.clone();
-        let reference = msg.reference.clone();
-        if let Err(e) = self.on_robot(msg) {
-            outbox.send(e.with_ref(reference).to_frame());
+        self.from_robot(msg);
+    }
+}
+
+impl Handler<ForSessions> for SessionSupervisor {
+    type Result = ();
+    fn handle(&mut self, msg: ForSessions, _ctx: &mut Context<Self>) {
+        match msg {
+            // A remote robot's frame, as if from a robot socket here whose
+            // errors go nowhere (its instance answers the robot).
+            ForSessions::RobotSignal { from, device, raw } => {
+                if let Ok(parsed) = crate::wire::frames::parse_robot(&raw) {
+                    self.from_robot(FromRobot {
+                        conn: RobotEnd::remote_conn(&from),
+                        device,
+                        outbox: crate::wire::Outbox::closed(),
+                        frame: parsed.frame,
+                        reference: None,
+                    });
+                }
+            }
+            ForSessions::Deleted { device } => self.end_device(&device, "device_deleted"),
         }
     }
 }
@@ -513,15 +557,7 @@ impl Handler<ConnGone> for SessionSupervisor {
 impl Handler<EndDeviceSessions> for SessionSupervisor {
     type Result = ();
     fn handle(&mut self, msg: EndDeviceSessions, _ctx: &mut Context<Self>) {
-        let ids: Vec<SessionId> = self
-            .sessions
-            .values()
-            .filter(|s| s.device == msg.device)
-            .map(|s| s.id.clone())
-            .collect();
-        for id in ids {
-            self.end(&id, msg.reason, Tell::Both);
-        }
+        self.end_device(&msg.device, msg.reason);
     }
 }
 
