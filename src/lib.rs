@@ -14,6 +14,7 @@
 //! - [`auth`]: JWTs, device signatures with replay refusal, passwords,
 //!   credential ids binding device credentials to one registration.
 //! - [`caps`]: caps per user, device and address; login/registration throttles.
+//! - [`net`]: client addresses behind trusted proxies, browser origins.
 //! - [`store`]: users, devices, session history (SQLite or PostgreSQL).
 //! - [`wire`]: frames in (the edge parser) and out (every frame the relay
 //!   writes), socket outboxes, `error` frames: used by every layer above.
@@ -39,6 +40,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod net;
 pub mod proxy_paths;
 pub mod room;
 pub mod secret;
