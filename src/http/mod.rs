@@ -1,7 +1,9 @@
-//! HTTP routes (PROTOCOL.md §1) and the body/path/query error handlers that
-//! turn extractor failures into the protocol's error body.
+//! HTTP routes (PROTOCOL.md §1; the web console's static files,
+//! [`console`]) and the body/path/query error handlers that turn extractor
+//! failures into the protocol's error body.
 
 pub mod auth;
+pub mod console;
 pub mod devices;
 pub mod extract;
 pub mod health;
@@ -52,6 +54,14 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_body: usize) {
         web::post().to(turn::post_credentials),
     )
     .route("/webrtc/config", web::get().to(turn::webrtc_config))
+    .route("/", web::get().to(console::redirect))
+    .route("/console", web::get().to(console::redirect))
+    .route(
+        "/console/{path:.*}",
+        web::route()
+            .guard(actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head()))
+            .to(console::file),
+    )
     .default_service(web::to(not_found));
 }
 
