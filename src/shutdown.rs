@@ -30,15 +30,7 @@ use crate::room::messages::DrainRooms;
 use crate::startup::AppHandle;
 use std::time::{Duration, Instant};
 
-/// Where a socket is in the instance's shutdown (the `watch` socket actors follow).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Phase {
-    Serving,
-    /// Send the close frame (1012); a robot is still read until it answers.
-    Closing,
-    /// Drop what is left now.
-    Now,
-}
+pub use crate::state::Phase;
 
 /// The close code of a relay going away to come back (RFC 6455 1012,
 /// "service restart"): reconnect at once, with jitter.

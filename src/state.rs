@@ -15,6 +15,17 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
 
+/// Where a socket is in the instance's shutdown (the `watch` socket actors
+/// follow; `shutdown` moves it on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Serving,
+    /// Send the close frame (1012); a robot is still read until it answers.
+    Closing,
+    /// Drop what is left now.
+    Now,
+}
+
 /// Shared, read-mostly service state.
 pub struct AppState {
     pub settings: Arc<Settings>,
@@ -39,9 +50,9 @@ pub struct AppState {
     /// Source of connection ids (`<instance>.<n>`).
     pub next_conn: AtomicU64,
     /// Moved on shutdown (`crate::shutdown`): robot sockets close first...
-    pub robots_shutdown: watch::Receiver<crate::shutdown::Phase>,
+    pub robots_shutdown: watch::Receiver<Phase>,
     /// ...then, after rooms drained, app sockets.
-    pub apps_shutdown: watch::Receiver<crate::shutdown::Phase>,
+    pub apps_shutdown: watch::Receiver<Phase>,
     pub started: Instant,
     /// Verified against when a login names an unknown user (equal timing).
     pub dummy_hash: String,
@@ -50,7 +61,7 @@ pub struct AppState {
     /// exhausting memory.
     pub hashing: Arc<tokio::sync::Semaphore>,
     /// `server.allowed_origins` and the relay's own: who may use it from a browser.
-    pub origins: Arc<crate::http::origins::AllowedOrigins>,
+    pub origins: Arc<crate::net::origin::AllowedOrigins>,
     /// Caps per user, device and address; login/registration throttles.
     pub caps: Arc<crate::caps::Caps>,
 }

@@ -10,8 +10,6 @@
 pub mod app;
 pub mod conn;
 pub mod credentials;
-pub mod frames;
-pub mod outbox;
 pub mod ratelimit;
 pub mod robot;
 
@@ -60,8 +58,8 @@ fn upgrade(
 > {
     // Stopping: a socket that arrives now (over a connection accepted
     // before, e.g. a proxy's kept-alive one) would only be closed again.
-    if *state.apps_shutdown.borrow() != crate::shutdown::Phase::Serving
-        || *state.robots_shutdown.borrow() != crate::shutdown::Phase::Serving
+    if *state.apps_shutdown.borrow() != crate::state::Phase::Serving
+        || *state.robots_shutdown.borrow() != crate::state::Phase::Serving
     {
         return Err(ApiError::Unavailable(
             "relay restarting; connect again".into(),
@@ -75,6 +73,12 @@ fn upgrade(
         .aggregate_continuations()
         .max_continuation_size(limit);
     Ok((response, session, stream))
+}
+
+/// The two socket endpoints.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws/device", web::get().to(robot_socket))
+        .route("/ws/app", web::get().to(app_socket));
 }
 
 /// `GET /ws/device`.

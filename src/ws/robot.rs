@@ -18,13 +18,13 @@
 //! On shutdown it is closed with 1012 and read until it answers the close.
 
 use super::conn::{on_item, start_common, SocketActor, SocketCore};
-use super::frames::{parse_robot, RobotFrame};
 use crate::auth::CredentialId;
 use crate::ids::DeviceId;
 use crate::metrics::gauge_add;
 use crate::room::messages::*;
 use crate::room::DeviceRoom;
 use crate::webrtc::messages::{ConnGone, FromRobot};
+use crate::wire::frames::{parse_robot, RobotFrame};
 use actix::prelude::*;
 use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
 
@@ -119,7 +119,10 @@ impl RobotConn {
                         .send(AttachRobot {
                             conn: conn.clone(),
                             outbox: outbox.clone(),
-                            addr: me.clone(),
+                            socket: RobotSocket {
+                                close: me.clone().recipient(),
+                                recheck: me.clone().recipient(),
+                            },
                             claim: claim.clone(),
                         })
                         .await;
@@ -196,7 +199,7 @@ impl SocketActor for RobotConn {
     }
 
     /// Close with 1012 but go on reading until the robot answers the close
-    /// (or [`Phase::Now`](crate::shutdown::Phase::Now)): an event it sent
+    /// (or [`Phase::Now`](crate::state::Phase::Now)): an event it sent
     /// before it saw our close still reaches the room, before we detach.
     fn on_shutdown(&mut self, _ctx: &mut Context<Self>) {
         self.core
