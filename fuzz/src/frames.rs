@@ -1,4 +1,4 @@
-//! Targets `robot_frame` and `app_frame`: `ws::frames::parse_robot` /
+//! Targets `robot_frame` and `app_frame`: `wire::frames::parse_robot` /
 //! `parse_app` on any text, then the splice the room applies to what it
 //! forwards (the event envelope, the command's `from_user`/`reply_to`).
 //!
@@ -10,9 +10,10 @@
 //! the relay's own, which appear exactly once with the relay's values.
 
 use crate::members::{check_spliced, Members};
-use wimz_relay::error::{WireCode, WireError};
+use wimz_relay::wire::{WireCode, WireError};
 use wimz_relay::ids::DeviceId;
-use wimz_relay::ws::frames::{json_str, parse_app, parse_robot, splice, AppFrame, RobotFrame};
+use wimz_relay::wire::encode::{json_str, splice};
+use wimz_relay::wire::frames::{parse_app, parse_robot, AppFrame, RobotFrame};
 
 /// The room's envelope members (`room/device_room.rs`).
 const ENVELOPE_KEYS: &[&str] = &["device_id", "epoch", "seq", "ts_ms"];
