@@ -6,23 +6,33 @@
 use super::directed::publish_directed;
 use super::keys;
 use super::messages::*;
-use super::scripts;
-use super::ClusterBridge;
+use super::{ClusterBridge, Home, Term};
 use crate::ids::DeviceId;
 use actix::prelude::*;
 use redis::AsyncCommands;
 
 impl ClusterBridge {
+    /// Every `presence_ttl_s / 3`: refresh our claims (one script each, run
+    /// concurrently: on a Redis Cluster each goes to its device's shard),
+    /// hand a room whose claim another instance now holds its loss, report
+    /// our stats, and read the holders of the devices we mirror.
     pub(super) fn refresh_presence(&mut self, ctx: &mut Context<Self>) {
-        let homes: Vec<String> = self.homes.iter().map(keys::presence).collect();
+        let homes: Vec<DeviceId> = self
+            .homes
+            .iter()
+            .filter(|(_, h)| h.claimed)
+            .map(|(d, _)| d.clone())
+            .collect();
         let mirrors: Vec<(DeviceId, Mirror)> = self
             .mirrors
             .iter()
             .map(|(d, a)| (d.clone(), a.clone()))
             .collect();
-        let mut redis = self.redis.clone();
+        let redis = self.redis.clone();
         let instance = self.instance.to_string();
         let ttl = self.presence_ttl_s;
+        let refresh = self.scripts.refresh.clone();
+        let rooms = self.upstream.rooms.clone();
         let stats = serde_json::json!({
             "robots_online": crate::metrics::get_i(&self.metrics.robots_online),
             "apps_connected": crate::metrics::get_i(&self.metrics.apps_connected),
@@ -33,24 +43,39 @@ impl ClusterBridge {
         .to_string();
         ctx.spawn(
             async move {
-                if !homes.is_empty() {
-                    let script = redis::Script::new(scripts::REFRESH);
-                    let mut s = script.prepare_invoke();
-                    for k in &homes {
-                        s.key(k);
+                let refreshes = homes.into_iter().map(|device| {
+                    let (mut redis, refresh, instance) = (redis.clone(), refresh.clone(), &instance);
+                    async move {
+                        let ours: Result<i64, _> = refresh
+                            .key(keys::presence(&device))
+                            .arg(instance)
+                            .arg(ttl)
+                            .invoke_async(&mut redis)
+                            .await;
+                        (device, ours)
                     }
-                    let _: Result<i64, _> =
-                        s.arg(&instance).arg(ttl).invoke_async(&mut redis).await;
+                });
+                for (device, ours) in futures_util::future::join_all(refreshes).await {
+                    if let Ok(0) = ours {
+                        // Another instance claimed it (a claim whose
+                        // `Replaced` never reached us): our robot is stale.
+                        let _ = rooms.try_send(ForRooms::Replaced { device });
+                    }
                 }
-                let _: Result<(), _> = redis
-                    .set_ex(keys::stats(&instance), stats, ttl.max(3))
-                    .await;
-                let _: Result<(), _> = redis.sadd(keys::INSTANCES, &instance).await;
+                let mut r = redis.clone();
+                let _: Result<(), _> = r.set_ex(keys::stats(&instance), stats, ttl.max(3)).await;
+                let _: Result<(), _> = r.sadd(keys::INSTANCES, &instance).await;
                 // Mirrors whose robot's instance stopped refreshing: gone.
-                for (device, mirror) in mirrors {
-                    let read_at = std::time::Instant::now();
-                    let holder: Result<Option<String>, _> =
-                        redis.get(keys::presence(&device)).await;
+                let reads = mirrors.into_iter().map(|(device, mirror)| {
+                    let mut redis = redis.clone();
+                    async move {
+                        let read_at = std::time::Instant::now();
+                        let holder: Result<Option<String>, _> =
+                            redis.get(keys::presence(&device)).await;
+                        (mirror, holder, read_at)
+                    }
+                });
+                for (mirror, holder, read_at) in futures_util::future::join_all(reads).await {
                     if let Ok(holder) = holder {
                         mirror.holder.do_send(HolderIs {
                             holder: holder.filter(|h| *h != instance),
@@ -65,21 +90,32 @@ impl ClusterBridge {
 }
 
 impl Handler<Claim> for ClusterBridge {
-    type Result = ResponseFuture<Result<Claimed, ()>>;
+    type Result = ResponseActFuture<Self, Result<Claimed, ()>>;
 
+    /// Takes presence, mints a term and marks the stream with it (Redis
+    /// refuses the previous holder's appends from then on), and tells the
+    /// previous holder (`Replaced`) so it drops its robot at once.
     fn handle(&mut self, msg: Claim, _ctx: &mut Context<Self>) -> Self::Result {
-        self.homes.insert(msg.device.clone());
+        self.homes.insert(msg.device.clone(), Home::default());
         let mut redis = self.redis.clone();
         let instance = self.instance.to_string();
         let ttl = self.presence_ttl_s;
-        Box::pin(async move {
-            let (prev, last): (String, String) = redis::Script::new(scripts::CLAIM)
+        let claim = self.scripts.claim.clone();
+        let maxlen = self.history_size;
+        let device = msg.device.clone();
+        let work = async move {
+            let publish = if redis.sharded() { "SPUBLISH" } else { "PUBLISH" };
+            let (prev, epoch, seq, term): (String, String, u64, u64) = claim
                 .key(keys::presence(&msg.device))
-                .key(keys::last(&msg.device))
+                .key(keys::stream(&msg.device))
+                .key(keys::device_channel(&msg.device))
                 .arg(&instance)
                 .arg(ttl)
                 // A fresh epoch if the device has none: the attaching room takes it.
-                .arg(format!("{}:0", crate::ids::unix_now_ms()))
+                .arg(crate::ids::unix_now_ms())
+                .arg(crate::ids::unix_now_ms())
+                .arg(maxlen)
+                .arg(publish)
                 .invoke_async(&mut redis)
                 .await
                 .map_err(|e| tracing::warn!(error = %e, "cluster claim failed"))?;
@@ -94,17 +130,27 @@ impl Handler<Claim> for ClusterBridge {
                 )
                 .await;
             }
-            Ok(Claimed {
-                previous,
-                last: parse_last(&last),
-            })
-        })
+            let epoch: i64 = epoch.parse().map_err(|_| ())?;
+            Ok((
+                Claimed {
+                    previous,
+                    last: Some((epoch, seq)),
+                },
+                term,
+            ))
+        };
+        Box::pin(work.into_actor(self).map(move |r, bridge, _ctx| {
+            let (claimed, term) = r?;
+            if let Some(home) = bridge.homes.get_mut(&device) {
+                home.claimed = true;
+                home.term = Some(Term {
+                    term,
+                    generation: bridge.redis.generation(),
+                });
+            }
+            Ok(claimed)
+        }))
     }
-}
-
-pub(super) fn parse_last(s: &str) -> Option<(i64, u64)> {
-    let (e, q) = s.split_once(':')?;
-    Some((e.parse().ok()?, q.parse().ok()?))
 }
 
 impl Handler<Release> for ClusterBridge {
@@ -114,8 +160,9 @@ impl Handler<Release> for ClusterBridge {
         self.homes.remove(&msg.device);
         let mut redis = self.redis.clone();
         let instance = self.instance.to_string();
+        let release = self.scripts.release.clone();
         Box::pin(async move {
-            let _: Result<i64, _> = redis::Script::new(scripts::RELEASE)
+            let _: Result<i64, _> = release
                 .key(keys::presence(&msg.device))
                 .arg(instance)
                 .invoke_async(&mut redis)
