@@ -220,7 +220,10 @@ impl ClusterSettings {
             ));
         }
         if self.snapshot_flush_ms == 0 {
-            return Err(ConfigError::new("cluster.snapshot_flush_ms", "must be at least 1"));
+            return Err(ConfigError::new(
+                "cluster.snapshot_flush_ms",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }

@@ -107,10 +107,17 @@ impl Application {
                 instance: instance_id.clone(),
                 presence_ttl_s: settings.cluster.presence_ttl_s,
                 history_size: settings.history.size,
-                snapshot_flush: std::time::Duration::from_millis(settings.cluster.snapshot_flush_ms),
+                snapshot_flush: std::time::Duration::from_millis(
+                    settings.cluster.snapshot_flush_ms,
+                ),
             };
-            let bridge =
-                ClusterBridge::new(link.clone(), config, metrics.clone(), cluster_up.clone(), upstream);
+            let bridge = ClusterBridge::new(
+                link.clone(),
+                config,
+                metrics.clone(),
+                cluster_up.clone(),
+                upstream,
+            );
             let metrics = metrics.clone();
             Some(supervise::start(
                 "cluster_bridge",

@@ -3,11 +3,11 @@
 //! directory ([`ForRooms`]) or the session supervisor ([`ForSessions`]).
 
 use super::keys;
+use super::link::Link;
 use super::messages::*;
 use super::ClusterBridge;
 use crate::ids::ConnId;
 use actix::prelude::*;
-use super::link::Link;
 
 impl ClusterBridge {
     /// A message another instance sent us: decoded and handed up, to the
@@ -63,11 +63,7 @@ impl ClusterBridge {
 /// (`PUBLISH` reached a subscriber). False when Redis failed or nobody is
 /// subscribed to the channel (the instance is gone, e.g. killed before its
 /// presence keys expired): nobody will act on it or answer it.
-pub(super) async fn publish_directed(
-    redis: Link,
-    instance: &str,
-    msg: &Directed,
-) -> bool {
+pub(super) async fn publish_directed(redis: Link, instance: &str, msg: &Directed) -> bool {
     let Ok(payload) = serde_json::to_string(msg) else {
         return false;
     };

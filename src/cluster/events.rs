@@ -70,7 +70,11 @@ impl Handler<Append> for ClusterBridge {
                 .expected
                 .map(|(e, s)| format!("{e}:{s}"))
                 .unwrap_or_default();
-            let publish = if redis.sharded() { "SPUBLISH" } else { "PUBLISH" };
+            let publish = if redis.sharded() {
+                "SPUBLISH"
+            } else {
+                "PUBLISH"
+            };
             let r: Result<Vec<redis::Value>, _> = slow
                 .key(keys::presence(&msg.device))
                 .key(keys::stream(&msg.device))
@@ -98,19 +102,22 @@ impl Handler<Append> for ClusterBridge {
                 _ => (AppendResult::Down, None),
             }
         };
-        Box::pin(work.into_actor(self).map(move |(result, term), bridge, _ctx| {
-            // The generation after the request: a slow append proved the
-            // stream on whatever connection it went over.
-            let generation = match proven {
-                Some(_) if term == proven => generation,
-                _ => bridge.redis.generation(),
-            };
-            if let Some(home) = bridge.homes.get_mut(&device) {
-                home.term = term.map(|term| Term { term, generation });
-                home.claimed |= term.is_some();
-            }
-            result
-        }))
+        Box::pin(
+            work.into_actor(self)
+                .map(move |(result, term), bridge, _ctx| {
+                    // The generation after the request: a slow append proved the
+                    // stream on whatever connection it went over.
+                    let generation = match proven {
+                        Some(_) if term == proven => generation,
+                        _ => bridge.redis.generation(),
+                    };
+                    if let Some(home) = bridge.homes.get_mut(&device) {
+                        home.term = term.map(|term| Term { term, generation });
+                        home.claimed |= term.is_some();
+                    }
+                    result
+                }),
+        )
     }
 }
 
@@ -124,10 +131,7 @@ async fn fast_append(
     term: u64,
     maxlen: usize,
 ) -> Fast {
-    let id = StreamId {
-        term,
-        seq: msg.seq,
-    };
+    let id = StreamId { term, seq: msg.seq };
     let mut pipe = redis::pipe();
     pipe.cmd("XADD")
         .arg(keys::stream(&msg.device))
@@ -339,10 +343,19 @@ mod tests {
             entry(2, 7, 7, true),
         ];
         assert_eq!(seqs(contiguous_tail(entries)), vec![6, 7]);
-        let whole = vec![entry(1, 0, 7, false), entry(1, 1, 7, true), entry(3, 1, 7, false), entry(3, 2, 7, true)];
+        let whole = vec![
+            entry(1, 0, 7, false),
+            entry(1, 1, 7, true),
+            entry(3, 1, 7, false),
+            entry(3, 2, 7, true),
+        ];
         assert_eq!(seqs(contiguous_tail(whole)), vec![1, 2]);
         // A new epoch starts a new run.
-        let epochs = vec![entry(1, 1, 7, true), entry(2, 0, 9, false), entry(2, 1, 9, true)];
+        let epochs = vec![
+            entry(1, 1, 7, true),
+            entry(2, 0, 9, false),
+            entry(2, 1, 9, true),
+        ];
         assert_eq!(seqs(contiguous_tail(epochs)), vec![1]);
     }
 }

@@ -62,7 +62,13 @@ mod tests {
     #[test]
     fn a_devices_keys_share_one_hash_tag() {
         let d = DeviceId::parse("wimz-001:a.b").unwrap();
-        for k in [presence(&d), stream(&d), snapshot(&d), device_channel(&d), sessions(&d)] {
+        for k in [
+            presence(&d),
+            stream(&d),
+            snapshot(&d),
+            device_channel(&d),
+            sessions(&d),
+        ] {
             assert!(k.contains("{wimz-001:a.b}"), "{k}");
             assert_eq!(k.matches('{').count(), 1, "{k}");
         }

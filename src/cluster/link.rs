@@ -106,7 +106,7 @@ fn config() -> AsyncConnectionConfig {
 }
 
 impl NodeLink {
-    async fn conn(&self) -> RedisResult<MultiplexedConnection> {
+    async fn conn(self: &Arc<Self>) -> RedisResult<MultiplexedConnection> {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
@@ -114,12 +114,28 @@ impl NodeLink {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
-        let client = self.find.client(ProtocolVersion::RESP2).await?;
+        let client = self.find.client(ProtocolVersion::RESP3).await?;
+        // The connection says when it closes: dropped at once, so the next
+        // request connects anew instead of failing on a dead socket.
+        let (tx, mut rx) = mpsc::unbounded_channel::<PushInfo>();
         let conn = client
-            .get_multiplexed_async_connection_with_config(&config())
+            .get_multiplexed_async_connection_with_config(&config().set_push_sender(tx))
             .await?;
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
-        self.generation.fetch_add(1, Ordering::Relaxed);
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(push) = rx.recv().await {
+                if push.kind == PushKind::Disconnection {
+                    break;
+                }
+            }
+            if let Some(me) = me.upgrade() {
+                if me.generation.load(Ordering::Relaxed) == generation {
+                    *me.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                }
+            }
+        });
         Ok(conn)
     }
 

@@ -43,8 +43,8 @@ pub mod subscriber;
 
 use crate::ids::DeviceId;
 use actix::prelude::*;
-use messages::*;
 use link::{Link, Topology};
+use messages::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -73,6 +73,10 @@ pub struct ClusterBridge {
     /// Where messages from other instances go: the directory (for rooms)
     /// and the session supervisor.
     upstream: Upstream,
+    /// When pub/sub last came up: right after Redis was unreachable (or
+    /// restarted empty) a missing presence key is no evidence yet — its
+    /// holder re-takes it on its next refresh.
+    up_since: Option<std::time::Instant>,
     /// True while pub/sub is live (read by `/health`).
     connected: Arc<AtomicBool>,
     presence_ttl_s: u64,
@@ -155,6 +159,7 @@ impl ClusterBridge {
             homes: HashMap::new(),
             dirty_snapshots: HashMap::new(),
             snapshot_flush,
+            up_since: None,
             upstream,
             connected,
             presence_ttl_s: presence_ttl_s.max(1),
@@ -258,6 +263,7 @@ impl Handler<Incoming> for ClusterBridge {
             Incoming::Directed(payload) => self.route_directed(&payload),
             Incoming::Up => {
                 self.unprove_homes();
+                self.up_since = Some(std::time::Instant::now());
                 self.connected.store(true, Ordering::Relaxed);
                 self.refresh_presence(ctx);
             }

@@ -33,6 +33,11 @@ impl ClusterBridge {
         let ttl = self.presence_ttl_s;
         let refresh = self.scripts.refresh.clone();
         let rooms = self.upstream.rooms.clone();
+        // A presence key is refreshed every ttl/3: only after listening a
+        // whole ttl does its absence mean its holder is gone.
+        let absence_counts = self
+            .up_since
+            .is_some_and(|t| t.elapsed() >= std::time::Duration::from_secs(ttl));
         let stats = serde_json::json!({
             "robots_online": crate::metrics::get_i(&self.metrics.robots_online),
             "apps_connected": crate::metrics::get_i(&self.metrics.apps_connected),
@@ -44,7 +49,8 @@ impl ClusterBridge {
         ctx.spawn(
             async move {
                 let refreshes = homes.into_iter().map(|device| {
-                    let (mut redis, refresh, instance) = (redis.clone(), refresh.clone(), &instance);
+                    let (mut redis, refresh, instance) =
+                        (redis.clone(), refresh.clone(), &instance);
                     async move {
                         let ours: Result<i64, _> = refresh
                             .key(keys::presence(&device))
@@ -77,6 +83,9 @@ impl ClusterBridge {
                 });
                 for (mirror, holder, read_at) in futures_util::future::join_all(reads).await {
                     if let Ok(holder) = holder {
+                        if holder.is_none() && !absence_counts {
+                            continue;
+                        }
                         mirror.holder.do_send(HolderIs {
                             holder: holder.filter(|h| *h != instance),
                             read_at,
@@ -104,7 +113,11 @@ impl Handler<Claim> for ClusterBridge {
         let maxlen = self.history_size;
         let device = msg.device.clone();
         let work = async move {
-            let publish = if redis.sharded() { "SPUBLISH" } else { "PUBLISH" };
+            let publish = if redis.sharded() {
+                "SPUBLISH"
+            } else {
+                "PUBLISH"
+            };
             let (prev, epoch, seq, term): (String, String, u64, u64) = claim
                 .key(keys::presence(&msg.device))
                 .key(keys::stream(&msg.device))

@@ -167,7 +167,11 @@ impl Subscriber {
     /// Where the device's stream stands (after subscribing: anything
     /// published later is above it), reserving `epoch` if it is empty.
     async fn start_of(&mut self, device: &DeviceId, epoch: i64) -> Option<Position> {
-        let publish = if self.redis.sharded() { "SPUBLISH" } else { "PUBLISH" };
+        let publish = if self.redis.sharded() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
         let mut redis = self.redis.clone();
         let (epoch, id): (String, String) = self
             .reserve
@@ -256,7 +260,13 @@ impl Subscriber {
     /// Forwards the stream's events after `after`, below `upto` and of its
     /// epoch, while they follow on; returns the last seq reached (the hole
     /// is filled if that is `needed`).
-    async fn fill(&mut self, device: &DeviceId, after: Position, upto: Position, needed: u64) -> u64 {
+    async fn fill(
+        &mut self,
+        device: &DeviceId,
+        after: Position,
+        upto: Position,
+        needed: u64,
+    ) -> u64 {
         let Some(entries) = read_stream(&mut self.redis, device, Some(after.id)).await else {
             return after.id.seq;
         };

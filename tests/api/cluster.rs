@@ -905,13 +905,13 @@ async fn the_session_limit_counts_every_instances_sessions() {
     }
 }
 
-/// Leaves `wimz:presence:<device>` naming `instance`, as a holder's lost
+/// Leaves `wimz:{<device>}:presence` naming `instance`, as a holder's lost
 /// release (or a SIGKILLed holder, until its key expires) leaves it: the
 /// other instances go on believing the robot is there.
 async fn leave_stale_presence(redis: &Redis, device: &str, instance: &str) {
     let mut con = redis.connection().await;
     let _: () = redis::cmd("SET")
-        .arg(format!("wimz:presence:{device}"))
+        .arg(format!("wimz:{{{device}}}:presence"))
         .arg(instance)
         .arg("EX")
         .arg(60)
@@ -925,7 +925,7 @@ async fn leave_stale_presence(redis: &Redis, device: &str, instance: &str) {
 async fn clear_presence(redis: &Redis, app: &mut Ws, device: &str) {
     let mut con = redis.connection().await;
     let _: () = redis::cmd("DEL")
-        .arg(format!("wimz:presence:{device}"))
+        .arg(format!("wimz:{{{device}}}:presence"))
         .query_async(&mut con)
         .await
         .unwrap();
@@ -1282,7 +1282,7 @@ async fn presence_lost_then_retaken_tells_remote_apps_the_robot_is_back() {
     let keep_deleting = async {
         loop {
             let _: () = redis::cmd("DEL")
-                .arg("wimz:presence:wimz-back")
+                .arg("wimz:{wimz-back}:presence")
                 .query_async(&mut con)
                 .await
                 .unwrap();
