@@ -20,6 +20,8 @@ mod process;
 mod proxy;
 mod raw_ws;
 mod recovery;
+mod redis_ha;
+mod redis_topologies;
 mod routing;
 mod supervision;
 mod turn;
