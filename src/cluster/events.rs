@@ -25,7 +25,8 @@ use std::sync::atomic::Ordering;
 use tokio::sync::oneshot;
 
 /// How the fast path ended.
-enum Fast {
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fast {
     Ok,
     /// Redis refused the id: someone wrote above us (a claim elsewhere, a
     /// reserved epoch after Redis lost the stream), or Redis said no.
@@ -125,7 +126,7 @@ impl Handler<Append> for ClusterBridge {
 /// `(S)PUBLISH <channel> "<term>-<seq> <epoch> <frame>"` in one pipeline.
 /// The `PUBLISH` runs even when the `XADD` is refused; subscribers drop it
 /// (its id is not above what the refusing entry's writer announced).
-async fn fast_append(
+pub async fn fast_append(
     redis: &mut super::link::Link,
     msg: &Append,
     term: u64,

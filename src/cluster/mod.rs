@@ -32,6 +32,7 @@
 
 mod directed;
 mod events;
+pub use events::{fast_append, Fast};
 pub mod keys;
 pub mod link;
 pub mod messages;

@@ -180,7 +180,13 @@ pub async fn cluster_sharded(n: usize) -> Cluster {
     let mut shards = crate::redis_topologies::RedisCluster::start().await;
     let backend = Backend::Sharded(shards.urls());
     let first = shards.nodes.remove(0);
-    cluster_on(first, Some(Box::new(shards)), backend, &["A", "B", "C", "D"][..n]).await
+    cluster_on(
+        first,
+        Some(Box::new(shards)),
+        backend,
+        &["A", "B", "C", "D"][..n],
+    )
+    .await
 }
 
 /// Instances `names` on `backend`; `redis` (the server a test may stop)

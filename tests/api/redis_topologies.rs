@@ -41,26 +41,29 @@ impl SentinelSet {
             replica,
             sentinels,
         };
-        wait_for("the sentinels to know the replica and each other", || async {
-            let mut ready = true;
-            for s in &set.sentinels {
-                let mut c = s.connection().await;
-                let replicas: Vec<redis::Value> = redis::cmd("SENTINEL")
-                    .arg("REPLICAS")
-                    .arg(MASTER_NAME)
-                    .query_async(&mut c)
-                    .await
-                    .unwrap_or_default();
-                let peers: Vec<redis::Value> = redis::cmd("SENTINEL")
-                    .arg("SENTINELS")
-                    .arg(MASTER_NAME)
-                    .query_async(&mut c)
-                    .await
-                    .unwrap_or_default();
-                ready &= !replicas.is_empty() && peers.len() == 2;
-            }
-            ready
-        })
+        wait_for(
+            "the sentinels to know the replica and each other",
+            || async {
+                let mut ready = true;
+                for s in &set.sentinels {
+                    let mut c = s.connection().await;
+                    let replicas: Vec<redis::Value> = redis::cmd("SENTINEL")
+                        .arg("REPLICAS")
+                        .arg(MASTER_NAME)
+                        .query_async(&mut c)
+                        .await
+                        .unwrap_or_default();
+                    let peers: Vec<redis::Value> = redis::cmd("SENTINEL")
+                        .arg("SENTINELS")
+                        .arg(MASTER_NAME)
+                        .query_async(&mut c)
+                        .await
+                        .unwrap_or_default();
+                    ready &= !replicas.is_empty() && peers.len() == 2;
+                }
+                ready
+            },
+        )
         .await;
         set
     }
@@ -91,12 +94,7 @@ impl RedisCluster {
     pub async fn start() -> RedisCluster {
         let nodes: Vec<Redis> = (0..3)
             .map(|_| {
-                Redis::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-node-timeout",
-                    "2000",
-                ])
+                Redis::start_with(&["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
             })
             .collect();
         let addrs: Vec<String> = nodes
