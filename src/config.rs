@@ -751,6 +751,71 @@ mod tests {
     }
 
     #[test]
+    fn redis_behind_sentinel_or_a_redis_cluster() {
+        use crate::cluster::link::Topology;
+        let s = Settings::load_from(
+            None,
+            env(&[
+                (
+                    "WIMZ__CLUSTER__SENTINELS",
+                    "redis://10.0.0.1:26379, redis://10.0.0.2:26379",
+                ),
+                ("WIMZ__CLUSTER__SENTINEL_MASTER", "wimz"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.cluster.topology(),
+            Some(Topology::Sentinel {
+                sentinels: vec![
+                    "redis://10.0.0.1:26379".into(),
+                    "redis://10.0.0.2:26379".into()
+                ],
+                master: "wimz".into(),
+            })
+        );
+        assert!(s.clustered());
+        let s = Settings::load_from(
+            None,
+            env(&[(
+                "WIMZ__CLUSTER__REDIS_CLUSTER_NODES",
+                "redis://10.0.0.5:7000",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.cluster.topology(),
+            Some(Topology::Cluster(vec!["redis://10.0.0.5:7000".into()]))
+        );
+        assert_eq!(s.cluster.snapshot_flush_ms, 1000);
+        // One way only; sentinels need the master's name; URLs are redis://.
+        let e = Settings::load_from(
+            None,
+            env(&[
+                ("WIMZ__CLUSTER__REDIS_URL", "redis://127.0.0.1:6379"),
+                (
+                    "WIMZ__CLUSTER__REDIS_CLUSTER_NODES",
+                    "redis://10.0.0.5:7000",
+                ),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "cluster.redis_url");
+        let e = Settings::load_from(
+            None,
+            env(&[("WIMZ__CLUSTER__SENTINELS", "redis://10.0.0.1:26379")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "cluster.sentinel_master");
+        let e = Settings::load_from(
+            None,
+            env(&[("WIMZ__CLUSTER__REDIS_CLUSTER_NODES", "10.0.0.5:7000")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "cluster.redis_cluster_nodes");
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let e = Settings::load_from(None, env(&[("WIMZ__SERVER__BIND", "nonsense")])).unwrap_err();
         assert_eq!(e.key, "server.bind");

@@ -270,7 +270,7 @@ impl ClusterBridge {
                 let writes = dirty.into_iter().filter_map(|(device, s)| {
                     let fields = snapshot_fields(&s);
                     let mut redis = redis.clone();
-                    (!fields.is_empty()).then(|| async move {
+                    (!fields.is_empty()).then_some(async move {
                         let _: Result<(), _> =
                             redis.hset_multiple(keys::snapshot(&device), &fields).await;
                     })
