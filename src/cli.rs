@@ -1,5 +1,6 @@
-//! The command line: `serve`, `user add`, `device add`, and `loadtest`
-//! (a thin entry into the `wimz-loadtest` crate).
+//! The command line: `serve` (and `serve --demo`), `user add`, `device
+//! add`, and `loadtest` and `simulate` (thin entries into the
+//! `wimz-loadtest` crate).
 
 use crate::config::Settings;
 use crate::ids::DeviceId;
@@ -28,6 +29,14 @@ pub enum Command {
         /// Config file (default: config/default.toml if it exists).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// A demo: the relay with a fresh store in a temp dir (deleted on
+        /// exit), a user `demo` with a random password and a few simulated
+        /// robots; prints the console's URL and the login.
+        #[arg(long)]
+        demo: bool,
+        /// Simulated robots in the demo.
+        #[arg(long, default_value_t = 3, requires = "demo")]
+        demo_robots: usize,
     },
     /// Manage users.
     User {
@@ -43,6 +52,11 @@ pub enum Command {
     /// simulated robots and apps, measured loss, order and latency.
     /// Exits 1 on any loss, duplicate, reorder or failed connection.
     Loadtest(Box<wimz_loadtest::LoadtestArgs>),
+    /// Simulated WIM-Z robots for a user (missions, battery, barks,
+    /// treats; they answer commands and REST calls), connected to a relay
+    /// until Ctrl-C. Creates the devices on first use and keeps their
+    /// secrets in --devices-file.
+    Simulate(Box<wimz_loadtest::simulate::SimulateArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,39 +104,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Serve { config } => {
+        Command::Simulate(args) => wimz_loadtest::simulate::run_cli(*args),
+        Command::Serve {
+            config,
+            demo,
+            demo_robots,
+        } => {
             let s = settings(config.as_ref());
             crate::telemetry::init(&s.log.level, &s.log.format);
-            actix_rt::System::new().block_on(crate::startup::serve(s))
+            match demo {
+                true => actix_rt::System::new().block_on(crate::demo::serve(s, demo_robots)),
+                false => actix_rt::System::new().block_on(crate::startup::serve(s)),
+            }
         }
         Command::User {
             action: UserAction::Add { name, config },
-        } => {
-            let s = settings(config.as_ref());
-            crate::telemetry::init("warn", &s.log.format);
-            let mut password = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut password)
-                .context("reading the password from standard input")?;
-            let password = password.trim_end_matches(['\r', '\n']).to_string();
-            crate::auth::password::check_strength(&password).map_err(|m| anyhow::anyhow!(m))?;
-            let hash = crate::auth::password::hash(&password)?;
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(async {
-                let store = Store::connect(&s.store.url, 2).await?;
-                match store.create_user(&name, &hash).await {
-                    Ok(id) => {
-                        println!("user {name} created (user_id {id})");
-                        Ok(())
-                    }
-                    Err(crate::store::StoreError::Conflict) => {
-                        anyhow::bail!("user {name} already exists")
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            })
-        }
+        } => user_add(&name, config.as_ref()),
         Command::Device {
             action:
                 DeviceAction::Add {
@@ -131,30 +128,66 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     name,
                     config,
                 },
-        } => {
-            let s = settings(config.as_ref());
-            crate::telemetry::init("warn", &s.log.format);
-            let device = DeviceId::parse(&device_id).map_err(|e| anyhow::anyhow!(e))?;
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(async {
-                let store = Store::connect(&s.store.url, 2).await?;
-                let user = store
-                    .find_user(&owner)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?
-                    .with_context(|| format!("no user named {owner}"))?;
-                let secret = crate::http::devices::new_device_secret();
-                let name = name.unwrap_or_else(|| device_id.clone());
-                match store.create_device(&device, &name, &user.user_id, &secret).await {
-                    Ok(()) => {
-                        println!("{}", secret.expose());
-                        eprintln!("device {device_id} registered for {owner}; the line above is its secret, shown once");
-                        Ok(())
-                    }
-                    Err(crate::store::StoreError::Conflict) => anyhow::bail!("device {device_id} already exists"),
-                    Err(e) => Err(e.into()),
-                }
-            })
-        }
+        } => device_add(&device_id, &owner, name, config.as_ref()),
     }
+}
+
+/// `user add NAME`: the password from standard input, into the store.
+fn user_add(name: &str, config: Option<&PathBuf>) -> anyhow::Result<()> {
+    let s = settings(config);
+    crate::telemetry::init("warn", &s.log.format);
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    crate::auth::password::check_strength(&password).map_err(|m| anyhow::anyhow!(m))?;
+    let hash = crate::auth::password::hash(&password)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let store = Store::connect(&s.store.url, 2).await?;
+        match store.create_user(name, &hash).await {
+            Ok(id) => {
+                println!("user {name} created (user_id {id})");
+                Ok(())
+            }
+            Err(crate::store::StoreError::Conflict) => {
+                anyhow::bail!("user {name} already exists")
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+}
+
+/// `device add ID --owner NAME`: a device and its secret (printed once).
+fn device_add(
+    device_id: &str,
+    owner: &str,
+    name: Option<String>,
+    config: Option<&PathBuf>,
+) -> anyhow::Result<()> {
+    let s = settings(config);
+    crate::telemetry::init("warn", &s.log.format);
+    let device = DeviceId::parse(device_id).map_err(|e| anyhow::anyhow!(e))?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let store = Store::connect(&s.store.url, 2).await?;
+        let user = store
+            .find_user(owner)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_context(|| format!("no user named {owner}"))?;
+        let secret = crate::http::devices::new_device_secret();
+        let name = name.unwrap_or_else(|| device_id.to_string());
+        match store.create_device(&device, &name, &user.user_id, &secret).await {
+            Ok(()) => {
+                println!("{}", secret.expose());
+                eprintln!("device {device_id} registered for {owner}; the line above is its secret, shown once");
+                Ok(())
+            }
+            Err(crate::store::StoreError::Conflict) => anyhow::bail!("device {device_id} already exists"),
+            Err(e) => Err(e.into()),
+        }
+    })
 }

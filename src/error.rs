@@ -59,6 +59,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::caps::Refusal> for ApiError {
+    fn from(r: crate::caps::Refusal) -> Self {
+        ApiError::Refused(r)
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {

@@ -14,6 +14,7 @@
 //! - [`auth`]: JWTs, device signatures with replay refusal, passwords,
 //!   credential ids binding device credentials to one registration.
 //! - [`caps`]: caps per user, device and address; login/registration throttles.
+//! - [`net`]: client addresses behind trusted proxies, browser origins.
 //! - [`store`]: users, devices, session history (SQLite or PostgreSQL).
 //! - [`wire`]: frames in (the edge parser) and out (every frame the relay
 //!   writes), socket outboxes, `error` frames: used by every layer above.
@@ -25,20 +26,24 @@
 //! - [`proxy_paths`]: the REST proxy allow-list.
 //! - [`metrics`], [`telemetry`]: counters, `/metrics`, logs.
 //! - [`supervise`]: panic-catching supervision of the long-lived actors and rooms.
+//! - [`demo`]: `serve --demo`, the relay with a demo user and simulated robots.
 //!
-//! The load generator behind `wimz-relay loadtest` is not part of this
-//! crate: it is the `wimz-loadtest` crate (`loadtest/`), a client that
-//! speaks only the wire protocol; [`cli`] calls into it.
+//! The load generator behind `wimz-relay loadtest` and the robot simulator
+//! behind `wimz-relay simulate` are not part of this crate: they are the
+//! `wimz-loadtest` crate (`loadtest/`), a client that speaks only the wire
+//! protocol; [`cli`] calls into it (and [`demo`] runs its simulator).
 
 pub mod auth;
 pub mod caps;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod net;
 pub mod proxy_paths;
 pub mod room;
 pub mod secret;

@@ -1,7 +1,6 @@
 //! Process-wide counters for `/stats` and `/metrics`, shared by `Arc`
 //! (created in `startup`, passed down; not a global).
 
-use crate::caps::Reason;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -33,14 +32,24 @@ pub struct Metrics {
     pub actor_restarts: AtomicU64,
     /// HTTP requests answered 503 "store busy" (store contention).
     pub store_busy: AtomicU64,
-    /// Refusals by caps and throttles, indexed by [`Reason`] (`wimz_refused_total{reason}`).
-    pub refused: [AtomicU64; Reason::COUNT],
+    /// Refusals by caps and throttles, one counter per [`REFUSED_REASONS`]
+    /// label (`wimz_refused_total{reason}`; `crate::caps::count_refused`).
+    pub refused: [AtomicU64; REFUSED_REASONS.len()],
 }
 
-/// Counts one refusal for `reason`.
-pub fn count_refused(m: &Metrics, reason: Reason) {
-    inc(&m.refused[reason as usize]);
-}
+/// The `reason` labels of `wimz_refused_total`, in the order of
+/// `crate::caps::Reason` (which indexes [`Metrics::refused`] with them).
+pub const REFUSED_REASONS: [&str; 9] = [
+    "user_sockets",
+    "device_watchers",
+    "ip_sockets",
+    "robot_connects",
+    "devices",
+    "login_ip",
+    "login_username",
+    "register_ip",
+    "register_username",
+];
 
 pub fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
@@ -179,12 +188,11 @@ impl Metrics {
             get_u(&self.store_busy),
         );
         let _ = writeln!(out, "# HELP wimz_refused_total Requests and sockets refused by a cap or throttle, by reason.\n# TYPE wimz_refused_total counter");
-        for reason in Reason::ALL {
+        for (label, count) in REFUSED_REASONS.iter().zip(&self.refused) {
             let _ = writeln!(
                 out,
-                "wimz_refused_total{{reason=\"{}\",instance=\"{instance}\"}} {}",
-                reason.label(),
-                get_u(&self.refused[reason as usize])
+                "wimz_refused_total{{reason=\"{label}\",instance=\"{instance}\"}} {}",
+                get_u(count)
             );
         }
         out

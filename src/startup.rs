@@ -162,7 +162,11 @@ impl Application {
         let (robots_tx, robots_rx) = watch::channel(false);
         let (apps_tx, apps_rx) = watch::channel(false);
         let origins = Arc::new(
-            crate::http::origins::AllowedOrigins::new(&settings.server).map_err(|(i, e)| {
+            crate::net::origin::AllowedOrigins::new(
+                &settings.server.allowed_origins,
+                &settings.server.trusted_proxies,
+            )
+            .map_err(|(i, e)| {
                 anyhow::anyhow!("server.allowed_origins[{i}]: {e:?} is not an origin")
             })?,
         );
@@ -208,6 +212,7 @@ impl Application {
                     crate::telemetry::request_span,
                 ))
                 .configure(|cfg| crate::http::routes(cfg, max_body))
+                .configure(crate::ws::routes)
         })
         .disable_signals()
         // Small frames to many sockets: without TCP_NODELAY a second frame
@@ -343,7 +348,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -1,7 +1,8 @@
 //! The WIM-Z load generator (`wimz-loadtest`, also run as `wimz-relay
-//! loadtest`): a client that speaks only PROTOCOL.md, so it can drive this
-//! relay or any other that speaks the same contract. It shares no code with
-//! the relay crate (it does not depend on it).
+//! loadtest`) and robot simulator (`wimz-relay simulate`): clients that
+//! speak only PROTOCOL.md, so they can drive this relay or any other that
+//! speaks the same contract. They share no code with the relay crate (this
+//! crate does not depend on it).
 //!
 //! It provisions users and devices over HTTP (kept in a provisioning file
 //! for reruns), opens N robot sockets and K app sockets per robot, runs a
@@ -23,6 +24,10 @@
 //! - [`procstat`]: a process's RSS and CPU from `/proc`.
 //! - [`run`]: the driver; [`report`]: the result and its verdict;
 //!   [`table`]: its readable form.
+//! - [`simulate`]: `wimz-relay simulate` (and `serve --demo`'s robots):
+//!   robots that behave like a WIM-Z, for the console and apps; it reuses
+//!   [`client`], [`target`] and [`provision`]'s retrying requests.
+//! - `signal`: Ctrl-C / SIGTERM.
 
 pub mod app;
 pub mod args;
@@ -34,6 +39,8 @@ pub mod report;
 pub mod robot;
 pub mod run;
 pub mod shared;
+mod signal;
+pub mod simulate;
 pub mod stats;
 pub mod table;
 pub mod target;

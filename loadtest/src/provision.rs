@@ -220,7 +220,7 @@ const ATTEMPTS: u64 = 5;
 /// Sends the request `make` builds, again while the relay answers 503 (it
 /// asks the caller to retry: e.g. its store is busy), with growing pauses;
 /// the last answer, whatever it is, goes to the caller.
-async fn send_retrying(
+pub(crate) async fn send_retrying(
     make: impl Fn() -> reqwest::RequestBuilder,
 ) -> anyhow::Result<reqwest::Response> {
     let mut attempt = 0;

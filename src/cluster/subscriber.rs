@@ -118,7 +118,7 @@ impl Subscriber {
         let mut last_probe = Instant::now();
         let probe_payload = format!(
             "{{\"k\":\"probe\",\"from\":{}}}",
-            crate::wire::frames::json_str(&self.instance)
+            crate::wire::encode::json_str(&self.instance)
         );
         loop {
             tokio::select! {

@@ -1,7 +1,9 @@
-//! HTTP routes (PROTOCOL.md §1) and the body/path/query error handlers that
-//! turn extractor failures into the protocol's error body.
+//! HTTP routes (PROTOCOL.md §1; the web console's static files,
+//! [`console`]) and the body/path/query error handlers that turn extractor
+//! failures into the protocol's error body.
 
 pub mod auth;
+pub mod console;
 pub mod devices;
 pub mod extract;
 pub mod health;
@@ -13,7 +15,7 @@ use crate::error::ApiError;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest};
 
-/// Every route of the relay.
+/// Every REST route of the relay (the socket endpoints are `crate::ws::routes`).
 pub fn routes(cfg: &mut web::ServiceConfig, max_body: usize) {
     cfg.app_data(
         web::JsonConfig::default()
@@ -52,8 +54,14 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_body: usize) {
         web::post().to(turn::post_credentials),
     )
     .route("/webrtc/config", web::get().to(turn::webrtc_config))
-    .route("/ws/device", web::get().to(crate::ws::robot_socket))
-    .route("/ws/app", web::get().to(crate::ws::app_socket))
+    .route("/", web::get().to(console::redirect))
+    .route("/console", web::get().to(console::redirect))
+    .route(
+        "/console/{path:.*}",
+        web::route()
+            .guard(actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head()))
+            .to(console::file),
+    )
     .default_service(web::to(not_found));
 }
 

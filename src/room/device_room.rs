@@ -31,7 +31,7 @@ use super::Directory;
 use crate::ids::{unix_now, unix_now_ms, ConnId, DeviceId, UserId};
 use crate::metrics::{self, Metrics};
 use crate::supervise::InjectPanic;
-use crate::wire::frames::{json_str, splice};
+use crate::wire::encode::{self, DeviceJson, Presence};
 use crate::wire::outbox::Outbox;
 use crate::wire::Snapshot;
 use actix::prelude::*;
@@ -40,11 +40,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
-
-/// Keys the relay owns in an event envelope; a robot's own copies are dropped.
-const ENVELOPE_KEYS: &[&str] = &["device_id", "epoch", "seq", "ts_ms"];
-/// Keys the relay owns in a forwarded command.
-pub(super) const COMMAND_KEYS: &[&str] = &["from_user", "reply_to"];
 
 /// The attached robot socket.
 pub(super) struct RobotSide {
@@ -79,8 +74,8 @@ pub struct RoomEnv {
 
 pub struct DeviceRoom {
     pub(super) device: DeviceId,
-    /// The device id as a JSON string, pre-encoded for envelopes.
-    pub(super) device_json: String,
+    /// The device id as a JSON string, encoded once for envelopes.
+    pub(super) device_json: DeviceJson,
     pub(super) owner: UserId,
     room_id: u64,
     pub(super) epoch: i64,
@@ -136,7 +131,7 @@ impl DeviceRoom {
         env: RoomEnv,
     ) -> Self {
         DeviceRoom {
-            device_json: json_str(device.as_str()),
+            device_json: DeviceJson::new(&device),
             device,
             owner,
             room_id,
@@ -215,14 +210,7 @@ impl DeviceRoom {
 
     /// The event with the relay's envelope spliced in.
     pub(super) fn envelope(&self, raw: &str, strip: bool, epoch: i64, seq: u64) -> ByteString {
-        let envelope = format!(
-            "\"device_id\":{},\"epoch\":{},\"seq\":{},\"ts_ms\":{}",
-            self.device_json,
-            epoch,
-            seq,
-            unix_now_ms()
-        );
-        ByteString::from(splice(raw, ENVELOPE_KEYS, strip, &envelope))
+        encode::event(raw, strip, &self.device_json, epoch, seq, unix_now_ms())
     }
 
     /// Keeps a numbered frame for recovery and queues it to every subscriber.
@@ -240,24 +228,19 @@ impl DeviceRoom {
             .fetch_add(delivered, std::sync::atomic::Ordering::Relaxed);
     }
 
-    pub(super) fn presence_event(
-        &mut self,
-        connected: bool,
-        reason: Option<&str>,
-        ctx: &mut Context<Self>,
-    ) {
-        let frame = match (connected, reason) {
-            (true, _) => format!(
-                "{{\"type\":\"event\",\"event\":\"robot_connected\",\"timestamp\":{},\"instance\":{}}}",
-                unix_now(),
-                json_str(&self.env.instance)
-            ),
-            (false, r) => format!(
-                "{{\"type\":\"event\",\"event\":\"robot_disconnected\",\"timestamp\":{},\"reason\":{}}}",
-                unix_now(),
-                json_str(r.unwrap_or("disconnected"))
-            ),
-        };
+    /// `robot_connected` (to this instance), numbered like the robot's events.
+    fn robot_connected(&mut self, ctx: &mut Context<Self>) {
+        let instance = self.env.instance.clone();
+        let frame = Presence::Connected {
+            instance: &instance,
+        }
+        .raw(unix_now());
+        self.publish(frame, false, false, ctx);
+    }
+
+    /// `robot_disconnected` with `reason`, numbered like the robot's events.
+    pub(super) fn robot_disconnected(&mut self, reason: &str, ctx: &mut Context<Self>) {
+        let frame = Presence::Disconnected { reason }.raw(unix_now());
         self.publish(frame, false, false, ctx);
     }
 
@@ -408,9 +391,9 @@ impl Handler<AttachRobot> for DeviceRoom {
                 reason: "replaced",
             });
             self.fail_pending();
-            self.presence_event(false, Some("replaced"), ctx);
+            self.robot_disconnected("replaced", ctx);
         } else if replaced_elsewhere {
-            self.presence_event(false, Some("replaced"), ctx);
+            self.robot_disconnected("replaced", ctx);
         }
         tracing::info!(device_id = %self.device, conn_id = %msg.conn, "robot attached");
         self.robot = Some(RobotSide {
@@ -419,7 +402,7 @@ impl Handler<AttachRobot> for DeviceRoom {
             socket: msg.socket,
         });
         self.snapshot.last_seen = Some(unix_now());
-        self.presence_event(true, None, ctx);
+        self.robot_connected(ctx);
         self.idle_generation += 1;
         Ok(())
     }
@@ -436,7 +419,7 @@ impl Handler<DetachRobot> for DeviceRoom {
         self.snapshot.last_seen = Some(unix_now());
         self.fail_pending();
         tracing::info!(device_id = %self.device, conn_id = %msg.conn, reason = msg.reason, "robot detached");
-        self.presence_event(false, Some(msg.reason), ctx);
+        self.robot_disconnected(msg.reason, ctx);
         self.release_home(ctx);
         self.check_idle(ctx);
     }
@@ -522,15 +505,12 @@ impl Handler<CloseRoom> for DeviceRoom {
                 code: 4003,
                 reason: msg.reason,
             });
-            self.presence_event(false, Some(msg.reason), ctx);
+            self.robot_disconnected(msg.reason, ctx);
             self.release_home(ctx);
         }
         for (_, m) in self.members.drain() {
-            m.outbox.send(format!(
-                "{{\"type\":\"unsubscribed\",\"device_id\":{},\"reason\":{}}}",
-                self.device_json,
-                json_str(msg.reason)
-            ));
+            m.outbox
+                .send(encode::unsubscribed(&self.device_json, Some(msg.reason)));
             m.socket.gone.do_send(DeviceGone {
                 device: self.device.clone(),
             });

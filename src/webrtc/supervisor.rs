@@ -35,6 +35,7 @@ use crate::room::messages::{EndRemoteRobotSessions, FindRobot, RobotRoute};
 use crate::store::Store;
 use crate::supervise::InjectPanic;
 use crate::turn::TurnService;
+use crate::wire::encode::{self, Setup};
 use crate::wire::frames::RobotFrame;
 use crate::wire::{WireCode, WireError};
 use actix::prelude::*;
@@ -220,12 +221,7 @@ impl SessionSupervisor {
             RobotFrame::WebrtcOffer(s) | RobotFrame::WebrtcIce(s) | RobotFrame::WebrtcClose(s) => {
                 (&s.session_id, s.raw.clone())
             }
-            RobotFrame::WebrtcStats(st) => (
-                &st.session_id,
-                serde_json::json!({"type": "webrtc_stats", "session_id": st.session_id,
-                    "connection_type": st.connection_type, "rtt_ms": st.rtt_ms})
-                .to_string(),
-            ),
+            RobotFrame::WebrtcStats(st) => (&st.session_id, encode::webrtc_stats(st)),
             _ => return false,
         };
         if self.sessions.contains_key(id) {
@@ -250,7 +246,7 @@ impl SessionSupervisor {
     /// A frame from a robot socket here, or from a remote robot: sent to
     /// the session's owner if that is another instance, else handled, its
     /// error (if any) to the sender.
-    fn from_robot(&mut self, msg: FromRobot) {
+    fn on_robot_frame(&mut self, msg: FromRobot) {
         if self.forward_to_owner(&msg) {
             return;
         }
@@ -386,7 +382,7 @@ impl SessionSupervisor {
                 return;
             }
         };
-        let frame = s.robot_request_frame(&creds, false);
+        let frame = s.robot_request_frame(&creds, Setup::New);
         let ends = (s.device.clone(), s.app.conn.clone());
         match robot.send_confirmed(&ends.0, &ends.1, frame) {
             Sending::Done(told) => self.robot_told(id, ends, robot, creds, reference, told),
@@ -414,9 +410,8 @@ impl SessionSupervisor {
             // The app left while the request travelled: the robot may
             // already have it, so it hears the session is over.
             if told {
-                let close = serde_json::json!({"type": "webrtc_close",
-                    "session_id": id.as_str(), "reason": "app_disconnected"});
-                robot.send(&device, &app, close.to_string());
+                let close = encode::webrtc_close(&id, "app_disconnected");
+                robot.send(&device, &app, close);
             }
             return;
         };
@@ -429,7 +424,9 @@ impl SessionSupervisor {
             self.drop_unstarted(&id);
             return;
         }
-        s.app.outbox.send(s.app_credentials_frame(&creds, false));
+        s.app
+            .outbox
+            .send(s.app_credentials_frame(&creds, Setup::New));
         s.robot = Some(robot);
         // The setup window starts when both ends have been told (a slow
         // credentials API does not eat into it).
@@ -502,7 +499,7 @@ impl Handler<FromApp> for SessionSupervisor {
 impl Handler<FromRobot> for SessionSupervisor {
     type Result = ();
     fn handle(&mut self, msg: FromRobot, _ctx: &mut Context<Self>) {
-        self.from_robot(msg);
+        self.on_robot_frame(msg);
     }
 }
 
@@ -514,7 +511,7 @@ impl Handler<ForSessions> for SessionSupervisor {
             // errors go nowhere (its instance answers the robot).
             ForSessions::RobotSignal { from, device, raw } => {
                 if let Ok(parsed) = crate::wire::frames::parse_robot(&raw) {
-                    self.from_robot(FromRobot {
+                    self.on_robot_frame(FromRobot {
                         conn: RobotEnd::remote_conn(&from),
                         device,
                         outbox: crate::wire::Outbox::closed(),

@@ -49,23 +49,8 @@ impl WireError {
         self
     }
 
-    /// The `{"type":"error",...}` frame.
+    /// The `{"type":"error",...}` frame ([`super::encode::error`]).
     pub fn to_frame(&self) -> String {
-        #[derive(Serialize)]
-        struct Frame<'a> {
-            #[serde(rename = "type")]
-            ty: &'static str,
-            code: WireCode,
-            message: &'a str,
-            #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-            reference: Option<&'a serde_json::value::RawValue>,
-        }
-        serde_json::to_string(&Frame {
-            ty: "error",
-            code: self.code,
-            message: &self.message,
-            reference: self.reference.as_deref(),
-        })
-        .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"error"}"#.into())
+        super::encode::error(self)
     }
 }

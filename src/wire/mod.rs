@@ -9,6 +9,7 @@
 //! - [`outbox`]: a socket's bounded outbound queue and its writer task.
 //! - [`snapshot`]: a device's live state as apps see it.
 
+pub mod encode;
 pub mod error;
 pub mod frames;
 pub mod outbox;

@@ -71,11 +71,9 @@ impl SocketCore {
         ctx.stop();
     }
 
+    /// The answer to an application-level `ping`.
     pub fn pong_frame() -> String {
-        format!(
-            "{{\"type\":\"pong\",\"ts_ms\":{}}}",
-            crate::ids::unix_now_ms()
-        )
+        crate::wire::encode::pong(crate::ids::unix_now_ms())
     }
 }
 

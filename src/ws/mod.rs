@@ -90,6 +90,12 @@ fn upgrade(
     Ok((response, session, stream))
 }
 
+/// The two socket endpoints.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws/device", web::get().to(robot_socket))
+        .route("/ws/app", web::get().to(app_socket));
+}
+
 /// `GET /ws/device`.
 pub async fn robot_socket(
     req: HttpRequest,

@@ -11,8 +11,9 @@
 //! (set by `.ci/test`), which makes a missing piece a failure. Every process
 //! started here is killed when its handle drops.
 
+use crate::coturn::Coturn;
 use crate::helpers::*;
-use crate::turn::{creds_for, free_udp_tcp_port, hmac_relay};
+use crate::turn::{creds_for, hmac_relay};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -24,7 +25,7 @@ use wimz_relay::secret::Secret;
 const TURN_SECRET: &str = "coturn-shared-secret-for-tests";
 
 /// Skips (with a note) or, under `WIMZ_TEST_REQUIRE_PEERS=1`, fails.
-fn missing(what: &str) -> bool {
+pub(crate) fn missing(what: &str) -> bool {
     if std::env::var("WIMZ_TEST_REQUIRE_PEERS").as_deref() == Ok("1") {
         panic!("WIMZ_TEST_REQUIRE_PEERS=1 but {what} is missing (run .ci/test)");
     }
@@ -37,7 +38,7 @@ fn peers_dir() -> PathBuf {
 }
 
 /// The venv's python with aiortc importable, if present.
-fn venv_python() -> Option<PathBuf> {
+pub(crate) fn venv_python() -> Option<PathBuf> {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.venv/bin/python");
     let ok = std::process::Command::new(&py)
         .args(["-c", "import aiortc, aioice, websockets"])
@@ -50,86 +51,6 @@ fn venv_python() -> Option<PathBuf> {
     } else {
         missing("tests/.venv with aiortc");
         None
-    }
-}
-
-/// A coturn on a free loopback port, killed on drop.
-struct Coturn {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Coturn {
-    /// `None` when `turnserver` is not installed (and peers are not required).
-    async fn start(secret: &str) -> Option<Coturn> {
-        if std::process::Command::new("turnserver")
-            .arg("-h")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
-            missing("turnserver (coturn)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_udp_tcp_port();
-        let log = dir.path().join("turn.log");
-        let child = std::process::Command::new("turnserver")
-            .arg("-n") // no config file: everything is on this command line
-            .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1"])
-            .args(["--listening-port", &port.to_string()])
-            .arg("--use-auth-secret")
-            .arg(format!("--static-auth-secret={secret}"))
-            .args(["--realm", "wimz.test"])
-            .args([
-                "--no-tls",
-                "--no-dtls",
-                "--no-cli",
-                "--allow-loopback-peers",
-            ])
-            .args(["--simple-log", "--log-file"])
-            .arg(&log)
-            .arg("--pidfile")
-            .arg(dir.path().join("turn.pid"))
-            .arg("--userdb")
-            .arg(dir.path().join("turndb"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("turnserver starts");
-        let coturn = Coturn {
-            child,
-            port,
-            _dir: dir,
-        };
-        // Ready once its relay threads are up (it logs this after binding).
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("Total General servers") {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "coturn did not start: {text}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        Some(coturn)
-    }
-
-    fn url(&self) -> String {
-        format!("turn:127.0.0.1:{}?transport=udp", self.port)
-    }
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

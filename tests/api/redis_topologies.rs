@@ -71,18 +71,6 @@ impl SentinelSet {
     pub fn urls(&self) -> Vec<String> {
         self.sentinels.iter().map(|s| s.url()).collect()
     }
-
-    /// The port the sentinels now name as master.
-    pub async fn master_port(&self) -> Option<u16> {
-        let mut c = self.sentinels[0].connection().await;
-        let addr: Option<(String, String)> = redis::cmd("SENTINEL")
-            .arg("GET-MASTER-ADDR-BY-NAME")
-            .arg(MASTER_NAME)
-            .query_async(&mut c)
-            .await
-            .ok()?;
-        addr?.1.parse().ok()
-    }
 }
 
 /// Three masters (no replicas) sharing the 16,384 slots.

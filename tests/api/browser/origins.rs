@@ -4,50 +4,23 @@
 //! `/ws/app`: all three work when the page's origin is in
 //! `server.allowed_origins`, none does when it is not.
 //!
-//! [`run_script`] runs any script of `tests/browser/` (its helper
+//! [`run_script`] runs a script of `tests/browser/` (its helper
 //! `chromium.py` launches the browser with the flags that work here) and
-//! returns the JSON line it prints last. Needs `/usr/bin/chromium` and the
-//! venv `tests/.venv` with `playwright` (`.ci/services` installs both);
-//! without them the tests print a note and skip, unless
-//! `WIMZ_TEST_REQUIRE_BROWSER=1` (set by `.ci/services`) makes that a
-//! failure. Screenshots land in the test binary's `CARGO_TARGET_TMPDIR`.
+//! returns the JSON line it prints last; `browser_python` (the harness's)
+//! skips or fails as the module doc says. Screenshots land in the test
+//! binary's `CARGO_TARGET_TMPDIR`.
 
+use super::browser_python;
 use crate::helpers::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-/// The venv's python, when it can drive Chromium; `None` (skip) or a
-/// panic under `WIMZ_TEST_REQUIRE_BROWSER=1` otherwise.
-pub fn browser_python() -> Option<PathBuf> {
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.venv/bin/python");
-    let playwright = std::process::Command::new(&py)
-        .args(["-c", "import playwright.sync_api"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let chromium = Path::new("/usr/bin/chromium").exists();
-    if playwright && chromium {
-        return Some(py);
-    }
-    let what = if chromium {
-        "tests/.venv with playwright"
-    } else {
-        "/usr/bin/chromium"
-    };
-    if std::env::var("WIMZ_TEST_REQUIRE_BROWSER").as_deref() == Ok("1") {
-        panic!("WIMZ_TEST_REQUIRE_BROWSER=1 but {what} is missing (run .ci/test)");
-    }
-    eprintln!("note: {what} is missing; skipping (run .ci/test to install it)");
-    None
-}
-
 /// Runs `tests/browser/<script>` with `args`; its last stdout line, as JSON.
 /// The hang guard is generous (a cold Chromium on a loaded machine), not a
 /// bound.
-pub async fn run_script(py: &Path, script: &str, args: &[String]) -> Value {
+async fn run_script(py: &Path, script: &str, args: &[String]) -> Value {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let child = tokio::process::Command::new(py)
         .arg(dir.join(script))
@@ -77,7 +50,7 @@ pub async fn run_script(py: &Path, script: &str, args: &[String]) -> Value {
 }
 
 /// Where a test's screenshot goes (kept after the run, to be looked at).
-pub fn screenshot_path(name: &str) -> PathBuf {
+fn screenshot_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.png"))
 }
 
