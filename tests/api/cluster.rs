@@ -7,20 +7,53 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use wimz_relay::config::Settings;
 
-/// A `redis-server` of the test's own.
+/// A `redis-server` (or `redis-sentinel`) of the test's own.
 pub struct Redis {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Arguments after the port and directory (replica of, cluster mode...).
+    extra: Vec<String>,
+    /// Runs as a sentinel from this configuration file (in `dir`).
+    sentinel: bool,
 }
 
 impl Redis {
     pub fn start() -> Redis {
+        Redis::start_with(&[])
+    }
+
+    /// A server with extra arguments (`--replicaof h p`, `--cluster-enabled yes`...).
+    pub fn start_with(extra: &[&str]) -> Redis {
         let mut r = Redis {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            sentinel: false,
         };
+        r.restart();
+        r
+    }
+
+    /// A sentinel watching the master on `master_port` as `name` (quorum
+    /// 2, down after 1 s).
+    pub fn start_sentinel(name: &str, master_port: u16) -> Redis {
+        let mut r = Redis {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            extra: Vec::new(),
+            sentinel: true,
+        };
+        let conf = format!(
+            "port {}\nbind 127.0.0.1\ndir {}\nsentinel monitor {name} 127.0.0.1 {master_port} 2\n\
+             sentinel down-after-milliseconds {name} 1000\nsentinel failover-timeout {name} 4000\n\
+             sentinel parallel-syncs {name} 1\n",
+            r.port,
+            r.dir.path().display()
+        );
+        std::fs::write(r.dir.path().join("sentinel.conf"), conf).unwrap();
         r.restart();
         r
     }
@@ -35,10 +68,15 @@ impl Redis {
         client.get_multiplexed_async_connection().await.unwrap()
     }
 
-    /// Starts it (again, empty) on the same port.
+    /// Starts it (again, empty unless it is a replica or a cluster node) on the same port.
     pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
+        let mut cmd = if self.sentinel {
+            let mut c = Command::new("redis-sentinel");
+            c.arg(self.dir.path().join("sentinel.conf"));
+            c
+        } else {
+            let mut c = Command::new("redis-server");
+            c.args([
                 "--port",
                 &self.port.to_string(),
                 "--bind",
@@ -50,14 +88,18 @@ impl Redis {
             ])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra);
+            c
+        };
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server is installed (.ci/test installs it)");
+            .expect("redis-server and redis-sentinel are installed (.ci/services installs them)");
         self.child = Some(child);
         let deadline = Instant::now() + PATIENCE;
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
+            assert!(Instant::now() < deadline, "redis did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -78,10 +120,15 @@ impl Drop for Redis {
 
 /// Instances `A`, `B`, `C`... on one Redis and one store.
 pub struct Cluster {
+    /// The Redis server (on a Redis Cluster: its first node).
     pub redis: Redis,
     pub nodes: Vec<TestApp>,
     pub store_url: String,
     _store: SharedStore,
+    /// The rest of the Redis set-up (other cluster nodes, replica and
+    /// sentinels), held for its `Drop`.
+    #[allow(dead_code)]
+    pub more: Option<Box<dyn std::any::Any>>,
 }
 
 enum SharedStore {
@@ -91,9 +138,27 @@ enum SharedStore {
     Postgres,
 }
 
-fn clustered(s: &mut Settings, name: &str, redis: &str, store: &str) {
+/// How the instances reach Redis.
+#[derive(Clone)]
+pub enum Backend {
+    /// `cluster.redis_url`
+    Single(String),
+    /// `cluster.sentinels` + `cluster.sentinel_master`
+    Sentinel(Vec<String>),
+    /// `cluster.redis_cluster_nodes`
+    Sharded(Vec<String>),
+}
+
+pub fn clustered(s: &mut Settings, name: &str, backend: &Backend, store: &str) {
     s.server.instance_id = name.into();
-    s.cluster.redis_url = wimz_relay::secret::Secret::new(redis);
+    match backend {
+        Backend::Single(url) => s.cluster.redis_url = wimz_relay::secret::Secret::new(url),
+        Backend::Sentinel(sentinels) => {
+            s.cluster.sentinels = sentinels.clone();
+            s.cluster.sentinel_master = crate::redis_topologies::MASTER_NAME.into();
+        }
+        Backend::Sharded(nodes) => s.cluster.redis_cluster_nodes = nodes.clone(),
+    }
     s.cluster.presence_ttl_s = 2;
     s.store.url = wimz_relay::secret::Secret::new(store);
     s.limits.messages_per_s = 10_000.0;
@@ -106,6 +171,32 @@ pub async fn cluster(n: usize) -> Cluster {
 
 pub async fn cluster_named(names: &[&'static str]) -> Cluster {
     let redis = Redis::start();
+    let backend = Backend::Single(redis.url());
+    cluster_on(redis, None, backend, names).await
+}
+
+/// `n` instances on a 3-master Redis Cluster (sharded pub/sub).
+pub async fn cluster_sharded(n: usize) -> Cluster {
+    let mut shards = crate::redis_topologies::RedisCluster::start().await;
+    let backend = Backend::Sharded(shards.urls());
+    let first = shards.nodes.remove(0);
+    cluster_on(
+        first,
+        Some(Box::new(shards)),
+        backend,
+        &["A", "B", "C", "D"][..n],
+    )
+    .await
+}
+
+/// Instances `names` on `backend`; `redis` (the server a test may stop)
+/// and `more` are kept alive with them.
+pub async fn cluster_on(
+    redis: Redis,
+    more: Option<Box<dyn std::any::Any>>,
+    backend: Backend,
+    names: &[&'static str],
+) -> Cluster {
     let (store_url, store) = match postgres_admin_url() {
         Some(admin) => (fresh_postgres_db(&admin).await.0, SharedStore::Postgres),
         None => {
@@ -118,14 +209,15 @@ pub async fn cluster_named(names: &[&'static str]) -> Cluster {
     };
     let mut nodes = Vec::new();
     for &name in names {
-        let (r, s) = (redis.url(), store_url.clone());
-        nodes.push(spawn_app_with(move |st| clustered(st, name, &r, &s)).await);
+        let (b, s) = (backend.clone(), store_url.clone());
+        nodes.push(spawn_app_with(move |st| clustered(st, name, &b, &s)).await);
     }
     Cluster {
         redis,
         nodes,
         store_url,
         _store: store,
+        more,
     }
 }
 
@@ -136,7 +228,11 @@ async fn health(app: &TestApp) -> (u16, Value) {
 
 #[tokio::test]
 async fn robot_on_a_apps_on_b_and_c_events_commands_and_strangers() {
-    let c = cluster(3).await;
+    events_commands_and_strangers(&cluster(3).await).await;
+}
+
+/// Also run on a Redis Cluster (`redis_ha`).
+pub async fn events_commands_and_strangers(c: &Cluster) {
     let (a, b, cc) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
     assert_eq!(health(b).await.1["cluster"], "ok");
     let u = a.user("clusteruser").await;
@@ -224,7 +320,11 @@ async fn robot_on_a_apps_on_b_and_c_events_commands_and_strangers() {
 
 #[tokio::test]
 async fn app_reconnecting_to_another_instance_recovers_exactly() {
-    let c = cluster(3).await;
+    recovers_exactly_elsewhere(&cluster(3).await).await;
+}
+
+/// Also run on a Redis Cluster (`redis_ha`).
+pub async fn recovers_exactly_elsewhere(c: &Cluster) {
     let (a, b, cc) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
     let u = a.user("clrecover").await;
     let secret = a.device(&u, "wimz-cr").await;
@@ -275,7 +375,11 @@ async fn app_reconnecting_to_another_instance_recovers_exactly() {
 
 #[tokio::test]
 async fn robot_moving_from_a_to_b_continues_the_stream() {
-    let c = cluster(3).await;
+    a_moving_robot_continues_the_stream(&cluster(3).await).await;
+}
+
+/// Also run on a Redis Cluster (`redis_ha`).
+pub async fn a_moving_robot_continues_the_stream(c: &Cluster) {
     let (a, b, cc) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
     let u = a.user("clmove").await;
     let secret = a.device(&u, "wimz-mv").await;
@@ -790,11 +894,11 @@ async fn a_silently_dead_pubsub_connection_is_found_by_the_probe_and_rebuilt() {
     let proxy = FreezingProxy::start(redis.port).await;
     let store = tempfile::tempdir().unwrap();
     let store_url = format!("sqlite://{}/shared.db", store.path().display());
-    let (r, su) = (redis.url(), store_url.clone());
+    let (r, su) = (Backend::Single(redis.url()), store_url.clone());
     let a = spawn_app_with(move |s| clustered(s, "A", &r, &su)).await;
     // B talks to Redis through the proxy.
     let (r, su) = (
-        format!("redis://127.0.0.1:{}", proxy.port),
+        Backend::Single(format!("redis://127.0.0.1:{}", proxy.port)),
         store_url.clone(),
     );
     let b = spawn_app_with(move |s| clustered(s, "B", &r, &su)).await;
@@ -852,7 +956,7 @@ async fn the_session_limit_counts_every_instances_sessions() {
     let store_url = format!("sqlite://{}/shared.db", store.path().display());
     let mut nodes = Vec::new();
     for name in ["A", "B", "C"] {
-        let (r, su) = (redis.url(), store_url.clone());
+        let (r, su) = (Backend::Single(redis.url()), store_url.clone());
         nodes.push(
             spawn_app_with(move |s| {
                 clustered(s, name, &r, &su);
@@ -909,13 +1013,13 @@ async fn the_session_limit_counts_every_instances_sessions() {
     }
 }
 
-/// Leaves `wimz:presence:<device>` naming `instance`, as a holder's lost
+/// Leaves `wimz:{<device>}:presence` naming `instance`, as a holder's lost
 /// release (or a SIGKILLed holder, until its key expires) leaves it: the
 /// other instances go on believing the robot is there.
 async fn leave_stale_presence(redis: &Redis, device: &str, instance: &str) {
     let mut con = redis.connection().await;
     let _: () = redis::cmd("SET")
-        .arg(format!("wimz:presence:{device}"))
+        .arg(format!("wimz:{{{device}}}:presence"))
         .arg(instance)
         .arg("EX")
         .arg(60)
@@ -929,7 +1033,7 @@ async fn leave_stale_presence(redis: &Redis, device: &str, instance: &str) {
 async fn clear_presence(redis: &Redis, app: &mut Ws, device: &str) {
     let mut con = redis.connection().await;
     let _: () = redis::cmd("DEL")
-        .arg(format!("wimz:presence:{device}"))
+        .arg(format!("wimz:{{{device}}}:presence"))
         .query_async(&mut con)
         .await
         .unwrap();
@@ -1286,7 +1390,7 @@ async fn presence_lost_then_retaken_tells_remote_apps_the_robot_is_back() {
     let keep_deleting = async {
         loop {
             let _: () = redis::cmd("DEL")
-                .arg("wimz:presence:wimz-back")
+                .arg("wimz:{wimz-back}:presence")
                 .query_async(&mut con)
                 .await
                 .unwrap();
