@@ -157,10 +157,23 @@ impl Default for StoreSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterSettings {
-    /// Empty: single instance. `redis://...`: clustered.
+    /// Empty: single instance (unless one of the two below is set).
+    /// `redis://...`: clustered on one Redis server.
     pub redis_url: Secret,
     /// A robot's presence key lives this long without a refresh.
     pub presence_ttl_s: u64,
+    /// Sentinels watching the master named `sentinel_master`
+    /// (`redis://host:port` each): clustered on whichever server they say is
+    /// the master, following failovers.
+    #[serde(deserialize_with = "string_list")]
+    pub sentinels: Vec<String>,
+    pub sentinel_master: String,
+    /// Seed nodes of a Redis Cluster (`redis://host:port` each): clustered
+    /// on it, devices spread over its shards, sharded pub/sub.
+    #[serde(deserialize_with = "string_list")]
+    pub redis_cluster_nodes: Vec<String>,
+    /// Changed device snapshots are written to Redis at most this often (ms).
+    pub snapshot_flush_ms: u64,
 }
 
 impl Default for ClusterSettings {
@@ -168,7 +181,73 @@ impl Default for ClusterSettings {
         ClusterSettings {
             redis_url: Secret::default(),
             presence_ttl_s: 30,
+            sentinels: Vec::new(),
+            sentinel_master: String::new(),
+            redis_cluster_nodes: Vec::new(),
+            snapshot_flush_ms: 1000,
         }
+    }
+}
+
+impl ClusterSettings {
+    /// Where Redis is; `None` for a single instance.
+    pub fn topology(&self) -> Option<crate::cluster::link::Topology> {
+        use crate::cluster::link::Topology;
+        if !self.redis_cluster_nodes.is_empty() {
+            Some(Topology::Cluster(self.redis_cluster_nodes.clone()))
+        } else if !self.sentinels.is_empty() {
+            Some(Topology::Sentinel {
+                sentinels: self.sentinels.clone(),
+                master: self.sentinel_master.clone(),
+            })
+        } else if !self.redis_url.is_empty() {
+            Some(Topology::Single(self.redis_url.expose().to_string()))
+        } else {
+            None
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let redis_like = |u: &str| u.starts_with("redis://") || u.starts_with("rediss://");
+        let redis = self.redis_url.expose();
+        if !(redis.is_empty() || redis_like(redis)) {
+            return Err(ConfigError::new(
+                "cluster.redis_url",
+                "must start with redis://",
+            ));
+        }
+        for (key, list) in [
+            ("cluster.sentinels", &self.sentinels),
+            ("cluster.redis_cluster_nodes", &self.redis_cluster_nodes),
+        ] {
+            if list.iter().any(|u| !redis_like(u)) {
+                return Err(ConfigError::new(key, "each must start with redis://"));
+            }
+        }
+        let ways = [
+            !redis.is_empty(),
+            !self.sentinels.is_empty(),
+            !self.redis_cluster_nodes.is_empty(),
+        ];
+        if ways.iter().filter(|w| **w).count() > 1 {
+            return Err(ConfigError::new(
+                "cluster.redis_url",
+                "set only one of cluster.redis_url, cluster.sentinels, cluster.redis_cluster_nodes",
+            ));
+        }
+        if !self.sentinels.is_empty() && self.sentinel_master.is_empty() {
+            return Err(ConfigError::new(
+                "cluster.sentinel_master",
+                "must name the master the sentinels watch",
+            ));
+        }
+        if self.snapshot_flush_ms == 0 {
+            return Err(ConfigError::new(
+                "cluster.snapshot_flush_ms",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -520,13 +599,7 @@ impl Settings {
                 "must start with sqlite:// or postgres://",
             ));
         }
-        let redis = self.cluster.redis_url.expose();
-        if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
-            return Err(ConfigError::new(
-                "cluster.redis_url",
-                "must start with redis://",
-            ));
-        }
+        self.cluster.validate()?;
         match self.turn.provider {
             TurnProvider::None => {}
             TurnProvider::Hmac => {
@@ -612,7 +685,7 @@ impl Settings {
     }
 
     pub fn clustered(&self) -> bool {
-        !self.cluster.redis_url.is_empty()
+        self.cluster.topology().is_some()
     }
 }
 
@@ -715,6 +788,71 @@ mod tests {
         assert!(s.clustered());
         assert_eq!(s.heartbeat.timeout_s, 5.5);
         assert_eq!(s.proxy.allowed_paths, vec!["GET /mode", "POST /mode"]);
+    }
+
+    #[test]
+    fn redis_behind_sentinel_or_a_redis_cluster() {
+        use crate::cluster::link::Topology;
+        let s = Settings::load_from(
+            None,
+            env(&[
+                (
+                    "WIMZ__CLUSTER__SENTINELS",
+                    "redis://10.0.0.1:26379, redis://10.0.0.2:26379",
+                ),
+                ("WIMZ__CLUSTER__SENTINEL_MASTER", "wimz"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.cluster.topology(),
+            Some(Topology::Sentinel {
+                sentinels: vec![
+                    "redis://10.0.0.1:26379".into(),
+                    "redis://10.0.0.2:26379".into()
+                ],
+                master: "wimz".into(),
+            })
+        );
+        assert!(s.clustered());
+        let s = Settings::load_from(
+            None,
+            env(&[(
+                "WIMZ__CLUSTER__REDIS_CLUSTER_NODES",
+                "redis://10.0.0.5:7000",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.cluster.topology(),
+            Some(Topology::Cluster(vec!["redis://10.0.0.5:7000".into()]))
+        );
+        assert_eq!(s.cluster.snapshot_flush_ms, 1000);
+        // One way only; sentinels need the master's name; URLs are redis://.
+        let e = Settings::load_from(
+            None,
+            env(&[
+                ("WIMZ__CLUSTER__REDIS_URL", "redis://127.0.0.1:6379"),
+                (
+                    "WIMZ__CLUSTER__REDIS_CLUSTER_NODES",
+                    "redis://10.0.0.5:7000",
+                ),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "cluster.redis_url");
+        let e = Settings::load_from(
+            None,
+            env(&[("WIMZ__CLUSTER__SENTINELS", "redis://10.0.0.1:26379")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "cluster.sentinel_master");
+        let e = Settings::load_from(
+            None,
+            env(&[("WIMZ__CLUSTER__REDIS_CLUSTER_NODES", "10.0.0.5:7000")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "cluster.redis_cluster_nodes");
     }
 
     #[test]

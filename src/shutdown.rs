@@ -7,7 +7,7 @@
 //!    (or nginx) reconnecting now is refused at once and goes elsewhere
 //!    instead of waiting in this instance's accept queue.
 //! 2. Clustered: mark every device whose robot is here as being handed off
-//!    (`wimz:handoff:<device>`), so another instance that the robot reaches
+//!    (`wimz:{<device>}:handoff`), so another instance that the robot reaches
 //!    next waits for our last events before it takes the device over.
 //! 3. Robots ([`Phase::Closing`], until 0.4 T): each gets a close frame
 //!    1012 and is read until it answers the close (or, at 0.4 T,

@@ -98,21 +98,38 @@ impl Application {
         let directory_mailbox = Mailbox::<Directory>::new();
         let sessions_mailbox = Mailbox::<SessionSupervisor>::new();
         let cluster_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let cluster = if settings.clustered() {
+        // One link to Redis (one server, Sentinel or a Redis Cluster),
+        // shared by the bridge and the signature replay guard.
+        let link = match settings.cluster.topology() {
+            Some(topology) => Some((
+                crate::cluster::link::Link::connect(&topology)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cluster: cannot connect to Redis: {e}"))?,
+                topology,
+            )),
+            None => None,
+        };
+        let cluster = if let Some((link, topology)) = &link {
             let upstream = Upstream {
                 rooms: directory_mailbox.address().recipient(),
                 sessions: sessions_mailbox.address().recipient(),
             };
-            let bridge = ClusterBridge::connect(
-                settings.cluster.redis_url.expose(),
-                instance_id.clone(),
-                settings.cluster.presence_ttl_s,
-                settings.history.size,
+            let config = crate::cluster::BridgeConfig {
+                topology: topology.clone(),
+                instance: instance_id.clone(),
+                presence_ttl_s: settings.cluster.presence_ttl_s,
+                history_size: settings.history.size,
+                snapshot_flush: std::time::Duration::from_millis(
+                    settings.cluster.snapshot_flush_ms,
+                ),
+            };
+            let bridge = ClusterBridge::new(
+                link.clone(),
+                config,
                 metrics.clone(),
                 cluster_up.clone(),
                 upstream,
-            )
-            .await?;
+            );
             let metrics = metrics.clone();
             Some(supervise::start(
                 "cluster_bridge",
@@ -149,9 +166,9 @@ impl Application {
             OnStop::Restart,
             Directory::new(env),
         );
-        let replay: Arc<dyn ReplayGuard> = match &settings.clustered() {
-            true => Arc::new(RedisReplayGuard::connect(settings.cluster.redis_url.expose()).await?),
-            false => Arc::new(MemoryReplayGuard::default()),
+        let replay: Arc<dyn ReplayGuard> = match &link {
+            Some((link, _)) => Arc::new(RedisReplayGuard::new(link.clone())),
+            None => Arc::new(MemoryReplayGuard::default()),
         };
         let metrics_for_caps = metrics.clone();
         let (robots_tx, robots_rx) = watch::channel(Phase::Serving);

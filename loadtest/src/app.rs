@@ -187,7 +187,7 @@ impl App {
         let sh = self.sh.clone();
         let st = &sh.stats;
         let token = &self.sh.tokens[self.robot];
-        let mut ws = match client::app(&self.sh.target, token).await {
+        let mut ws = match client::app(self.sh.app_target(self.a), token).await {
             Ok(ws) => ws,
             Err(e) => {
                 st.error("connect_failed", Some(&format!("app: {e}")));

@@ -38,6 +38,11 @@ pub struct LoadtestArgs {
     /// The relay's HTTP base URL (ws:// is derived from it).
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     pub target: String,
+    /// Where the apps connect instead, round-robin (a comma list of base
+    /// URLs): e.g. robots on one cluster instance, their apps on the others,
+    /// so every event crosses instances. Default: `--target`.
+    #[arg(long, value_delimiter = ',')]
+    pub app_targets: Vec<String>,
     /// Allow a target outside 127.0.0.0/8 (you must own it).
     #[arg(long)]
     pub allow_remote: bool,

@@ -28,6 +28,10 @@ const SETTLE_AFTER_CONNECT: Duration = Duration::from_secs(2);
 pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     args.validate()?;
     let target = Target::resolve(&args.target, args.allow_remote, args.sources()?).await?;
+    let mut app_targets = Vec::with_capacity(args.app_targets.len());
+    for t in &args.app_targets {
+        app_targets.push(Target::resolve(t, args.allow_remote, args.sources()?).await?);
+    }
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
@@ -83,6 +87,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     let sh = Arc::new(Shared {
         maker: EventMaker::new(args.payload_bytes),
         target,
+        app_targets,
         stats: Stats::default(),
         phase: phase_rx,
         devices,

@@ -26,9 +26,21 @@ pub enum Phase {
     Closing,
 }
 
+impl Shared {
+    /// The relay app `a` connects to.
+    pub fn app_target(&self, a: usize) -> &Target {
+        match self.app_targets.len() {
+            0 => &self.target,
+            n => &self.app_targets[a % n],
+        }
+    }
+}
+
 pub struct Shared {
     pub args: LoadtestArgs,
     pub target: Target,
+    /// Where apps connect (`--app-targets`; empty: `target`).
+    pub app_targets: Vec<Target>,
     pub stats: Stats,
     /// The run's phase, set by the driver.
     pub phase: watch::Receiver<Phase>,

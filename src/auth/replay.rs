@@ -50,24 +50,17 @@ impl ReplayGuard for MemoryReplayGuard {
 /// this instance's memory (a replay against another instance is then
 /// possible; the window is `auth.signature_window_s`).
 pub struct RedisReplayGuard {
-    redis: redis::aio::ConnectionManager,
+    redis: crate::cluster::link::Link,
     fallback: MemoryReplayGuard,
 }
 
 impl RedisReplayGuard {
-    pub async fn connect(url: &str) -> anyhow::Result<RedisReplayGuard> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(std::time::Duration::from_secs(2))
-            .set_response_timeout(std::time::Duration::from_secs(2))
-            .set_number_of_retries(1);
-        let redis = redis::aio::ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| anyhow::anyhow!("cluster.redis_url: cannot connect to Redis: {e}"))?;
-        Ok(RedisReplayGuard {
+    /// On the instance's link to Redis (shared with the cluster bridge).
+    pub fn new(redis: crate::cluster::link::Link) -> RedisReplayGuard {
+        RedisReplayGuard {
             redis,
             fallback: MemoryReplayGuard::default(),
-        })
+        }
     }
 }
 

@@ -1,14 +1,13 @@
-//! Instance-to-instance messages (`Directed` on `wimz:inst:<id>` and
-//! `wimz:all`): sending them, and handing the ones we receive up to the
+//! Instance-to-instance messages (`Directed` on `wimz:inst:{<id>}` and
+//! `wimz:{all}`): sending them, and handing the ones we receive up to the
 //! directory ([`ForRooms`]) or the session supervisor ([`ForSessions`]).
 
 use super::keys;
+use super::link::Link;
 use super::messages::*;
 use super::ClusterBridge;
 use crate::ids::ConnId;
 use actix::prelude::*;
-use redis::aio::ConnectionManager;
-use redis::AsyncCommands;
 
 impl ClusterBridge {
     /// A message another instance sent us: decoded and handed up, to the
@@ -75,18 +74,15 @@ impl ClusterBridge {
 /// (`PUBLISH` reached a subscriber). False when Redis failed or nobody is
 /// subscribed to the channel (the instance is gone, e.g. killed before its
 /// presence keys expired): nobody will act on it or answer it.
-pub(super) async fn publish_directed(
-    mut redis: ConnectionManager,
-    instance: &str,
-    msg: &Directed,
-) -> bool {
+pub(super) async fn publish_directed(redis: Link, instance: &str, msg: &Directed) -> bool {
     let Ok(payload) = serde_json::to_string(msg) else {
         return false;
     };
     // PUBLISH answers how many subscribers heard it: none means the
     // instance's pub/sub connection is not there (it died, or is reconnecting).
     let r: Result<i64, _> = redis
-        .publish(keys::instance_channel(instance), payload)
+        .publish_cmd(&keys::instance_channel(instance), &payload)
+        .query_async(&mut redis.clone())
         .await;
     matches!(r, Ok(receivers) if receivers > 0)
 }
@@ -101,15 +97,18 @@ impl Handler<SendDirected> for ClusterBridge {
 }
 
 impl ClusterBridge {
-    /// Publishes `msg` on `wimz:all` (every instance, this one included).
+    /// Publishes `msg` on `wimz:{all}` (every instance, this one included).
     fn broadcast(&mut self, msg: Directed, ctx: &mut Context<Self>) {
-        let mut redis = self.redis.clone();
+        let redis = self.redis.clone();
         ctx.spawn(
             async move {
                 let Ok(payload) = serde_json::to_string(&msg) else {
                     return;
                 };
-                let _: Result<i64, _> = redis.publish(keys::ALL, payload).await;
+                let _: Result<i64, _> = redis
+                    .publish_cmd(keys::ALL, &payload)
+                    .query_async(&mut redis.clone())
+                    .await;
             }
             .into_actor(self),
         );

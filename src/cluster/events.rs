@@ -1,14 +1,22 @@
 //! Events across instances: `Append` (number an event through Redis), the
 //! mirror side (`Watch` / `Unwatch`: subscribe, then read the device's
-//! state), and the device snapshot kept in Redis (`SaveSnapshot`,
-//! `DeviceStatus`).
+//! state), and the device snapshot kept in Redis (`SaveSnapshot`, written
+//! in batches by [`ClusterBridge::flush_snapshots`]; `DeviceStatus`).
+//!
+//! The hot path is one pipeline, one round trip, no Lua: `XADD` of the
+//! event under the id `<term>-<seq>` (so Redis itself refuses it if another
+//! instance claimed the device since: its marker's term is higher) and
+//! `PUBLISH` (`SPUBLISH` on a Redis Cluster) to the device's channel. Only
+//! when the `XADD` is refused, or the home's term is not proven (its claim
+//! failed, Redis was unreachable, the link reconnected), does the event go
+//! through the [`scripts::append`] script, which fences, proves continuity
+//! and mints a new term.
 
 use super::keys;
 use super::messages::*;
-use super::presence::parse_last;
-use super::scripts;
-use super::subscriber::{read_stream, SubCmd};
-use super::ClusterBridge;
+use super::stream_ids::{Position, Published, StreamId};
+use super::subscriber::{read_stream, Entry, SubCmd};
+use super::{ClusterBridge, Term};
 use crate::wire::Snapshot;
 use actix::prelude::*;
 use redis::AsyncCommands;
@@ -16,51 +24,142 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use tokio::sync::oneshot;
 
+/// How the fast path ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fast {
+    Ok,
+    /// Redis refused the id: someone wrote above us (a claim elsewhere, a
+    /// reserved epoch after Redis lost the stream), or Redis said no.
+    Refused,
+    Down,
+}
+
 impl Handler<Append> for ClusterBridge {
-    type Result = ResponseFuture<AppendResult>;
+    type Result = ResponseActFuture<Self, AppendResult>;
 
     fn handle(&mut self, msg: Append, _ctx: &mut Context<Self>) -> Self::Result {
         if self.closing {
             // Handed off: the device may be another instance's already, and
             // an event numbered here now could take a seq it gives out too.
-            return Box::pin(async { AppendResult::Fenced });
+            return Box::pin(fut::ready(AppendResult::Fenced));
         }
         if !self.connected.load(Ordering::Relaxed) {
-            // Known down: don't make the room wait out connection retries;
-            // it delivers locally and a new epoch follows once Redis is back.
-            return Box::pin(async { AppendResult::Down });
+            // Known down: don't make the room wait out connection attempts;
+            // it delivers locally, and the next append proves the stream.
+            if let Some(home) = self.homes.get_mut(&msg.device) {
+                home.term = None;
+            }
+            return Box::pin(fut::ready(AppendResult::Down));
         }
+        let generation = self.redis.generation();
+        let proven = match self.homes.get(&msg.device).and_then(|h| h.term) {
+            Some(t) if t.generation == generation => Some(t.term),
+            _ => None,
+        };
         let mut redis = self.redis.clone();
-        let instance = self.instance.to_string();
-        let maxlen = self.history_size;
-        let ttl = self.presence_ttl_s;
-        Box::pin(async move {
+        let (instance, ttl, maxlen) = (
+            self.instance.to_string(),
+            self.presence_ttl_s,
+            self.history_size,
+        );
+        let slow = self.scripts.append.clone();
+        let device = msg.device.clone();
+        let work = async move {
+            if let Some(term) = proven {
+                match fast_append(&mut redis, &msg, term, maxlen).await {
+                    Fast::Ok => return (AppendResult::Ok, Some(term)),
+                    Fast::Down => return (AppendResult::Down, None),
+                    Fast::Refused => {}
+                }
+            }
             let expected = msg
                 .expected
                 .map(|(e, s)| format!("{e}:{s}"))
                 .unwrap_or_default();
-            let r: Result<String, _> = redis::Script::new(scripts::APPEND)
+            let publish = if redis.sharded() {
+                "SPUBLISH"
+            } else {
+                "PUBLISH"
+            };
+            let r: Result<Vec<redis::Value>, _> = slow
                 .key(keys::presence(&msg.device))
-                .key(keys::last(&msg.device))
                 .key(keys::stream(&msg.device))
                 .key(keys::device_channel(&msg.device))
                 .arg(&instance)
+                .arg(ttl)
                 .arg(expected)
-                .arg(format!("{}:{}", msg.epoch, msg.seq))
                 .arg(msg.epoch)
                 .arg(msg.seq)
                 .arg(&*msg.frame)
+                .arg(crate::ids::unix_now_ms())
                 .arg(maxlen)
-                .arg(ttl)
+                .arg(publish)
                 .invoke_async(&mut redis)
                 .await;
-            match r.as_deref() {
-                Ok("ok") => AppendResult::Ok,
-                Ok("fenced") => AppendResult::Fenced,
-                Ok("broken") => AppendResult::Broken,
-                Ok(_) | Err(_) => AppendResult::Down,
+            let answer = r.ok().and_then(|v| {
+                let word: String = redis::from_redis_value_ref(v.first()?).ok()?;
+                let term: Option<u64> = v.get(1).and_then(|t| redis::from_redis_value_ref(t).ok());
+                Some((word, term))
+            });
+            match answer {
+                Some((w, Some(term))) if w == "ok" => (AppendResult::Ok, Some(term)),
+                Some((w, _)) if w == "fenced" => (AppendResult::Fenced, None),
+                Some((w, _)) if w == "broken" => (AppendResult::Broken, None),
+                _ => (AppendResult::Down, None),
             }
-        })
+        };
+        Box::pin(
+            work.into_actor(self)
+                .map(move |(result, term), bridge, _ctx| {
+                    // The generation after the request: a slow append proved the
+                    // stream on whatever connection it went over.
+                    let generation = match proven {
+                        Some(_) if term == proven => generation,
+                        _ => bridge.redis.generation(),
+                    };
+                    if let Some(home) = bridge.homes.get_mut(&device) {
+                        home.term = term.map(|term| Term { term, generation });
+                        home.claimed |= term.is_some();
+                    }
+                    result
+                }),
+        )
+    }
+}
+
+/// `XADD <stream> MAXLEN ~ n <term>-<seq> e <epoch> f <frame>` and
+/// `(S)PUBLISH <channel> "<term>-<seq> <epoch> <frame>"` in one pipeline.
+/// The `PUBLISH` runs even when the `XADD` is refused; subscribers drop it
+/// (its id is not above what the refusing entry's writer announced).
+pub async fn fast_append(
+    redis: &mut super::link::Link,
+    msg: &Append,
+    term: u64,
+    maxlen: usize,
+) -> Fast {
+    let id = StreamId { term, seq: msg.seq };
+    let mut pipe = redis::pipe();
+    pipe.cmd("XADD")
+        .arg(keys::stream(&msg.device))
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(maxlen)
+        .arg(id.to_string())
+        .arg("e")
+        .arg(msg.epoch)
+        .arg("f")
+        .arg(&*msg.frame);
+    pipe.add_command(redis.publish_cmd(
+        &keys::device_channel(&msg.device),
+        &Published::event(id, msg.epoch, &msg.frame),
+    ))
+    .ignore();
+    let r: redis::RedisResult<(String,)> = pipe.query_async(redis).await;
+    match r {
+        Ok(_) => Fast::Ok,
+        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => Fast::Down,
+        Err(e) if e.is_connection_refusal() => Fast::Down,
+        Err(_) => Fast::Refused,
     }
 }
 
@@ -73,40 +172,57 @@ impl Handler<Watch> for ClusterBridge {
         let mut redis = self.redis.clone();
         let instance = self.instance.to_string();
         Box::pin(async move {
-            // Subscribe first, then read: nothing can fall between the two
-            // (duplicates are dropped by seq).
+            // The subscriber subscribes, then reads (or reserves) where the
+            // stream stands: what it forwards from then on is above that.
             let (ack_tx, ack_rx) = oneshot::channel();
-            let last_now: String = redis::Script::new(scripts::LAST_OR_RESERVE)
-                .key(keys::last(&msg.device))
-                .arg(format!("{}:0", msg.epoch))
-                .invoke_async(&mut redis)
-                .await
-                .ok()?;
-            let last = parse_last(&last_now);
             sub?.send(SubCmd::Watch {
                 device: msg.device.clone(),
-                last,
+                epoch: msg.epoch,
                 ack: ack_tx,
             })
             .ok()?;
-            if !ack_rx.await.unwrap_or(false) {
-                return None;
-            }
-            let frames = read_stream(&mut redis, &msg.device).await?;
+            let start = ack_rx.await.ok().flatten()?;
+            let entries = read_stream(&mut redis, &msg.device, None).await?;
             let holder: Option<String> = redis.get(keys::presence(&msg.device)).await.ok()?;
             let snap: HashMap<String, String> = redis
                 .hgetall(keys::snapshot(&msg.device))
                 .await
                 .unwrap_or_default();
-            let last = frames.last().map(|(e, s, _)| (*e, *s)).or(last);
+            let last = entries
+                .last()
+                .map(|e| e.at)
+                .filter(|at| at.id > start.id)
+                .unwrap_or(start);
             Some(SyncState {
-                last,
-                frames,
+                last: Some(last.numbered()),
+                frames: contiguous_tail(entries),
                 holder: holder.filter(|h| *h != instance),
                 snapshot: snapshot_from_hash(&snap),
             })
         })
     }
+}
+
+/// The events a mirror may keep for recovery: the last run without a hole
+/// (a stream with a hole — its tail lost in a failover, say — must not make
+/// a recovery across the hole look complete).
+fn contiguous_tail(entries: Vec<Entry>) -> Vec<(i64, u64, bytestring::ByteString)> {
+    let mut run: Vec<(i64, u64, bytestring::ByteString)> = Vec::new();
+    let mut prev: Option<Position> = None;
+    for e in entries {
+        let follows = prev.is_some_and(|p| {
+            p.epoch == e.at.epoch
+                && (e.at.id.seq == p.id.seq + 1 || (e.frame.is_none() && e.at.id.seq == p.id.seq))
+        });
+        if !follows {
+            run.clear();
+        }
+        if let Some(f) = e.frame {
+            run.push((e.at.epoch, e.at.id.seq, f));
+        }
+        prev = Some(e.at);
+    }
+    run
 }
 
 fn snapshot_from_hash(h: &HashMap<String, String>) -> Snapshot {
@@ -138,31 +254,60 @@ impl Handler<Unwatch> for ClusterBridge {
 impl Handler<SaveSnapshot> for ClusterBridge {
     type Result = ();
 
-    fn handle(&mut self, msg: SaveSnapshot, ctx: &mut Context<Self>) {
-        let mut redis = self.redis.clone();
-        let s = msg.snapshot;
-        let mut fields: Vec<(&str, String)> = Vec::new();
-        if let Some(v) = &s.mode {
-            fields.push(("mode", v.to_string()));
-        }
-        for (k, v) in [("mission", &s.mission), ("battery", &s.battery)] {
-            if let Some(v) = v {
-                fields.push((k, v.get().to_string()));
-            }
-        }
-        if let Some(t) = s.last_seen {
-            fields.push(("last_seen", t.to_string()));
-        }
-        let key = keys::snapshot(&msg.device);
-        ctx.spawn(
-            async move {
-                if !fields.is_empty() {
-                    let _: Result<(), _> = redis.hset_multiple(key, &fields).await;
-                }
-            }
-            .into_actor(self),
-        );
+    /// Kept until the next flush: a device sending many snapshot events
+    /// costs one `HSET` per `cluster.snapshot_flush_ms`, not one per event.
+    fn handle(&mut self, msg: SaveSnapshot, _ctx: &mut Context<Self>) {
+        self.dirty_snapshots.insert(msg.device, msg.snapshot);
     }
+}
+
+impl ClusterBridge {
+    /// Writes the snapshots changed since the last flush, one `HSET` each
+    /// (concurrently, each to its device's shard).
+    pub(super) fn flush_snapshots(&mut self, ctx: &mut Context<Self>) {
+        if let Some(writes) = self.snapshot_writes() {
+            ctx.spawn(writes.into_actor(self));
+        }
+    }
+
+    /// The writes of the snapshots changed since the last flush (taken from
+    /// `dirty_snapshots`), or `None` when there are none or Redis is down.
+    pub(super) fn snapshot_writes(
+        &mut self,
+    ) -> Option<impl std::future::Future<Output = ()> + 'static> {
+        if self.dirty_snapshots.is_empty() || !self.connected.load(Ordering::Relaxed) {
+            return None;
+        }
+        let dirty = std::mem::take(&mut self.dirty_snapshots);
+        let redis = self.redis.clone();
+        Some(async move {
+            let writes = dirty.into_iter().filter_map(|(device, s)| {
+                let fields = snapshot_fields(&s);
+                let mut redis = redis.clone();
+                (!fields.is_empty()).then_some(async move {
+                    let _: Result<(), _> =
+                        redis.hset_multiple(keys::snapshot(&device), &fields).await;
+                })
+            });
+            futures_util::future::join_all(writes).await;
+        })
+    }
+}
+
+fn snapshot_fields(s: &Snapshot) -> Vec<(&'static str, String)> {
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    if let Some(v) = &s.mode {
+        fields.push(("mode", v.to_string()));
+    }
+    for (k, v) in [("mission", &s.mission), ("battery", &s.battery)] {
+        if let Some(v) = v {
+            fields.push((k, v.get().to_string()));
+        }
+    }
+    if let Some(t) = s.last_seen {
+        fields.push(("last_seen", t.to_string()));
+    }
+    fields
 }
 
 impl Handler<DeviceStatus> for ClusterBridge {
@@ -178,5 +323,52 @@ impl Handler<DeviceStatus> for ClusterBridge {
             s.online = holder.is_some();
             Some(s)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(term: u64, seq: u64, epoch: i64, frame: bool) -> Entry {
+        Entry {
+            at: Position {
+                id: StreamId { term, seq },
+                epoch,
+            },
+            frame: frame.then(|| bytestring::ByteString::from(format!("f{seq}"))),
+        }
+    }
+
+    #[test]
+    fn a_mirror_keeps_only_the_run_after_the_last_hole() {
+        let seqs = |v: Vec<(i64, u64, bytestring::ByteString)>| {
+            v.into_iter().map(|(_, s, _)| s).collect::<Vec<_>>()
+        };
+        // A claim marker continues the run; a lost tail (4, 5) breaks it.
+        let entries = vec![
+            entry(1, 0, 7, false),
+            entry(1, 1, 7, true),
+            entry(1, 2, 7, true),
+            entry(2, 2, 7, false),
+            entry(2, 3, 7, true),
+            entry(2, 6, 7, true),
+            entry(2, 7, 7, true),
+        ];
+        assert_eq!(seqs(contiguous_tail(entries)), vec![6, 7]);
+        let whole = vec![
+            entry(1, 0, 7, false),
+            entry(1, 1, 7, true),
+            entry(3, 1, 7, false),
+            entry(3, 2, 7, true),
+        ];
+        assert_eq!(seqs(contiguous_tail(whole)), vec![1, 2]);
+        // A new epoch starts a new run.
+        let epochs = vec![
+            entry(1, 1, 7, true),
+            entry(2, 0, 9, false),
+            entry(2, 1, 9, true),
+        ];
+        assert_eq!(seqs(contiguous_tail(epochs)), vec![1]);
     }
 }

@@ -137,7 +137,7 @@ pub enum Incoming {
     Down,
 }
 
-/// Instance-to-instance messages on `wimz:inst:<id>`.
+/// Instance-to-instance messages on `wimz:inst:{<id>}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "k", rename_all = "snake_case")]
 pub enum Directed {
@@ -156,7 +156,7 @@ pub enum Directed {
     },
     /// Device `d` was deleted (on another instance): drop its robot and sessions.
     Deleted { d: DeviceId },
-    /// Instance `i` stopped (on `wimz:all`): a robot its claims still named
+    /// Instance `i` stopped (on `wimz:{all}`): a robot its claims still named
     /// is gone from it now, not once the claim would have expired.
     Gone { i: String },
     /// The secret of `d` was rotated (on any instance): a robot of `d`
@@ -211,7 +211,7 @@ pub struct SessionSlots {
 }
 
 /// Shutdown begins: mark every device whose robot is here as being handed
-/// off (`wimz:handoff:<device>`, for `ttl`), so an instance its robot
+/// off (`wimz:{<device>}:handoff`, for `ttl`), so an instance its robot
 /// reconnects to waits for our last events before taking it over.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -2,10 +2,12 @@
 //! `cluster.redis_url` is set.
 //!
 //! `ClusterBridge` is its own actor; rooms never touch Redis. It owns the
-//! Redis command connection (a reconnecting `ConnectionManager`), the
-//! pub/sub task ([`subscriber`]), the map of mirrored devices to their local
-//! rooms, and the set of devices whose robot is here (their presence keys
-//! are refreshed every `presence_ttl_s / 3`). Runs under
+//! Redis command side (a [`link::Link`]: one server, a Sentinel-watched
+//! master or a Redis Cluster), the pub/sub task ([`subscriber`]), the map of
+//! mirrored devices to their local rooms, the devices whose robot is here
+//! (their presence keys are refreshed every `presence_ttl_s / 3`, and the
+//! term each holds, [`stream_ids`]), and the snapshots waiting to be
+//! written (every `cluster.snapshot_flush_ms`, never per event). Runs under
 //! [`crate::supervise`]: restarted with its state after a panic.
 //!
 //! Rooms send it: `Claim`/`Release` (robot arrives/leaves), `Append` (an
@@ -16,34 +18,38 @@
 //!
 //! It knows nothing above it by type (`tools/modgraph`: `cluster` imports
 //! neither rooms nor sockets nor the session supervisor): a mirror room
-//! hears `RemoteEvent`, `RemoteGap`, `HolderIs` and `InstanceGone` through the [`Mirror`]
-//! it watched with; what other instances send ([`Directed`]) is decoded and
-//! handed to the [`Upstream`] the bridge was built with — [`ForRooms`] to
-//! the directory (which finds the device's room), [`ForSessions`] to the
-//! session supervisor — as centrifuge's broker hands publications to its
-//! node's `BrokerEventHandler`.
+//! hears `RemoteEvent`, `RemoteGap`, `HolderIs` and `InstanceGone` through
+//! the [`Mirror`] it watched with; what other instances send
+//! ([`Directed`]) is decoded and handed to the [`Upstream`] the bridge was
+//! built with — [`ForRooms`] to the directory (which finds the device's
+//! room), [`ForSessions`] to the session supervisor — as centrifuge's
+//! broker hands publications to its node's `BrokerEventHandler`.
 //!
 //! Files: [`presence`] (claims, refresh, stats totals), [`handoff`] (giving
-//! the devices up on shutdown), [`events`] (append,
-//! mirrors, snapshots), [`directed`] (instance-to-instance messages),
-//! [`slots`] (cluster-wide WebRTC session limit), [`subscriber`] (the
-//! pub/sub task), [`keys`], [`scripts`] (Lua), [`messages`].
+//! the devices up on shutdown), [`events`] (append, mirrors, snapshots),
+//! [`directed`] (instance-to-instance messages), [`slots`] (cluster-wide
+//! WebRTC session limit), [`subscriber`] (the pub/sub task), [`link`] (the
+//! connections), [`keys`], [`stream_ids`], [`scripts`] (Lua, none per
+//! event), [`messages`].
 
 mod directed;
 mod events;
 mod handoff;
+pub use events::{fast_append, Fast};
 pub mod keys;
+pub mod link;
 pub mod messages;
 mod presence;
 pub mod scripts;
 mod slots;
+pub mod stream_ids;
 pub mod subscriber;
 
 use crate::ids::DeviceId;
 use actix::prelude::*;
+use link::{Link, Topology};
 use messages::*;
-use redis::aio::ConnectionManager;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,19 +58,31 @@ use tokio::sync::mpsc;
 
 pub struct ClusterBridge {
     instance: Arc<str>,
-    redis: ConnectionManager,
-    client: redis::Client,
+    redis: Link,
+    topology: Topology,
+    scripts: Scripts,
     /// Requests to the pub/sub task.
     sub: Option<mpsc::UnboundedSender<SubCmd>>,
     /// Rooms mirroring a device whose robot is elsewhere.
     mirrors: HashMap<DeviceId, Mirror>,
-    /// Devices whose robot is connected here (presence refreshed).
-    homes: HashSet<DeviceId>,
+    /// Devices whose robot is connected here (presence refreshed), each with
+    /// the term its events are appended under — `None` until a claim or a
+    /// slow append proved where the stream stands (after Redis was
+    /// unreachable, or the link reconnected, it must be proven again).
+    homes: HashMap<DeviceId, Home>,
     /// Set by [`FinishHandOff`] (shutdown): nothing more is claimed or appended.
     closing: bool,
+    /// Snapshots changed since the last flush (written every
+    /// `snapshot_flush`, not per event).
+    dirty_snapshots: HashMap<DeviceId, crate::wire::Snapshot>,
+    snapshot_flush: Duration,
     /// Where messages from other instances go: the directory (for rooms)
     /// and the session supervisor.
     upstream: Upstream,
+    /// When pub/sub last came up: right after Redis was unreachable (or
+    /// restarted empty) a missing presence key is no evidence yet — its
+    /// holder re-takes it on its next refresh.
+    up_since: Option<std::time::Instant>,
     /// True while pub/sub is live (read by `/health`).
     connected: Arc<AtomicBool>,
     presence_ttl_s: u64,
@@ -73,40 +91,96 @@ pub struct ClusterBridge {
     metrics: Arc<crate::metrics::Metrics>,
 }
 
+/// The scripts, hashed once (`EVALSHA`, loaded on first use).
+#[derive(Clone)]
+pub(crate) struct Scripts {
+    pub claim: redis::Script,
+    pub append: redis::Script,
+    pub reserve: redis::Script,
+    pub release: redis::Script,
+    pub refresh: redis::Script,
+    pub session_slot: redis::Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        Scripts {
+            claim: redis::Script::new(&scripts::claim()),
+            append: redis::Script::new(&scripts::append()),
+            reserve: redis::Script::new(&scripts::reserve()),
+            release: redis::Script::new(scripts::RELEASE),
+            refresh: redis::Script::new(scripts::REFRESH),
+            session_slot: redis::Script::new(scripts::SESSION_SLOT),
+        }
+    }
+}
+
+/// A device whose robot is here.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Home {
+    /// Its claim went through at least once (so a refresh that finds
+    /// another holder means the robot was replaced elsewhere).
+    claimed: bool,
+    term: Option<Term>,
+}
+
+/// A home's term, and the link generation it was proven on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Term {
+    term: u64,
+    generation: u64,
+}
+
+/// What the bridge is built from (`[cluster]`, `history.size`).
+pub struct BridgeConfig {
+    pub topology: Topology,
+    pub instance: Arc<str>,
+    pub presence_ttl_s: u64,
+    pub history_size: usize,
+    pub snapshot_flush: Duration,
+}
+
 impl ClusterBridge {
-    pub async fn connect(
-        url: &str,
-        instance: Arc<str>,
-        presence_ttl_s: u64,
-        history_size: usize,
+    pub fn new(
+        redis: Link,
+        config: BridgeConfig,
         metrics: Arc<crate::metrics::Metrics>,
         connected: Arc<AtomicBool>,
         upstream: Upstream,
-    ) -> anyhow::Result<ClusterBridge> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
-            .set_response_timeout(Duration::from_secs(2))
-            .set_number_of_retries(2)
-            .set_max_delay(2000);
-        // Reconnects by itself after this first connection.
-        let redis = ConnectionManager::new_with_config(client.clone(), config)
-            .await
-            .map_err(|e| anyhow::anyhow!("cluster.redis_url: cannot connect to Redis: {e}"))?;
-        Ok(ClusterBridge {
+    ) -> ClusterBridge {
+        let BridgeConfig {
+            topology,
+            instance,
+            presence_ttl_s,
+            history_size,
+            snapshot_flush,
+        } = config;
+        ClusterBridge {
             instance,
             redis,
-            client,
+            topology,
+            scripts: Scripts::new(),
             sub: None,
             mirrors: HashMap::new(),
-            homes: HashSet::new(),
+            homes: HashMap::new(),
             closing: false,
+            dirty_snapshots: HashMap::new(),
+            snapshot_flush,
+            up_since: None,
             upstream,
             connected,
             presence_ttl_s: presence_ttl_s.max(1),
-            history_size,
+            history_size: history_size.max(1),
             metrics,
-        })
+        }
+    }
+
+    /// Forget every home's term: the next event of each proves the stream
+    /// again (Redis was unreachable, or may have restarted or failed over).
+    fn unprove_homes(&mut self) {
+        for home in self.homes.values_mut() {
+            home.term = None;
+        }
     }
 }
 
@@ -121,17 +195,22 @@ impl Actor for ClusterBridge {
             let (tx, rx) = mpsc::unbounded_channel();
             self.sub = Some(tx);
             let sub = Subscriber {
-                client: self.client.clone(),
+                topology: self.topology.clone(),
                 redis: self.redis.clone(),
                 instance: self.instance.clone(),
                 bridge: ctx.address(),
                 connected: self.connected.clone(),
                 cmds: rx,
+                reserve: self.scripts.reserve.clone(),
+                history_size: self.history_size,
             };
             actix_rt::spawn(sub.run());
         }
         let every = Duration::from_secs_f64((self.presence_ttl_s as f64 / 3.0).max(0.5));
         ctx.run_interval(every, |bridge, ctx| bridge.refresh_presence(ctx));
+        ctx.run_interval(self.snapshot_flush, |bridge, ctx| {
+            bridge.flush_snapshots(ctx)
+        });
     }
 }
 
@@ -190,10 +269,15 @@ impl Handler<Incoming> for ClusterBridge {
             }
             Incoming::Directed(payload) => self.route_directed(&payload),
             Incoming::Up => {
+                self.unprove_homes();
+                self.up_since = Some(std::time::Instant::now());
                 self.connected.store(true, Ordering::Relaxed);
                 self.refresh_presence(ctx);
             }
-            Incoming::Down => self.connected.store(false, Ordering::Relaxed),
+            Incoming::Down => {
+                self.unprove_homes();
+                self.connected.store(false, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -5,24 +5,40 @@
 
 use super::directed::publish_directed;
 use super::keys;
+use super::link::Link;
 use super::messages::*;
-use super::scripts;
-use super::ClusterBridge;
+use super::{ClusterBridge, Home, Term};
 use crate::ids::DeviceId;
 use actix::prelude::*;
 use redis::AsyncCommands;
 
 impl ClusterBridge {
+    /// Every `presence_ttl_s / 3`: refresh our claims (one script each, run
+    /// concurrently: on a Redis Cluster each goes to its device's shard),
+    /// hand a room whose claim another instance now holds its loss, report
+    /// our stats, and read the holders of the devices we mirror.
     pub(super) fn refresh_presence(&mut self, ctx: &mut Context<Self>) {
-        let homes: Vec<String> = self.homes.iter().map(keys::presence).collect();
+        let homes: Vec<DeviceId> = self
+            .homes
+            .iter()
+            .filter(|(_, h)| h.claimed)
+            .map(|(d, _)| d.clone())
+            .collect();
         let mirrors: Vec<(DeviceId, Mirror)> = self
             .mirrors
             .iter()
             .map(|(d, a)| (d.clone(), a.clone()))
             .collect();
-        let mut redis = self.redis.clone();
+        let redis = self.redis.clone();
         let instance = self.instance.to_string();
         let ttl = self.presence_ttl_s;
+        let refresh = self.scripts.refresh.clone();
+        let rooms = self.upstream.rooms.clone();
+        // A presence key is refreshed every ttl/3: only after listening a
+        // whole ttl does its absence mean its holder is gone.
+        let absence_counts = self
+            .up_since
+            .is_some_and(|t| t.elapsed() >= std::time::Duration::from_secs(ttl));
         let stats = serde_json::json!({
             "robots_online": crate::metrics::get_i(&self.metrics.robots_online),
             "apps_connected": crate::metrics::get_i(&self.metrics.apps_connected),
@@ -33,25 +49,44 @@ impl ClusterBridge {
         .to_string();
         ctx.spawn(
             async move {
-                if !homes.is_empty() {
-                    let script = redis::Script::new(scripts::REFRESH);
-                    let mut s = script.prepare_invoke();
-                    for k in &homes {
-                        s.key(k);
+                let refreshes = homes.into_iter().map(|device| {
+                    let (mut redis, refresh, instance) =
+                        (redis.clone(), refresh.clone(), &instance);
+                    async move {
+                        let ours: Result<i64, _> = refresh
+                            .key(keys::presence(&device))
+                            .arg(instance)
+                            .arg(ttl)
+                            .invoke_async(&mut redis)
+                            .await;
+                        (device, ours)
                     }
-                    let _: Result<i64, _> =
-                        s.arg(&instance).arg(ttl).invoke_async(&mut redis).await;
+                });
+                for (device, ours) in futures_util::future::join_all(refreshes).await {
+                    if let Ok(0) = ours {
+                        // Another instance claimed it (a claim whose
+                        // `Replaced` never reached us): our robot is stale.
+                        let _ = rooms.try_send(ForRooms::Replaced { device });
+                    }
                 }
-                let _: Result<(), _> = redis
-                    .set_ex(keys::stats(&instance), stats, ttl.max(3))
-                    .await;
-                let _: Result<(), _> = redis.sadd(keys::INSTANCES, &instance).await;
+                let mut r = redis.clone();
+                let _: Result<(), _> = r.set_ex(keys::stats(&instance), stats, ttl.max(3)).await;
+                let _: Result<(), _> = r.sadd(keys::INSTANCES, &instance).await;
                 // Mirrors whose robot's instance stopped refreshing: gone.
-                for (device, mirror) in mirrors {
-                    let read_at = std::time::Instant::now();
-                    let holder: Result<Option<String>, _> =
-                        redis.get(keys::presence(&device)).await;
+                let reads = mirrors.into_iter().map(|(device, mirror)| {
+                    let mut redis = redis.clone();
+                    async move {
+                        let read_at = std::time::Instant::now();
+                        let holder: Result<Option<String>, _> =
+                            redis.get(keys::presence(&device)).await;
+                        (mirror, holder, read_at)
+                    }
+                });
+                for (mirror, holder, read_at) in futures_util::future::join_all(reads).await {
                     if let Ok(holder) = holder {
+                        if holder.is_none() && !absence_counts {
+                            continue;
+                        }
                         mirror.holder.do_send(HolderIs {
                             holder: holder.filter(|h| *h != instance),
                             read_at,
@@ -65,37 +100,51 @@ impl ClusterBridge {
 }
 
 impl Handler<Claim> for ClusterBridge {
-    type Result = ResponseFuture<Result<Claimed, ()>>;
+    type Result = ResponseActFuture<Self, Result<Claimed, ()>>;
 
+    /// Takes presence, mints a term and marks the stream with it (Redis
+    /// refuses the previous holder's appends from then on), and tells the
+    /// previous holder (`Replaced`) so it drops its robot at once.
     fn handle(&mut self, msg: Claim, _ctx: &mut Context<Self>) -> Self::Result {
         if self.closing {
-            return Box::pin(async { Err(()) });
+            return Box::pin(fut::ready(Err(())));
         }
-        self.homes.insert(msg.device.clone());
+        self.homes.insert(msg.device.clone(), Home::default());
         let mut redis = self.redis.clone();
         let instance = self.instance.to_string();
         let ttl = self.presence_ttl_s;
-        Box::pin(async move {
+        let claim = self.scripts.claim.clone();
+        let maxlen = self.history_size;
+        let device = msg.device.clone();
+        let work = async move {
+            let publish = if redis.sharded() {
+                "SPUBLISH"
+            } else {
+                "PUBLISH"
+            };
             // The holder may be stopping and still appending the robot's
             // last events (it marked the device `handoff`): wait for it to
             // release the device, at most as long as its claim could live.
             let patience = std::time::Instant::now() + std::time::Duration::from_secs(ttl);
             // A fresh epoch if the device has none: the attaching room takes it.
-            let reservation = format!("{}:0", crate::ids::unix_now_ms());
-            let (prev, last) = loop {
-                let (prev, last, wait): (String, String, String) =
-                    redis::Script::new(scripts::CLAIM)
-                        .key(keys::presence(&msg.device))
-                        .key(keys::last(&msg.device))
-                        .key(keys::handoff(&msg.device))
-                        .arg(&instance)
-                        .arg(ttl)
-                        .arg(&reservation)
-                        .invoke_async(&mut redis)
-                        .await
-                        .map_err(|e| tracing::warn!(error = %e, "cluster claim failed"))?;
+            let fresh_epoch = crate::ids::unix_now_ms();
+            let (prev, epoch, seq, term) = loop {
+                let (prev, epoch, seq, term, wait): (String, String, u64, u64, String) = claim
+                    .key(keys::presence(&msg.device))
+                    .key(keys::stream(&msg.device))
+                    .key(keys::device_channel(&msg.device))
+                    .key(keys::handoff(&msg.device))
+                    .arg(&instance)
+                    .arg(ttl)
+                    .arg(fresh_epoch)
+                    .arg(crate::ids::unix_now_ms())
+                    .arg(maxlen)
+                    .arg(publish)
+                    .invoke_async(&mut redis)
+                    .await
+                    .map_err(|e| tracing::warn!(error = %e, "cluster claim failed"))?;
                 if wait.is_empty() || std::time::Instant::now() > patience {
-                    break (prev, last);
+                    break (prev, epoch, seq, term);
                 }
                 tokio::time::sleep(HANDOFF_POLL).await;
             };
@@ -110,21 +159,31 @@ impl Handler<Claim> for ClusterBridge {
                 )
                 .await;
             }
-            Ok(Claimed {
-                previous,
-                last: parse_last(&last),
-            })
-        })
+            let epoch: i64 = epoch.parse().map_err(|_| ())?;
+            Ok((
+                Claimed {
+                    previous,
+                    last: Some((epoch, seq)),
+                },
+                term,
+            ))
+        };
+        Box::pin(work.into_actor(self).map(move |r, bridge, _ctx| {
+            let (claimed, term) = r?;
+            if let Some(home) = bridge.homes.get_mut(&device) {
+                home.claimed = true;
+                home.term = Some(Term {
+                    term,
+                    generation: bridge.redis.generation(),
+                });
+            }
+            Ok(claimed)
+        }))
     }
 }
 
 /// How often a claim asks again while the holder hands the device off.
 const HANDOFF_POLL: std::time::Duration = std::time::Duration::from_millis(20);
-
-pub(super) fn parse_last(s: &str) -> Option<(i64, u64)> {
-    let (e, q) = s.split_once(':')?;
-    Some((e.parse().ok()?, q.parse().ok()?))
-}
 
 impl Handler<Release> for ClusterBridge {
     type Result = ResponseFuture<()>;
@@ -133,19 +192,22 @@ impl Handler<Release> for ClusterBridge {
         self.homes.remove(&msg.device);
         let mut redis = self.redis.clone();
         let instance = self.instance.to_string();
+        let script = self.scripts.release.clone();
         Box::pin(async move {
-            let _ = release(&mut redis, &msg.device, &instance).await;
+            let _ = release(&mut redis, &script, &msg.device, &instance).await;
         })
     }
 }
 
 /// Deletes our claim of `device` and our hand-off mark, if still ours.
+/// `script` is [`scripts::RELEASE`] (hashed once, in `Scripts`).
 pub(super) async fn release(
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut Link,
+    script: &redis::Script,
     device: &DeviceId,
     instance: &str,
 ) -> redis::RedisResult<i64> {
-    redis::Script::new(scripts::RELEASE)
+    script
         .key(keys::presence(device))
         .key(keys::handoff(device))
         .arg(instance)

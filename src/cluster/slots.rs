@@ -3,7 +3,6 @@
 
 use super::keys;
 use super::messages::*;
-use super::scripts;
 use super::ClusterBridge;
 use actix::prelude::*;
 use std::sync::atomic::Ordering;
@@ -18,8 +17,9 @@ impl Handler<SessionSlot> for ClusterBridge {
             return Box::pin(async { SlotAnswer::Down });
         }
         let mut redis = self.redis.clone();
+        let script = self.scripts.session_slot.clone();
         Box::pin(async move {
-            let r: Result<i64, _> = redis::Script::new(scripts::SESSION_SLOT)
+            let r: Result<i64, _> = script
                 .key(keys::sessions(&msg.device))
                 .arg(&msg.session)
                 .arg(crate::ids::unix_now())
@@ -40,12 +40,15 @@ impl Handler<SessionSlots> for ClusterBridge {
     type Result = ();
 
     fn handle(&mut self, msg: SessionSlots, ctx: &mut Context<Self>) {
-        let mut redis = self.redis.clone();
+        let redis = self.redis.clone();
         ctx.spawn(
             async move {
                 let now = crate::ids::unix_now();
-                let mut pipe = redis::pipe();
-                for (device, session) in &msg.slots {
+                // One pipeline per device: on a Redis Cluster each device's
+                // set is on its own shard.
+                let updates = msg.slots.iter().map(|(device, session)| {
+                    let mut redis = redis.clone();
+                    let mut pipe = redis::pipe();
                     if msg.keep {
                         pipe.zadd(keys::sessions(device), session, now).ignore();
                         pipe.expire(keys::sessions(device), msg.stale_after_s as i64)
@@ -53,8 +56,11 @@ impl Handler<SessionSlots> for ClusterBridge {
                     } else {
                         pipe.zrem(keys::sessions(device), session).ignore();
                     }
-                }
-                let _: Result<(), _> = pipe.query_async(&mut redis).await;
+                    async move {
+                        let _: Result<(), _> = pipe.query_async(&mut redis).await;
+                    }
+                });
+                futures_util::future::join_all(updates).await;
             }
             .into_actor(self),
         );

@@ -1,19 +1,24 @@
 //! The pub/sub task of the [`ClusterBridge`](super::ClusterBridge).
 //!
-//! Owns the one Redis pub/sub connection: subscribes to this instance's
-//! channel and to the channels of devices mirrored here, keeps the last
-//! `(epoch, seq)` seen per device, fills gaps from the device's stream before
-//! forwarding (so mirrors get events in order), and rebuilds the connection
-//! when it drops or when its own periodic probe stops coming back.
+//! Owns the one subscriber connection ([`PubSub`]: RESP3 pushes; sharded
+//! channels on a Redis Cluster): subscribes to this instance's channel, to
+//! `wimz:{all}` and to the channels of devices mirrored here, keeps the
+//! last stream position forwarded per device, forwards only what is above
+//! it (so an event a fenced instance published after its `XADD` was
+//! refused is dropped: the claim that fenced it announced a higher id
+//! first), fills holes from the device's stream before forwarding (so
+//! mirrors get events in order), and rebuilds the connection when any of
+//! it drops (a Sentinel failover, a cluster node lost) or when its own
+//! periodic probe stops coming back, catching up from the streams.
 
 use super::keys;
+use super::link::{Link, PubSub, Topology};
 use super::messages::Incoming;
+use super::stream_ids::{Position, Published, StreamId};
 use super::ClusterBridge;
 use crate::ids::DeviceId;
 use actix::Addr;
 use bytestring::ByteString;
-use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,11 +28,13 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Requests from the bridge.
 pub enum SubCmd {
-    /// Start receiving a device's events; `ack` once subscribed.
+    /// Start receiving a device's events: subscribe, then read where its
+    /// stream stands (reserving `epoch` if it has no numbering yet); `ack`
+    /// with that position, or `None` if Redis could not be reached.
     Watch {
         device: DeviceId,
-        last: Option<(i64, u64)>,
-        ack: oneshot::Sender<bool>,
+        epoch: i64,
+        ack: oneshot::Sender<Option<Position>>,
     },
     Unwatch(DeviceId),
 }
@@ -38,29 +45,33 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 const PROBE_DEADLINE: Duration = Duration::from_secs(4);
 
 pub struct Subscriber {
-    pub client: redis::Client,
-    pub redis: ConnectionManager,
+    pub topology: Topology,
+    pub redis: Link,
     pub instance: Arc<str>,
     pub bridge: Addr<ClusterBridge>,
     pub connected: Arc<AtomicBool>,
     pub cmds: mpsc::UnboundedReceiver<SubCmd>,
+    pub reserve: redis::Script,
+    pub history_size: usize,
 }
 
-/// Parses `"<epoch> <seq> <frame>"`.
-pub fn parse_event(payload: &str) -> Option<(i64, u64, &str)> {
-    let (e, rest) = payload.split_once(' ')?;
-    let (s, frame) = rest.split_once(' ')?;
-    Some((e.parse().ok()?, s.parse().ok()?, frame))
+/// device -> last position forwarded (None: watched while Redis was down).
+type Watched = HashMap<DeviceId, Option<Position>>;
+
+/// One entry of a device's stream: an event (`frame`) or a marker.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub at: Position,
+    pub frame: Option<ByteString>,
 }
 
 impl Subscriber {
     pub async fn run(mut self) {
-        // device -> last (epoch, seq) forwarded
-        let mut watched: HashMap<DeviceId, Option<(i64, u64)>> = HashMap::new();
+        let mut watched: Watched = HashMap::new();
         let mut backoff = Duration::from_millis(100);
         let own = keys::instance_channel(&self.instance);
         loop {
-            let pubsub = match self.client.get_async_pubsub().await {
+            let mut pubsub = match self.redis.pubsub(&self.topology).await {
                 Ok(p) => p,
                 Err(e) => {
                     self.down(&format!("connect: {e}"));
@@ -71,17 +82,17 @@ impl Subscriber {
                     continue;
                 }
             };
-            let (mut sink, mut stream) = pubsub.split();
             let mut ok =
-                sink.subscribe(&own).await.is_ok() && sink.subscribe(keys::ALL).await.is_ok();
+                pubsub.subscribe(&own).await.is_ok() && pubsub.subscribe(keys::ALL).await.is_ok();
             for d in watched.keys() {
-                ok = ok && sink.subscribe(keys::device_channel(d)).await.is_ok();
+                ok = ok && pubsub.subscribe(&keys::device_channel(d)).await.is_ok();
             }
             if !ok {
                 self.down("subscribe failed");
                 if !self.idle_for(backoff, &mut watched).await {
                     return;
                 }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
             backoff = Duration::from_millis(100);
@@ -93,57 +104,91 @@ impl Subscriber {
             self.connected.store(true, Ordering::Relaxed);
             self.bridge.do_send(Incoming::Up);
             tracing::info!("cluster pub/sub connected");
-
-            let mut probe_tick = tokio::time::interval(PROBE_EVERY);
-            let mut last_probe = Instant::now();
-            let probe_payload = format!(
-                "{{\"k\":\"probe\",\"from\":{}}}",
-                crate::wire::encode::json_str(&self.instance)
-            );
-            'live: loop {
-                tokio::select! {
-                    msg = stream.next() => {
-                        let Some(msg) = msg else { break 'live };
-                        let channel = msg.get_channel_name().to_string();
-                        let Ok(payload) = msg.get_payload::<String>() else { continue };
-                        if channel == keys::ALL {
-                            self.bridge.do_send(Incoming::Directed(payload));
-                        } else if channel == own {
-                            if payload == probe_payload {
-                                last_probe = Instant::now();
-                            } else {
-                                self.bridge.do_send(Incoming::Directed(payload));
-                            }
-                        } else if let Some(dev) = channel.strip_prefix("wimz:dev:") {
-                            if let Ok(device) = DeviceId::parse(dev) {
-                                self.on_event(device, &payload, &mut watched).await;
-                            }
-                        }
-                    }
-                    cmd = self.cmds.recv() => match cmd {
-                        None => return,
-                        Some(SubCmd::Watch { device, last, ack }) => {
-                            let ok = sink.subscribe(keys::device_channel(&device)).await.is_ok();
-                            watched.insert(device, last);
-                            let _ = ack.send(ok);
-                        }
-                        Some(SubCmd::Unwatch(device)) => {
-                            let _ = sink.unsubscribe(keys::device_channel(&device)).await;
-                            watched.remove(&device);
-                        }
-                    },
-                    _ = probe_tick.tick() => {
-                        if last_probe.elapsed() > PROBE_DEADLINE {
-                            tracing::warn!("cluster pub/sub stopped delivering; rebuilding it");
-                            break 'live;
-                        }
-                        let mut r = self.redis.clone();
-                        let _: Result<(), _> = r.publish(&own, &probe_payload).await;
-                    }
-                }
+            self.live(&mut pubsub, &own, &mut watched).await;
+            if self.cmds.is_closed() {
+                return;
             }
             self.down("pub/sub connection lost");
         }
+    }
+
+    /// Serves one connection until it drops or stops delivering.
+    async fn live(&mut self, pubsub: &mut PubSub, own: &str, watched: &mut Watched) {
+        let mut probe_tick = tokio::time::interval(PROBE_EVERY);
+        let mut last_probe = Instant::now();
+        let probe_payload = format!(
+            "{{\"k\":\"probe\",\"from\":{}}}",
+            crate::wire::encode::json_str(&self.instance)
+        );
+        loop {
+            tokio::select! {
+                msg = pubsub.next() => {
+                    let Some((channel, payload)) = msg else { return };
+                    if channel == keys::ALL {
+                        self.bridge.do_send(Incoming::Directed(payload));
+                    } else if channel == own {
+                        if payload == probe_payload {
+                            last_probe = Instant::now();
+                        } else {
+                            self.bridge.do_send(Incoming::Directed(payload));
+                        }
+                    } else if let Some(device) = keys::device_of_channel(&channel) {
+                        self.on_message(device, &payload, watched).await;
+                    }
+                }
+                cmd = self.cmds.recv() => match cmd {
+                    None => return,
+                    Some(SubCmd::Watch { device, epoch, ack }) => {
+                        let subscribed = pubsub.subscribe(&keys::device_channel(&device)).await.is_ok();
+                        let start = match subscribed {
+                            true => self.start_of(&device, epoch).await,
+                            false => None,
+                        };
+                        watched.insert(device, start);
+                        let _ = ack.send(start);
+                    }
+                    Some(SubCmd::Unwatch(device)) => {
+                        let _ = pubsub.unsubscribe(&keys::device_channel(&device)).await;
+                        watched.remove(&device);
+                    }
+                },
+                _ = probe_tick.tick() => {
+                    if last_probe.elapsed() > PROBE_DEADLINE {
+                        tracing::warn!("cluster pub/sub stopped delivering; rebuilding it");
+                        return;
+                    }
+                    let mut r = self.redis.clone();
+                    let _: Result<i64, _> = self.redis.publish_cmd(own, &probe_payload).query_async(&mut r).await;
+                }
+            }
+        }
+    }
+
+    /// Where the device's stream stands (after subscribing: anything
+    /// published later is above it), reserving `epoch` if it is empty.
+    async fn start_of(&mut self, device: &DeviceId, epoch: i64) -> Option<Position> {
+        let publish = if self.redis.sharded() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        let mut redis = self.redis.clone();
+        let (epoch, id): (String, String) = self
+            .reserve
+            .key(keys::stream(device))
+            .key(keys::device_channel(device))
+            .arg(epoch)
+            .arg(crate::ids::unix_now_ms())
+            .arg(self.history_size)
+            .arg(publish)
+            .invoke_async(&mut redis)
+            .await
+            .map_err(|e| tracing::warn!(error = %e, "cluster: reading a stream failed"))
+            .ok()?;
+        Some(Position {
+            id: StreamId::parse(&id)?,
+            epoch: epoch.parse().ok()?,
+        })
     }
 
     fn down(&self, why: &str) {
@@ -157,11 +202,7 @@ impl Subscriber {
     }
 
     /// Sleeps `d`, still taking watch requests (answered "not subscribed").
-    async fn idle_for(
-        &mut self,
-        d: Duration,
-        watched: &mut HashMap<DeviceId, Option<(i64, u64)>>,
-    ) -> bool {
+    async fn idle_for(&mut self, d: Duration, watched: &mut Watched) -> bool {
         let deadline = tokio::time::sleep(d);
         tokio::pin!(deadline);
         loop {
@@ -169,130 +210,142 @@ impl Subscriber {
                 _ = &mut deadline => return true,
                 cmd = self.cmds.recv() => match cmd {
                     None => return false,
-                    Some(SubCmd::Watch { device, last, ack }) => { watched.insert(device, last); let _ = ack.send(false); }
+                    Some(SubCmd::Watch { device, ack, .. }) => { watched.insert(device, None); let _ = ack.send(None); }
                     Some(SubCmd::Unwatch(device)) => { watched.remove(&device); }
                 },
             }
         }
     }
 
-    async fn on_event(
-        &mut self,
-        device: DeviceId,
-        payload: &str,
-        watched: &mut HashMap<DeviceId, Option<(i64, u64)>>,
-    ) {
-        let Some((epoch, seq, frame)) = parse_event(payload) else {
+    async fn on_message(&mut self, device: DeviceId, payload: &str, watched: &mut Watched) {
+        let Some(p) = Published::parse(payload) else {
             return;
         };
         let Some(last) = watched.get(&device).copied() else {
             return;
         };
-        match last {
-            Some((e, s)) if e == epoch && seq <= s => return, // already forwarded
-            Some((e, s)) if e == epoch && seq > s + 1 => {
-                // A gap: fill it from the stream first.
-                let filled = self.fill(&device, epoch, s, seq).await;
-                if !filled {
+        if let Some(last) = last {
+            if p.at.id <= last.id {
+                return; // already forwarded, or from an instance fenced since
+            }
+            let needed = before(&p.at, p.frame.is_some());
+            if p.at.epoch == last.epoch && needed > last.id.seq {
+                // A hole: fill it from the stream first.
+                let reached = self.fill(&device, last, p.at, needed).await;
+                if reached < needed {
                     self.bridge.do_send(Incoming::Gap {
                         device: device.clone(),
-                        epoch,
-                        from: s + 1,
-                        to: seq - 1,
+                        epoch: p.at.epoch,
+                        from: reached + 1,
+                        to: needed,
                     });
                 }
             }
-            _ => {}
         }
-        watched.insert(device.clone(), Some((epoch, seq)));
-        self.bridge.do_send(Incoming::Event {
-            device,
-            epoch,
-            seq,
-            frame: ByteString::from(frame),
-        });
+        watched.insert(device.clone(), Some(p.at));
+        self.forward(&device, p.at, p.frame);
     }
 
-    /// Forwards events `after < seq < before` of `epoch` from the stream; false if any is missing.
-    async fn fill(&mut self, device: &DeviceId, epoch: i64, after: u64, before: u64) -> bool {
-        let entries = match read_stream(&mut self.redis, device).await {
-            Some(e) => e,
-            None => return false,
-        };
-        let mut want = after + 1;
-        for (e, s, f) in entries {
-            if e != epoch || s < want || s >= before {
-                continue;
-            }
-            if s != want {
-                return false;
-            }
+    fn forward(&self, device: &DeviceId, at: Position, frame: Option<ByteString>) {
+        if let Some(frame) = frame {
             self.bridge.do_send(Incoming::Event {
                 device: device.clone(),
-                epoch,
-                seq: s,
-                frame: f,
+                epoch: at.epoch,
+                seq: at.id.seq,
+                frame,
             });
-            want += 1;
         }
-        want == before
     }
 
-    /// After a reconnect: forward what was appended since the last forwarded event.
-    async fn catch_up(
+    /// Forwards the stream's events after `after`, below `upto` and of its
+    /// epoch, while they follow on; returns the last seq reached (the hole
+    /// is filled if that is `needed`).
+    async fn fill(
         &mut self,
         device: &DeviceId,
-        watched: &mut HashMap<DeviceId, Option<(i64, u64)>>,
-    ) {
-        let Some(entries) = read_stream(&mut self.redis, device).await else {
+        after: Position,
+        upto: Position,
+        needed: u64,
+    ) -> u64 {
+        let Some(entries) = read_stream(&mut self.redis, device, Some(after.id)).await else {
+            return after.id.seq;
+        };
+        let mut reached = after.id.seq;
+        for e in entries {
+            if e.at.id >= upto.id || e.at.epoch != after.epoch || e.at.id.seq > reached + 1 {
+                break;
+            }
+            if e.frame.is_some() {
+                reached = e.at.id.seq;
+            }
+            self.forward(device, e.at, e.frame);
+        }
+        reached.min(needed)
+    }
+
+    /// After a reconnect: forward what was appended since the last forwarded
+    /// event, telling the mirror of each hole.
+    async fn catch_up(&mut self, device: &DeviceId, watched: &mut Watched) {
+        let last = watched.get(device).copied().flatten();
+        let Some(entries) = read_stream(&mut self.redis, device, last.map(|l| l.id)).await else {
             return;
         };
-        let mut last = watched.get(device).copied().flatten();
-        let mut gap = false;
-        for (e, s, f) in entries {
-            match last {
-                Some((le, ls)) if le == e && s <= ls => continue,
-                Some((le, ls)) if le == e && s != ls + 1 => gap = true,
-                _ => {}
-            }
-            if gap {
-                if let Some((le, ls)) = last {
+        let mut last = last;
+        for e in entries {
+            if let Some(l) = last {
+                if e.at.id <= l.id {
+                    continue;
+                }
+                let needed = before(&e.at, e.frame.is_some());
+                if l.epoch == e.at.epoch && needed > l.id.seq {
                     self.bridge.do_send(Incoming::Gap {
                         device: device.clone(),
-                        epoch: le,
-                        from: ls + 1,
-                        to: s.saturating_sub(1),
+                        epoch: l.epoch,
+                        from: l.id.seq + 1,
+                        to: needed,
                     });
                 }
-                gap = false;
             }
-            self.bridge.do_send(Incoming::Event {
-                device: device.clone(),
-                epoch: e,
-                seq: s,
-                frame: f,
-            });
-            last = Some((e, s));
+            last = Some(e.at);
+            self.forward(device, e.at, e.frame);
         }
         watched.insert(device.clone(), last);
     }
 }
 
-/// The device's stream, oldest first, as `(epoch, seq, frame)`.
+/// The last seq a mirror must have had before `at`: the one before an
+/// event; the marker's own for a marker (it continues after that seq).
+fn before(at: &Position, is_event: bool) -> u64 {
+    match is_event {
+        true => at.id.seq.saturating_sub(1),
+        false => at.id.seq,
+    }
+}
+
+/// The device's stream, oldest first: all of it, or what is after `after`.
 pub async fn read_stream(
-    redis: &mut ConnectionManager,
+    redis: &mut Link,
     device: &DeviceId,
-) -> Option<Vec<(i64, u64, ByteString)>> {
+    after: Option<StreamId>,
+) -> Option<Vec<Entry>> {
+    let start = match after {
+        Some(id) => format!("({id}"),
+        None => "-".to_string(),
+    };
     let reply: redis::streams::StreamRangeReply =
-        redis.xrange_all(keys::stream(device)).await.ok()?;
+        redis.xrange(keys::stream(device), start, "+").await.ok()?;
     let mut out = Vec::with_capacity(reply.ids.len());
-    for id in reply.ids {
-        let e: Option<i64> = id.get("e");
-        let s: Option<u64> = id.get("s");
-        let f: Option<String> = id.get("f");
-        if let (Some(e), Some(s), Some(f)) = (e, s, f) {
-            out.push((e, s, ByteString::from(f)));
-        }
+    for entry in reply.ids {
+        let Some(id) = StreamId::parse(&entry.id) else {
+            continue;
+        };
+        let Some(epoch) = entry.get::<i64>("e") else {
+            continue;
+        };
+        out.push(Entry {
+            at: Position { id, epoch },
+            frame: entry.get::<String>("f").map(ByteString::from),
+        });
     }
     Some(out)
 }

@@ -3,10 +3,11 @@
 //! continues its numbering after every event the stopping one read), and
 //! give them up within its budget.
 
-use crate::cluster::Redis;
+use crate::cluster::{Backend, Redis};
 use crate::helpers::*;
 use crate::instances::{device_token, shared_store, Instance};
 use crate::process::{sigterm, start_relay_on};
+use crate::redis_topologies::{RedisCluster, SentinelSet};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -127,31 +128,57 @@ impl KeptAlive {
 
 /// An instance that cannot append all its robot's events within
 /// `server.shutdown_timeout_s` still exits in time, deletes its claim and
-/// tells the others at once: the app on another instance hears the robot
-/// left now, not `cluster.presence_ttl_s` (60 s here) later.
+/// tells the others at once: the apps on the other instances hear the
+/// robot left now, not `cluster.presence_ttl_s` (60 s here) later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_budget_an_instance_exits_and_gives_its_devices_up_at_once() {
     let redis = Redis::start();
+    gives_its_devices_up_at_once(&Backend::Single(redis.url()), &[&redis]).await;
+}
+
+/// The same with the instances on a Sentinel-watched master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sentinel_out_of_budget_an_instance_gives_its_devices_up_at_once() {
+    let set = SentinelSet::start().await;
+    gives_its_devices_up_at_once(&Backend::Sentinel(set.urls()), &[&set.master]).await;
+}
+
+/// The same on a 3-master Redis Cluster: the claim and its hand-off mark
+/// are deleted on the device's shard, and `Gone`, sharded-published on
+/// `wimz:{all}`, reaches both other instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_out_of_budget_an_instance_gives_its_devices_up_at_once() {
+    let shards = RedisCluster::start().await;
+    let nodes: Vec<&Redis> = shards.nodes.iter().collect();
+    gives_its_devices_up_at_once(&Backend::Sharded(shards.urls()), &nodes).await;
+}
+
+/// A (1 s budget) holds a robot that just sent 100,000 events, watched by
+/// apps on B and C; A is stopped. `nodes`: where the device's keys may be.
+async fn gives_its_devices_up_at_once(backend: &Backend, nodes: &[&Redis]) {
     let store = shared_store().await;
     let dir = tempfile::tempdir().unwrap();
     let ttl = [("WIMZ__CLUSTER__PRESENCE_TTL_S", "60")];
-    let mut a = Instance::new("A", &redis, &store.url, &ttl);
+    let mut a = Instance::on("A", backend, &store.url, &ttl);
     a.env
         .push(("WIMZ__SERVER__SHUTDOWN_TIMEOUT_S".into(), "1".into()));
-    // B's app reads everything A got to append; never a slow consumer here.
-    let b_env = [ttl[0], ("WIMZ__LIMITS__OUTBOUND_QUEUE", "200000")];
-    let mut b = Instance::new("B", &redis, &store.url, &b_env);
-    a.start(dir.path()).await;
-    b.start(dir.path()).await;
-    let (on_a, on_b) = (
-        &a.relay.as_ref().unwrap().client,
-        &b.relay.as_ref().unwrap().client,
-    );
+    // The apps read everything A got to append; never slow consumers here.
+    let others_env = [ttl[0], ("WIMZ__LIMITS__OUTBOUND_QUEUE", "200000")];
+    let mut b = Instance::on("B", backend, &store.url, &others_env);
+    let mut c = Instance::on("C", backend, &store.url, &others_env);
+    for i in [&mut a, &mut b, &mut c] {
+        i.start(dir.path()).await;
+    }
+    let [on_a, on_b, on_c] = [&a, &b, &c].map(|i| &i.relay.as_ref().unwrap().client);
     let user = on_a.user("budget").await;
     let secret = on_a.device(&user, "wimz-flood").await;
     let mut robot = on_a.robot("wimz-flood", &secret).await;
-    let (mut app, subscribed) = on_b.subscribed_app(&user, "wimz-flood").await;
-    assert_eq!(subscribed["robot_online"], true, "{subscribed}");
+    let mut apps = Vec::new();
+    for on in [on_b, on_c] {
+        let (app, subscribed) = on.subscribed_app(&user, "wimz-flood").await;
+        assert_eq!(subscribed["robot_online"], true, "{subscribed}");
+        apps.push(app);
+    }
 
     // Far more events than one Redis round trip each can append in a
     // second: most are still waiting in the room when the budget ends.
@@ -167,20 +194,40 @@ async fn out_of_budget_an_instance_exits_and_gives_its_devices_up_at_once() {
     .unwrap();
     assert!(status.success(), "{status}");
     eprintln!("A stopped in {took:?} (budget 1 s)");
-    let mut redis_conn = redis.connection().await;
-    let holder: Option<String> =
-        redis::AsyncCommands::get(&mut redis_conn, "wimz:presence:wimz-flood")
-            .await
-            .unwrap();
-    assert_eq!(holder, None, "A's claim is gone with it");
-    let gone = recv_event(&mut app, "robot_disconnected").await;
-    assert_eq!(gone["reason"], "relay_shutdown", "{gone}");
+    assert_eq!(
+        key_anywhere(nodes, "wimz:{wimz-flood}:presence").await,
+        None,
+        "A's claim is gone with it"
+    );
+    assert_eq!(
+        key_anywhere(nodes, "wimz:{wimz-flood}:handoff").await,
+        None,
+        "and its hand-off mark"
+    );
+    for app in &mut apps {
+        let gone = recv_event(app, "robot_disconnected").await;
+        assert_eq!(gone["reason"], "relay_shutdown", "{gone}");
+    }
     drop(robot);
 }
 
+/// `GET key` on whichever of `nodes` answers for it (on a Redis Cluster the
+/// others answer `MOVED`); panics if none does.
+async fn key_anywhere(nodes: &[&Redis], key: &str) -> Option<String> {
+    for node in nodes {
+        let mut c = node.connection().await;
+        if let Ok(v) = redis::cmd("GET").arg(key).query_async(&mut c).await {
+            return v;
+        }
+    }
+    panic!("no node answered GET {key}");
+}
+
 /// A robot `token` authenticates on the relay at `base` (`ws://host:port`),
-/// attached to its room when this returns (a pong proves it).
-async fn robot_with_token(base: &str, token: &str) -> Ws {
+/// attached to its room when this returns (a pong proves it). The attach
+/// may wait, by design, for a stopping holder to append its last events:
+/// `patience` is the hang guard.
+async fn robot_with_token(base: &str, token: &str, patience: Duration) -> Ws {
     let mut req = format!("{base}/ws/device").into_client_request().unwrap();
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
@@ -189,7 +236,7 @@ async fn robot_with_token(base: &str, token: &str) -> Ws {
         .expect("robot socket opens")
         .0;
     send(&mut ws, json!({"type": "ping"})).await;
-    recv_type(&mut ws, "pong").await;
+    while recv_within(&mut ws, patience).await["type"] != "pong" {}
     ws
 }
 
@@ -202,25 +249,39 @@ async fn robot_with_token(base: &str, token: &str) -> Ws {
 /// here is 60 s: nothing waits for it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_robot_moved_by_a_restart_continues_after_every_event_it_sent() {
+    let redis = Redis::start();
+    a_moved_robot_continues(&Backend::Single(redis.url())).await;
+}
+
+/// The same on a 3-master Redis Cluster: the claim script reads the
+/// hand-off mark on the device's shard (its hash tag), and waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_a_robot_moved_by_a_restart_continues_after_every_event() {
+    let shards = RedisCluster::start().await;
+    a_moved_robot_continues(&Backend::Sharded(shards.urls())).await;
+}
+
+/// A robot on A sends a burst, A is stopped, the robot moves to B; an app
+/// on C checks the numbering.
+async fn a_moved_robot_continues(backend: &Backend) {
     /// Sent in one burst just before the SIGTERM: most are still waiting
     /// in the stopping instance's room when the robot reconnects elsewhere.
     const BURST: u64 = 20_000;
     /// Sent from the new instance afterwards.
     const AFTER: u64 = 10;
-    let redis = Redis::start();
     let store = shared_store().await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("WIMZ__CLUSTER__PRESENCE_TTL_S", "60"),
         ("WIMZ__LIMITS__OUTBOUND_QUEUE", "100000"),
     ];
-    let mut a = Instance::new("A", &redis, &store.url, &env);
+    let mut a = Instance::on("A", backend, &store.url, &env);
     // Room enough to append the whole burst (the process exits as soon as
     // it has: this only keeps a loaded machine from cutting it short).
     a.env
         .push(("WIMZ__SERVER__SHUTDOWN_TIMEOUT_S".into(), "30".into()));
-    let mut b = Instance::new("B", &redis, &store.url, &env);
-    let mut c = Instance::new("C", &redis, &store.url, &env);
+    let mut b = Instance::on("B", backend, &store.url, &env);
+    let mut c = Instance::on("C", backend, &store.url, &env);
     for i in [&mut a, &mut b, &mut c] {
         i.start(dir.path()).await;
     }
@@ -228,7 +289,7 @@ async fn a_robot_moved_by_a_restart_continues_after_every_event_it_sent() {
     let user = on_a.user("mover").await;
     let secret = on_a.device(&user, "wimz-mover").await;
     let token = device_token(&on_a, "wimz-mover", &secret).await;
-    let mut robot = robot_with_token(&on_a.ws_base, &token).await;
+    let mut robot = robot_with_token(&on_a.ws_base, &token, PATIENCE).await;
     let (mut app, subscribed) = on_c.subscribed_app(&user, "wimz-mover").await;
     assert_eq!(subscribed["robot_online"], true, "{subscribed}");
     let epoch = subscribed["epoch"].as_i64().unwrap();
@@ -241,7 +302,9 @@ async fn a_robot_moved_by_a_restart_continues_after_every_event_it_sent() {
     // straight to B.
     assert_eq!(recv_close(&mut robot).await, Some(1012));
     let _ = tokio::time::timeout(PATIENCE, async { while robot.next().await.is_some() {} }).await;
-    let mut robot = robot_with_token(&on_b.ws_base, &token).await;
+    // B's claim waits until A appended the burst (20,000 round trips, on
+    // a loaded machine and a Redis Cluster well over PATIENCE).
+    let mut robot = robot_with_token(&on_b.ws_base, &token, PATIENCE * 6).await;
     for n in BURST..BURST + AFTER {
         send(
             &mut robot,

@@ -1,8 +1,9 @@
 //! Clustered relay processes for the restart tests (`rolling`, `handoff`):
 //! each started with the `wimz-relay` binary on a free port, on one Redis
-//! and one shared store, stopped with SIGTERM and started again the same way.
+//! (a server, a Sentinel-watched master or a Redis Cluster) and one shared
+//! store, stopped with SIGTERM and started again the same way.
 
-use crate::cluster::Redis;
+use crate::cluster::{Backend, Redis};
 use crate::helpers::*;
 use crate::process::{sigterm, start_relay_on, Relay};
 use serde_json::{json, Value};
@@ -41,9 +42,31 @@ pub struct Instance {
 
 impl Instance {
     pub fn new(name: &'static str, redis: &Redis, store: &str, extra: &[(&str, &str)]) -> Instance {
+        Instance::on(name, &Backend::Single(redis.url()), store, extra)
+    }
+
+    /// An instance reaching Redis as `backend` says.
+    pub fn on(
+        name: &'static str,
+        backend: &Backend,
+        store: &str,
+        extra: &[(&str, &str)],
+    ) -> Instance {
+        let redis = match backend {
+            Backend::Single(url) => vec![("WIMZ__CLUSTER__REDIS_URL".into(), url.clone())],
+            Backend::Sentinel(sentinels) => vec![
+                ("WIMZ__CLUSTER__SENTINELS".into(), sentinels.join(",")),
+                (
+                    "WIMZ__CLUSTER__SENTINEL_MASTER".into(),
+                    crate::redis_topologies::MASTER_NAME.into(),
+                ),
+            ],
+            Backend::Sharded(nodes) => {
+                vec![("WIMZ__CLUSTER__REDIS_CLUSTER_NODES".into(), nodes.join(","))]
+            }
+        };
         let mut env: Vec<(String, String)> = vec![
             ("WIMZ__SERVER__INSTANCE_ID".into(), name.into()),
-            ("WIMZ__CLUSTER__REDIS_URL".into(), redis.url()),
             ("WIMZ__STORE__URL".into(), store.into()),
             (
                 "WIMZ__SERVER__SHUTDOWN_TIMEOUT_S".into(),
@@ -52,6 +75,7 @@ impl Instance {
             ("WIMZ__LIMITS__MESSAGES_PER_S".into(), "100000".into()),
             ("WIMZ__LIMITS__MESSAGES_BURST".into(), "100000".into()),
         ];
+        env.extend(redis);
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Instance {
             name,

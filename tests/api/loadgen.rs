@@ -279,3 +279,42 @@ async fn loadtest_command_line_exit_status_table_and_json() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `--app-targets`: robots on instance A, their apps on B, so every event
+/// the generator times crossed instances (the cluster benchmark's set-up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_apps_on_another_instance_than_their_robots() {
+    let c = crate::cluster::cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let dir = tempfile::tempdir().unwrap();
+    let provision = dir.path().join("provision.json");
+    let r = loadtest(
+        a,
+        &provision,
+        &[
+            "--scenario",
+            "steady",
+            "--robots",
+            "20",
+            "--apps-per-robot",
+            "2",
+            "--rate",
+            "5",
+            "--duration",
+            "2",
+            "--app-targets",
+            &b.base,
+        ],
+    )
+    .await;
+    assert_clean(&r);
+    assert_eq!(r.events.received, r.events.deliveries_expected);
+    // The 40 apps talked to B (each subscribed there), the 20 robots to A.
+    let frames_in = |s: serde_json::Value| s["messages_routed"].as_u64().unwrap_or(0);
+    let (on_a, on_b) = (frames_in(a.stats().await), frames_in(b.stats().await));
+    assert!(on_b >= 40, "the apps' frames reached B: {on_b}");
+    assert!(
+        on_a >= r.events.sent && on_a < r.events.sent + 40,
+        "only robots on A: {on_a}"
+    );
+}

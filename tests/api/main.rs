@@ -26,6 +26,8 @@ mod process;
 mod proxy;
 mod raw_ws;
 mod recovery;
+mod redis_ha;
+mod redis_topologies;
 mod rolling;
 mod routing;
 mod simulate;

@@ -1,0 +1,53 @@
+//! Device credentials across instances: a signature used on one instance
+//! is refused on another, and a device deleted on one loses its robot on
+//! another.
+
+use super::*;
+use crate::helpers::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_replayed_signature_is_refused_on_another_instance() {
+    let c = cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = a.user("clreplay").await;
+    let secret = a.device(&u, "wimz-rp").await;
+    let now = wimz_relay::ids::unix_now();
+    let body = json!({"device_id": "wimz-rp", "timestamp": now, "signature": sign(&secret, "wimz-rp", now)});
+    assert_eq!(
+        a.post_json("/api/auth/device", &body, None).await.status(),
+        200
+    );
+    assert_eq!(
+        b.post_json("/api/auth/device", &body, None).await.status(),
+        401
+    );
+    // Same for a socket handshake.
+    let ts = now - 3;
+    let url = |app: &TestApp| {
+        format!(
+            "{}/ws/device?device_id=wimz-rp&timestamp={ts}&signature={}",
+            app.ws_base,
+            sign(&secret, "wimz-rp", ts)
+        )
+    };
+    tokio_tungstenite::connect_async(url(a))
+        .await
+        .expect("first use on A");
+    assert!(
+        tokio_tungstenite::connect_async(url(b)).await.is_err(),
+        "replay on B refused"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_device_on_b_disconnects_its_robot_on_a() {
+    let c = cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = a.user("cldelete").await;
+    let secret = a.device(&u, "wimz-del").await;
+    let mut robot = a.robot("wimz-del", &secret).await;
+    let r = b.delete("/api/devices/wimz-del", Some(&u.token)).await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(recv_close(&mut robot).await, Some(4003));
+}

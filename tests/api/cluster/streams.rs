@@ -1,0 +1,217 @@
+//! A device's numbered stream across instances: apps on other instances
+//! get every event in order with the robot's instance's numbering, recover
+//! exactly on another instance, and follow a robot that moves. The three
+//! scenarios also run on a Redis Cluster (`redis_ha`).
+
+use super::*;
+use crate::helpers::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn robot_on_a_apps_on_b_and_c_events_commands_and_strangers() {
+    events_commands_and_strangers(&cluster(3).await).await;
+}
+
+/// Also run on a Redis Cluster (`redis_ha`).
+pub async fn events_commands_and_strangers(c: &Cluster) {
+    let (a, b, cc) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    assert_eq!(health(b).await.1["cluster"], "ok");
+    let u = a.user("clusteruser").await;
+    let secret = a.device(&u, "wimz-cl").await;
+    let mut robot = a.robot("wimz-cl", &secret).await;
+    let (mut on_b, sb) = b.subscribed_app(&u, "wimz-cl").await;
+    let (mut on_c, sc) = cc.subscribed_app(&u, "wimz-cl").await;
+    assert_eq!(sb["robot_online"], true, "presence is cluster-wide: {sb}");
+    assert_eq!(sc["epoch"], sb["epoch"]);
+    let base = sb["seq"].as_u64().unwrap();
+    assert_eq!(sc["seq"].as_u64().unwrap(), base);
+    const N: u64 = 300;
+    for i in 0..N {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "mission_progress", "data": {"stage": i}}),
+        )
+        .await;
+    }
+    for ws in [&mut on_b, &mut on_c] {
+        for i in 0..N {
+            let v = recv_type(ws, "event").await;
+            assert_eq!(
+                v["seq"].as_u64().unwrap(),
+                base + 1 + i,
+                "exact seq across instances"
+            );
+            assert_eq!(v["data"]["stage"], i);
+            assert_eq!(v["epoch"], sb["epoch"]);
+        }
+    }
+    // /api/devices on C knows the robot is online on A.
+    let list: Value = cc
+        .get("/api/devices", Some(&u.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list[0]["online"], true);
+    assert_eq!(list[0]["mission"]["stage"], N - 1);
+
+    // Command from B to the robot on A, result back to B's app only.
+    send(
+        &mut on_b,
+        json!({"type": "command", "device_id": "wimz-cl", "id": "x-1", "command": "sit"}),
+    )
+    .await;
+    let cmd = recv_type(&mut robot, "command").await;
+    assert_eq!(cmd["from_user"], u.id.as_str());
+    assert!(cmd["reply_to"].as_str().unwrap().starts_with("B."));
+    send(
+        &mut robot,
+        json!({"type": "command_result", "reply_to": cmd["reply_to"], "id": "x-1", "ok": true}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut on_b, "command_result").await["id"], "x-1");
+    assert_silent(&mut on_c, Duration::from_millis(300)).await;
+
+    // A stranger on C is refused and reaches nothing.
+    let stranger = cc.user("clusterstranger").await;
+    let mut s = cc.app(&stranger).await;
+    send(&mut s, json!({"type": "subscribe", "device_id": "wimz-cl"})).await;
+    assert_eq!(recv_type(&mut s, "error").await["code"], "not_owner");
+    send(
+        &mut s,
+        json!({"type": "command", "device_id": "wimz-cl", "id": 1, "command": "treat"}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut s, "error").await["code"], "not_owner");
+    assert_silent(&mut robot, Duration::from_millis(300)).await;
+
+    // Cluster totals.
+    let st = b.stats().await;
+    assert_eq!(st["robots_online"], 0, "B's own numbers");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let st = b.stats().await;
+        if st["cluster"]["robots_online"] == 1 && st["cluster"]["instances"] == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cluster totals: {st}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn app_reconnecting_to_another_instance_recovers_exactly() {
+    recovers_exactly_elsewhere(&cluster(3).await).await;
+}
+
+/// Also run on a Redis Cluster (`redis_ha`).
+pub async fn recovers_exactly_elsewhere(c: &Cluster) {
+    let (a, b, cc) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    let u = a.user("clrecover").await;
+    let secret = a.device(&u, "wimz-cr").await;
+    let mut robot = a.robot("wimz-cr", &secret).await;
+    let (mut on_b, sub) = b.subscribed_app(&u, "wimz-cr").await;
+    for i in 0..10 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "treat_dispensed", "data": {"i": i}}),
+        )
+        .await;
+    }
+    let mut last = 0;
+    for _ in 0..10 {
+        last = recv_type(&mut on_b, "event").await["seq"].as_u64().unwrap();
+    }
+    drop(on_b);
+    for i in 10..40 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "treat_dispensed", "data": {"i": i}}),
+        )
+        .await;
+    }
+    // Make sure A has appended them: a probe subscriber on A sees the last one.
+    let (mut probe, _) = a.subscribed_app(&u, "wimz-cr").await;
+    send(
+        &mut robot,
+        json!({"type": "event", "event": "alert", "data": {"marker": true}}),
+    )
+    .await;
+    recv_event(&mut probe, "alert").await;
+
+    let mut on_c = cc.app(&u).await;
+    send(&mut on_c, json!({"type": "subscribe", "device_id": "wimz-cr", "since_seq": last, "epoch": sub["epoch"]})).await;
+    let s = recv_type(&mut on_c, "subscribed").await;
+    assert_eq!(s["epoch"], sub["epoch"]);
+    for i in 10..40 {
+        let v = recv(&mut on_c).await;
+        assert_eq!(v["seq"].as_u64().unwrap(), last + 1 + (i - 10), "{v}");
+        assert_eq!(v["data"]["i"], i);
+    }
+    assert_eq!(recv(&mut on_c).await["event"], "alert");
+    let v = recv(&mut on_c).await;
+    assert_eq!(v["type"], "recovered");
+    assert_eq!(v["complete"], true);
+}
+
+#[tokio::test]
+async fn robot_moving_from_a_to_b_continues_the_stream() {
+    a_moving_robot_continues_the_stream(&cluster(3).await).await;
+}
+
+/// Also run on a Redis Cluster (`redis_ha`).
+pub async fn a_moving_robot_continues_the_stream(c: &Cluster) {
+    let (a, b, cc) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    let u = a.user("clmove").await;
+    let secret = a.device(&u, "wimz-mv").await;
+    let (mut on_c, _) = cc.subscribed_app(&u, "wimz-mv").await;
+    let mut robot = a.robot("wimz-mv", &secret).await;
+    let mut seqs = Vec::new();
+    let mut names = Vec::new();
+    let mut epochs = std::collections::HashSet::new();
+    for i in 0..5 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "dog_detected", "data": {"i": i}}),
+        )
+        .await;
+    }
+    while names.iter().filter(|n| *n == "dog_detected").count() < 5 {
+        let v = recv_type(&mut on_c, "event").await;
+        seqs.push(v["seq"].as_u64().unwrap());
+        epochs.insert(v["epoch"].as_i64().unwrap());
+        names.push(v["event"].as_str().unwrap().to_string());
+    }
+    drop(robot);
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a fresh signature
+    let mut robot = b.robot("wimz-mv", &secret).await;
+    for i in 5..10 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "dog_detected", "data": {"i": i}}),
+        )
+        .await;
+    }
+    while names.iter().filter(|n| *n == "dog_detected").count() < 10 {
+        let v = recv_type(&mut on_c, "event").await;
+        seqs.push(v["seq"].as_u64().unwrap());
+        epochs.insert(v["epoch"].as_i64().unwrap());
+        names.push(v["event"].as_str().unwrap().to_string());
+    }
+    assert_eq!(epochs.len(), 1, "continuity kept: one epoch");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gap: {seqs:?}"
+    );
+    assert_eq!(names[0], "robot_connected");
+    let d = names
+        .iter()
+        .position(|n| n == "robot_disconnected")
+        .expect("disconnect seen");
+    let cpos = names
+        .iter()
+        .rposition(|n| n == "robot_connected")
+        .expect("connect seen");
+    assert!(d < cpos, "{names:?}");
+}
