@@ -74,11 +74,7 @@ pub async fn run(sh: Arc<Shared>, i: usize, permit: OwnedSemaphorePermit) {
             continue;
         }
         if running && !sending_done && next_at.is_none() {
-            if let Some(start) = sh.run_start.get() {
-                // Stagger robots evenly over one period.
-                let frac = r.i as f64 / sh.devices.len() as f64;
-                next_at = Some(*start + period.mul_f64(frac));
-            }
+            next_at = r.first_due(period);
         }
         let timer = if running && !sending_done {
             next_at
@@ -92,19 +88,10 @@ pub async fn run(sh: Arc<Shared>, i: usize, permit: OwnedSemaphorePermit) {
                 }
             }
             _ = sleep_until(timer.unwrap_or_else(far_future)), if timer.is_some() => {
-                let now = Instant::now();
-                match sh.run_end() {
-                    Some(end) if now < end => {}
-                    _ => { sending_done = true; continue; }
+                match r.on_timer(&mut ws, timer, period).await {
+                    Some(at) => next_at = Some(at),
+                    None => sending_done = true,
                 }
-                if !r.send_event(&mut ws).await {
-                    sending_done = true;
-                }
-                let mut at = timer.unwrap_or(now) + period;
-                if at + Duration::from_secs(1) < now {
-                    at = now; // too far behind: do not burst to catch up
-                }
-                next_at = Some(at);
             }
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
@@ -164,6 +151,38 @@ impl Robot {
             st.recovery.record(self.i, s.elapsed().as_micros() as u64);
         }
         Some(new)
+    }
+
+    /// When this robot sends its first event: robots staggered evenly over
+    /// one period from the run's start (none before the run starts).
+    fn first_due(&self, period: Duration) -> Option<Instant> {
+        let start = self.sh.run_start.get()?;
+        let frac = self.i as f64 / self.sh.devices.len() as f64;
+        Some(*start + period.mul_f64(frac))
+    }
+
+    /// The send timer (due at `timer`) fired: one event while the run is
+    /// on. Returns when the next is due; `None` once sending is over (the
+    /// run ended, or the socket would not take it).
+    async fn on_timer(
+        &mut self,
+        ws: &mut Ws,
+        timer: Option<Instant>,
+        period: Duration,
+    ) -> Option<Instant> {
+        let now = Instant::now();
+        match self.sh.run_end() {
+            Some(end) if now < end => {}
+            _ => return None,
+        }
+        if !self.send_event(ws).await {
+            return None;
+        }
+        let mut at = timer.unwrap_or(now) + period;
+        if at + Duration::from_secs(1) < now {
+            at = now; // too far behind: do not burst to catch up
+        }
+        Some(at)
     }
 
     /// `--burst` events at once (the burst scenario), until one fails.
