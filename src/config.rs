@@ -1,11 +1,11 @@
 //! Typed, layered configuration (PROTOCOL.md §7).
 //!
-//! Layers, later wins: built-in defaults, the TOML file
-//! (`config/default.toml` unless `--config FILE`), then environment variables
+//! Layers, later wins: built-in defaults, the TOML file (`--config FILE`,
+//! else `config/default.toml` if present), then environment variables
 //! `WIMZ__<SECTION>__<KEY>`. Every key is known: an unknown key or a bad
 //! value stops start-up with one line naming the key (`server.bind: ...`).
-//! Loaded once in `main` and passed down; nothing reads the environment after.
-
+//! Loaded once by the command being run (`cli.rs`: `serve`, `user add`,
+//! `device add`) and passed down; no setting is read from the environment after.
 //!
 //! One file per concept under `config/`, each section with the keys it
 //! holds and its own `validate()`: [`server`] (`[server]`, `[log]`),

@@ -39,7 +39,8 @@ pub struct Application {
     port: u16,
     server: Server,
     handle: AppHandle,
-    /// The `last_seen` writer's task; drained after the server stops.
+    /// The task writing robots' queued `last_seen` times to the store:
+    /// drained after the server stops, for at most `LAST_SEEN_FLUSH`.
     last_seen_task: LastSeenTask,
 }
 

@@ -1,4 +1,4 @@
-//! Targets `robot_frame` and `app_frame`: `ws::frames::parse_robot` /
+//! Targets `robot_frame` and `app_frame`: `wire::frames::parse_robot` /
 //! `parse_app` on any text, then the splice the room applies to what it
 //! forwards (the event envelope, the command's `from_user`/`reply_to`).
 //!

@@ -61,7 +61,10 @@ impl std::ops::Deref for TestApp {
     }
 }
 
-/// Settings every test starts from: loopback, port 0, quiet, fast timers off.
+/// Settings every test starts from: `config/default.toml` as shipped, bound to
+/// 127.0.0.1 port 0, two workers, a fixed JWT secret (no generated secret
+/// file) and a 2 s shutdown budget. Tests shorten their own timers through
+/// [`spawn_app_with`]'s `tweak`.
 pub fn test_settings() -> Settings {
     let mut s = Settings::load_from(
         Some(std::path::Path::new("config/default.toml")),
@@ -292,9 +295,9 @@ impl RelayClient {
         r.json().await.unwrap()
     }
 
-    /// A robot socket authenticated with signature headers.
-    /// A robot socket, attached to its room when this returns (the relay
-    /// handles a robot's frames only after attaching it, so a pong proves it).
+    /// A robot socket authenticated with signature headers ([`Self::try_robot`]),
+    /// attached to its room when this returns (the relay handles a robot's
+    /// frames only after attaching it, so a pong proves it).
     pub async fn robot(&self, device_id: &str, secret: &str) -> Ws {
         let mut ws = self
             .try_robot(device_id, secret)
