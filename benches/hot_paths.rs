@@ -12,7 +12,7 @@ use wimz_relay::auth::{signature, Role, TokenService};
 use wimz_relay::ids::DeviceId;
 use wimz_relay::room::history::History;
 use wimz_relay::secret::Secret;
-use wimz_relay::wire::encode::{self, DeviceJson};
+use wimz_relay::wire::encode::{self, DeviceJson, RelayKeys};
 use wimz_relay::wire::frames::{self, RobotFrame};
 use wimz_relay::wire::outbox;
 
@@ -20,14 +20,14 @@ use wimz_relay::wire::outbox;
 const EVENT: &str = r#"{"type":"event","event":"mission_progress","data":{"mission":"sit_training","status":"watching","stage":3,"total_stages":5,"dog":"rex","confidence":0.91,"treats_left":12,"lg":{"n":1234,"t":1732250000000000},"note":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}"#;
 
 /// What `DeviceRoom::publish` does to one event before fanning it out.
-fn envelope(raw: &str, strip: bool, seq: u64) -> ByteString {
+fn envelope(raw: &str, envelope_keys: RelayKeys, seq: u64) -> ByteString {
     thread_local! {
         static DEVICE: DeviceJson = DeviceJson::new(&DeviceId::parse("wimz-000001").expect("a valid id"));
     }
     DEVICE.with(|d| {
         encode::event(
             raw,
-            strip,
+            envelope_keys,
             d,
             1_732_250_000_123,
             seq,
@@ -48,7 +48,7 @@ fn parse_and_envelope(c: &mut Criterion) {
             seq += 1;
             match frames::parse_robot(black_box(EVENT)) {
                 Ok(p) => match p.frame {
-                    RobotFrame::Event(e) => envelope(&e.raw, e.has_envelope_keys, seq),
+                    RobotFrame::Event(e) => envelope(&e.raw, e.envelope_keys, seq),
                     _ => ByteString::new(),
                 },
                 Err(_) => ByteString::new(),
@@ -57,7 +57,7 @@ fn parse_and_envelope(c: &mut Criterion) {
     });
     let spoofed = EVENT.replacen(r#""type":"event","#, r#""type":"event","seq":99,"#, 1);
     g.bench_function("envelope_rebuild_spoofed", |b| {
-        b.iter(|| envelope(black_box(&spoofed), true, 7))
+        b.iter(|| envelope(black_box(&spoofed), RelayKeys::Present, 7))
     });
     g.finish();
 }
@@ -75,7 +75,7 @@ fn fanout(c: &mut Criterion) {
             let mut seq = 0;
             b.iter(|| {
                 seq += 1;
-                let frame = envelope(EVENT, false, seq);
+                let frame = envelope(EVENT, RelayKeys::Absent, seq);
                 let mut delivered = 0;
                 for o in &boxes {
                     if o.send(frame.clone()) {

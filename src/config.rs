@@ -6,13 +6,31 @@
 //! value stops start-up with one line naming the key (`server.bind: ...`).
 //! Loaded once by the command being run (`cli.rs`: `serve`, `user add`,
 //! `device add`) and passed down; no setting is read from the environment after.
+//!
+//! One file per concept under `config/`, each section with the keys it
+//! holds and its own `validate()`: [`server`] (`[server]`, `[log]`),
+//! [`auth`], [`store`] (`[store]`, `[cluster]`), [`sockets`]
+//! (`[heartbeat]`, `[limits]`, `[history]`, `[rooms]`), [`webrtc`]
+//! (`[webrtc]`, `[turn]`), [`proxy`], [`caps`] (`[caps]`, `[throttle]`).
+//! This file holds [`Settings`], the layering and the checks they share.
 
+pub mod auth;
 pub mod caps;
+pub mod proxy;
+pub mod server;
+pub mod sockets;
+pub mod store;
+pub mod webrtc;
 
-use crate::secret::Secret;
+pub use auth::AuthSettings;
+pub use proxy::ProxySettings;
+pub use server::{LogSettings, ServerSettings};
+pub use sockets::{HeartbeatSettings, HistorySettings, LimitSettings, RoomSettings};
+pub use store::{ClusterSettings, StoreSettings};
+pub use webrtc::{TurnProvider, TurnSettings, WebrtcSettings};
+
 use serde::{Deserialize, Deserializer};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// A bad configuration, with the key it is about.
@@ -72,365 +90,6 @@ pub struct Settings {
     pub throttle: caps::ThrottleSettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerSettings {
-    /// Address the HTTP/WebSocket listener binds.
-    pub bind: SocketAddr,
-    /// This instance's name in `/health`, `/stats` and the cluster; random when empty.
-    pub instance_id: String,
-    /// Where generated state (the JWT secret when none is configured) is kept.
-    pub data_dir: PathBuf,
-    /// HTTP worker threads; 0 = one per core.
-    pub workers: usize,
-    /// `/stats` and `/metrics` answer without a token when true.
-    pub public_stats: bool,
-    /// Largest HTTP request body accepted, in bytes.
-    pub max_body_bytes: usize,
-    /// On SIGTERM: seconds to let sockets close before exiting.
-    pub shutdown_timeout_s: f64,
-    /// Web origins (`scheme://host[:port]`) whose pages may use the relay
-    /// from a browser, besides the relay's own (`http::origins`). A list,
-    /// or (from the environment) one comma-separated string.
-    #[serde(deserialize_with = "string_list")]
-    pub allowed_origins: Vec<String>,
-    /// Reverse proxies whose `X-Forwarded-For` names the client (addresses
-    /// or CIDR blocks); empty: the TCP peer is the client.
-    pub trusted_proxies: crate::net::client_ip::TrustedProxies,
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        ServerSettings {
-            bind: "0.0.0.0:8000".parse().expect("literal address"),
-            instance_id: String::new(),
-            data_dir: PathBuf::from("data"),
-            workers: 0,
-            public_stats: true,
-            max_body_bytes: 256 * 1024,
-            shutdown_timeout_s: 5.0,
-            allowed_origins: Vec::new(),
-            trusted_proxies: Default::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthSettings {
-    /// HS256 key for access tokens; generated and kept in `server.data_dir` when empty.
-    pub jwt_secret: Secret,
-    pub token_ttl_s: u64,
-    pub allow_registration: bool,
-    /// Device signatures are accepted within ± this many seconds of our clock.
-    pub signature_window_s: u64,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        AuthSettings {
-            jwt_secret: Secret::default(),
-            token_ttl_s: 86_400,
-            allow_registration: true,
-            signature_window_s: 300,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreSettings {
-    /// `sqlite://PATH` (created when missing) or `postgres://...`.
-    pub url: Secret,
-    pub max_connections: u32,
-}
-
-impl Default for StoreSettings {
-    fn default() -> Self {
-        StoreSettings {
-            url: Secret::new("sqlite://data/relay.db"),
-            max_connections: 10,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClusterSettings {
-    /// Empty: single instance (unless one of the two below is set).
-    /// `redis://...`: clustered on one Redis server.
-    pub redis_url: Secret,
-    /// A robot's presence key lives this long without a refresh.
-    pub presence_ttl_s: u64,
-    /// Sentinels watching the master named `sentinel_master`
-    /// (`redis://host:port` each): clustered on whichever server they say is
-    /// the master, following failovers.
-    #[serde(deserialize_with = "string_list")]
-    pub sentinels: Vec<String>,
-    pub sentinel_master: String,
-    /// Seed nodes of a Redis Cluster (`redis://host:port` each): clustered
-    /// on it, devices spread over its shards, sharded pub/sub.
-    #[serde(deserialize_with = "string_list")]
-    pub redis_cluster_nodes: Vec<String>,
-    /// Changed device snapshots are written to Redis at most this often (ms).
-    pub snapshot_flush_ms: u64,
-}
-
-impl Default for ClusterSettings {
-    fn default() -> Self {
-        ClusterSettings {
-            redis_url: Secret::default(),
-            presence_ttl_s: 30,
-            sentinels: Vec::new(),
-            sentinel_master: String::new(),
-            redis_cluster_nodes: Vec::new(),
-            snapshot_flush_ms: 1000,
-        }
-    }
-}
-
-impl ClusterSettings {
-    /// Where Redis is; `None` for a single instance.
-    pub fn topology(&self) -> Option<crate::cluster::link::Topology> {
-        use crate::cluster::link::Topology;
-        if !self.redis_cluster_nodes.is_empty() {
-            Some(Topology::Cluster(self.redis_cluster_nodes.clone()))
-        } else if !self.sentinels.is_empty() {
-            Some(Topology::Sentinel {
-                sentinels: self.sentinels.clone(),
-                master: self.sentinel_master.clone(),
-            })
-        } else if !self.redis_url.is_empty() {
-            Some(Topology::Single(self.redis_url.expose().to_string()))
-        } else {
-            None
-        }
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let redis_like = |u: &str| u.starts_with("redis://") || u.starts_with("rediss://");
-        let redis = self.redis_url.expose();
-        if !(redis.is_empty() || redis_like(redis)) {
-            return Err(ConfigError::new(
-                "cluster.redis_url",
-                "must start with redis://",
-            ));
-        }
-        for (key, list) in [
-            ("cluster.sentinels", &self.sentinels),
-            ("cluster.redis_cluster_nodes", &self.redis_cluster_nodes),
-        ] {
-            if list.iter().any(|u| !redis_like(u)) {
-                return Err(ConfigError::new(key, "each must start with redis://"));
-            }
-        }
-        let ways = [
-            !redis.is_empty(),
-            !self.sentinels.is_empty(),
-            !self.redis_cluster_nodes.is_empty(),
-        ];
-        if ways.iter().filter(|w| **w).count() > 1 {
-            return Err(ConfigError::new(
-                "cluster.redis_url",
-                "set only one of cluster.redis_url, cluster.sentinels, cluster.redis_cluster_nodes",
-            ));
-        }
-        if !self.sentinels.is_empty() && self.sentinel_master.is_empty() {
-            return Err(ConfigError::new(
-                "cluster.sentinel_master",
-                "must name the master the sentinels watch",
-            ));
-        }
-        if self.snapshot_flush_ms == 0 {
-            return Err(ConfigError::new(
-                "cluster.snapshot_flush_ms",
-                "must be at least 1",
-            ));
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum TurnProvider {
-    #[default]
-    None,
-    Hmac,
-    Static,
-    Cloudflare,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TurnSettings {
-    pub provider: TurnProvider,
-    /// `hmac`: coturn's `static-auth-secret`.
-    pub secret: Secret,
-    /// TURN URLs handed out (`turn:host:3478?transport=udp`, ...).
-    #[serde(deserialize_with = "string_list")]
-    pub urls: Vec<String>,
-    pub ttl_s: u64,
-    #[serde(deserialize_with = "string_list")]
-    pub stun_urls: Vec<String>,
-    /// `static`: the fixed username and credential.
-    pub username: String,
-    pub credential: Secret,
-    /// `cloudflare`: TURN key id, API token and API base URL.
-    pub key_id: String,
-    pub api_token: Secret,
-    pub api_base: String,
-}
-
-impl Default for TurnSettings {
-    fn default() -> Self {
-        TurnSettings {
-            provider: TurnProvider::None,
-            secret: Secret::default(),
-            urls: Vec::new(),
-            ttl_s: 86_400,
-            stun_urls: vec!["stun:stun.l.google.com:19302".into()],
-            username: String::new(),
-            credential: Secret::default(),
-            key_id: String::new(),
-            api_token: Secret::default(),
-            api_base: "https://rtc.live.cloudflare.com".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HeartbeatSettings {
-    pub interval_s: f64,
-    pub timeout_s: f64,
-}
-
-impl Default for HeartbeatSettings {
-    fn default() -> Self {
-        HeartbeatSettings {
-            interval_s: 30.0,
-            timeout_s: 90.0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebrtcSettings {
-    pub setup_timeout_s: f64,
-    pub idle_timeout_s: f64,
-    pub max_sessions_per_device: usize,
-}
-
-impl Default for WebrtcSettings {
-    fn default() -> Self {
-        WebrtcSettings {
-            setup_timeout_s: 30.0,
-            idle_timeout_s: 300.0,
-            max_sessions_per_device: 4,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitSettings {
-    /// A frame (refused at its header) or a fragmented message (as its
-    /// fragments arrive) larger than this closes the socket with 1009.
-    pub max_message_bytes: usize,
-    /// Token bucket per connection: sustained rate...
-    pub messages_per_s: f64,
-    /// ...and burst size.
-    pub messages_burst: f64,
-    /// Frames queued to one peer before it counts as not reading and is closed.
-    pub outbound_queue: usize,
-}
-
-impl Default for LimitSettings {
-    fn default() -> Self {
-        LimitSettings {
-            max_message_bytes: 65_536,
-            messages_per_s: 50.0,
-            messages_burst: 200.0,
-            outbound_queue: 1024,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HistorySettings {
-    /// Events kept per device for `since_seq` recovery.
-    pub size: usize,
-}
-
-impl Default for HistorySettings {
-    fn default() -> Self {
-        HistorySettings { size: 512 }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProxySettings {
-    pub timeout_s: f64,
-    /// `METHOD /path/pattern` or `/path/pattern` (any method); `*` matches one
-    /// segment, a trailing `/**` any rest.
-    #[serde(deserialize_with = "string_list")]
-    pub allowed_paths: Vec<String>,
-    /// Requests waiting on one robot at once; beyond, 429.
-    pub max_pending_per_device: usize,
-}
-
-impl Default for ProxySettings {
-    fn default() -> Self {
-        ProxySettings {
-            timeout_s: 10.0,
-            allowed_paths: crate::proxy_paths::DEFAULT_ALLOWED
-                .iter()
-                .copied()
-                .map(String::from)
-                .collect(),
-            max_pending_per_device: 64,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RoomSettings {
-    /// A room with no robot and no apps is stopped after this long (its
-    /// recovery buffer goes with it; the next room starts a new epoch).
-    pub idle_grace_s: f64,
-}
-
-impl Default for RoomSettings {
-    fn default() -> Self {
-        RoomSettings {
-            idle_grace_s: 300.0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogSettings {
-    /// `tracing` filter, e.g. `info` or `wimz_relay=debug,actix_web=info`.
-    pub level: String,
-    /// `text` or `json`.
-    pub format: String,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        LogSettings {
-            level: "info".into(),
-            format: "text".into(),
-        }
-    }
-}
-
 /// Accepts a TOML array of strings or one comma-separated string (handy in env vars).
 fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -456,6 +115,28 @@ pub const MAX_SECONDS: f64 = 1e9;
 
 pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
+}
+
+/// A timer setting: it becomes a `Duration` and a deadline (`now + d`), and
+/// a finite number can still be too large for either.
+fn seconds(key: &str, v: f64) -> Result<(), ConfigError> {
+    if v.is_finite() && v > 0.0 && v <= MAX_SECONDS {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("must be a positive number of seconds, at most {MAX_SECONDS:e}"),
+        ))
+    }
+}
+
+/// A count or a number of seconds with a floor.
+fn at_least(key: &str, v: u64, min: u64) -> Result<(), ConfigError> {
+    if v >= min {
+        Ok(())
+    } else {
+        Err(ConfigError::new(key, format!("must be at least {min}")))
+    }
 }
 
 impl Settings {
@@ -515,169 +196,21 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Every section checks its own keys; the first bad one stops start-up.
     fn validate(&self) -> Result<(), ConfigError> {
-        // A timer becomes a `Duration` and a deadline (`now + d`): a finite
-        // number can still be too large for either.
-        let positive = |key: &str, v: f64| {
-            if v.is_finite() && v > 0.0 && v <= MAX_SECONDS {
-                Ok(())
-            } else {
-                Err(ConfigError::new(
-                    key,
-                    format!("must be a positive number of seconds, at most {MAX_SECONDS:e}"),
-                ))
-            }
-        };
-        positive("heartbeat.interval_s", self.heartbeat.interval_s)?;
-        positive("heartbeat.timeout_s", self.heartbeat.timeout_s)?;
-        if self.heartbeat.timeout_s <= self.heartbeat.interval_s {
-            return Err(ConfigError::new(
-                "heartbeat.timeout_s",
-                "must be longer than heartbeat.interval_s",
-            ));
-        }
-        positive("webrtc.setup_timeout_s", self.webrtc.setup_timeout_s)?;
-        positive("webrtc.idle_timeout_s", self.webrtc.idle_timeout_s)?;
-        positive("proxy.timeout_s", self.proxy.timeout_s)?;
-        if !(self.limits.messages_per_s.is_finite() && self.limits.messages_per_s > 0.0) {
-            return Err(ConfigError::new(
-                "limits.messages_per_s",
-                "must be a positive number",
-            ));
-        }
-        positive("rooms.idle_grace_s", self.rooms.idle_grace_s)?;
-        positive("server.shutdown_timeout_s", self.server.shutdown_timeout_s)?;
-        if self.limits.messages_burst < 1.0 {
-            return Err(ConfigError::new(
-                "limits.messages_burst",
-                "must be at least 1",
-            ));
-        }
-        if self.limits.max_message_bytes < 1024 {
-            return Err(ConfigError::new(
-                "limits.max_message_bytes",
-                "must be at least 1024",
-            ));
-        }
-        if self.limits.outbound_queue == 0 {
-            return Err(ConfigError::new(
-                "limits.outbound_queue",
-                "must be at least 1",
-            ));
-        }
-        if self.history.size == 0 {
-            return Err(ConfigError::new("history.size", "must be at least 1"));
-        }
-        if self.webrtc.max_sessions_per_device == 0 {
-            return Err(ConfigError::new(
-                "webrtc.max_sessions_per_device",
-                "must be at least 1",
-            ));
-        }
-        if self.auth.token_ttl_s == 0 {
-            return Err(ConfigError::new("auth.token_ttl_s", "must be at least 1"));
-        }
-        if self.auth.signature_window_s == 0 {
-            return Err(ConfigError::new(
-                "auth.signature_window_s",
-                "must be at least 1",
-            ));
-        }
-        if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.expose().len() < 32 {
-            return Err(ConfigError::new(
-                "auth.jwt_secret",
-                "must be at least 32 characters (or empty to generate one)",
-            ));
-        }
-        let url = self.store.url.expose();
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
-            return Err(ConfigError::new(
-                "store.url",
-                "must start with sqlite:// or postgres://",
-            ));
-        }
+        self.heartbeat.validate()?;
+        self.webrtc.validate()?;
+        self.proxy.validate()?;
+        self.limits.validate()?;
+        self.rooms.validate()?;
+        self.server.validate()?;
+        self.history.validate()?;
+        self.auth.validate()?;
+        self.store.validate()?;
         self.cluster.validate()?;
-        match self.turn.provider {
-            TurnProvider::None => {}
-            TurnProvider::Hmac => {
-                if self.turn.secret.is_empty() {
-                    return Err(ConfigError::new(
-                        "turn.secret",
-                        "required when turn.provider = \"hmac\"",
-                    ));
-                }
-                if self.turn.urls.is_empty() {
-                    return Err(ConfigError::new(
-                        "turn.urls",
-                        "required when turn.provider = \"hmac\"",
-                    ));
-                }
-            }
-            TurnProvider::Static => {
-                if self.turn.username.is_empty() || self.turn.credential.is_empty() {
-                    return Err(ConfigError::new(
-                        "turn.username",
-                        "turn.username and turn.credential are required when turn.provider = \"static\"",
-                    ));
-                }
-                if self.turn.urls.is_empty() {
-                    return Err(ConfigError::new(
-                        "turn.urls",
-                        "required when turn.provider = \"static\"",
-                    ));
-                }
-            }
-            TurnProvider::Cloudflare => {
-                if self.turn.key_id.is_empty() {
-                    return Err(ConfigError::new(
-                        "turn.key_id",
-                        "required when turn.provider = \"cloudflare\"",
-                    ));
-                }
-                if self.turn.api_token.is_empty() {
-                    return Err(ConfigError::new(
-                        "turn.api_token",
-                        "required when turn.provider = \"cloudflare\"",
-                    ));
-                }
-            }
-        }
-        if self.turn.ttl_s < 60 {
-            return Err(ConfigError::new("turn.ttl_s", "must be at least 60"));
-        }
-        for (i, p) in self.proxy.allowed_paths.iter().enumerate() {
-            if crate::proxy_paths::Rule::parse(p).is_none() {
-                return Err(ConfigError::new(
-                    format!("proxy.allowed_paths[{i}]"),
-                    format!("{p:?} is not \"[METHOD ]/path\""),
-                ));
-            }
-        }
-        if let Err((i, entry)) = crate::net::origin::AllowedOrigins::new(
-            &self.server.allowed_origins,
-            &self.server.trusted_proxies,
-        ) {
-            return Err(ConfigError::new(
-                format!("server.allowed_origins[{i}]"),
-                format!("{entry:?} is not an origin \"http(s)://host[:port]\""),
-            ));
-        }
-        if self.caps.socket_retry_after_s == 0 {
-            return Err(ConfigError::new(
-                "caps.socket_retry_after_s",
-                "must be at least 1",
-            ));
-        }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(ConfigError::new(
-                "log.format",
-                "must be \"text\" or \"json\"",
-            ));
-        }
-        Ok(())
+        self.turn.validate()?;
+        self.caps.validate()?;
+        self.log.validate()
     }
 
     pub fn store_url(&self) -> &str {

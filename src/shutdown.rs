@@ -32,9 +32,8 @@ use std::time::{Duration, Instant};
 
 pub use crate::state::Phase;
 
-/// The close code of a relay going away to come back (RFC 6455 1012,
-/// "service restart"): reconnect at once, with jitter.
-pub const RESTART: u16 = 1012;
+/// The close code of a relay going away to come back (1012).
+pub use crate::wire::close::RESTART;
 
 impl AppHandle {
     /// Graceful stop, losing nothing already received (module docs).

@@ -6,10 +6,12 @@
 use crate::auth::{
     MemoryReplayGuard, RedisReplayGuard, ReplayGuard, SignatureVerifier, TokenService,
 };
+use crate::cluster::link::{Link, Topology};
 use crate::cluster::messages::Upstream;
 use crate::cluster::ClusterBridge;
 use crate::config::{secs, Settings};
 use crate::metrics::Metrics;
+use crate::net::origin::AllowedOrigins;
 use crate::room::device_room::RoomEnv;
 use crate::room::Directory;
 use crate::secret::Secret;
@@ -20,10 +22,12 @@ use crate::store::Store;
 use crate::supervise::{self, Mailbox, OnStop};
 use crate::turn::TurnService;
 use crate::webrtc::SessionSupervisor;
+use actix::Addr;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use std::net::TcpListener;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -58,130 +62,39 @@ pub struct AppHandle {
     pub(crate) stopped: Arc<tokio::sync::Notify>,
 }
 
+/// The actors every request reaches: the room directory, the WebRTC
+/// session supervisor and, when clustered, the bridge to the other
+/// instances.
+struct Actors {
+    directory: Addr<Directory>,
+    sessions: Addr<SessionSupervisor>,
+    cluster: Option<Addr<ClusterBridge>>,
+    /// Clustered: true while Redis pub/sub is live (`/health`).
+    cluster_up: Arc<AtomicBool>,
+}
+
 impl Application {
+    /// Start-up in order: listen (a taken port fails before anything
+    /// starts), name the instance, auth, store, actors, shared state, then
+    /// the HTTP server.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
-        // First, before any actor exists: a taken port is a one-line error.
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("server.bind: cannot listen on {}", settings.server.bind))?;
-        let instance_id: Arc<str> = if settings.server.instance_id.is_empty() {
-            Arc::from(format!(
-                "relay-{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ))
-        } else {
-            Arc::from(settings.server.instance_id.as_str())
-        };
+        let instance_id = instance_id(&settings);
         let jwt_secret = jwt_secret(&settings)?;
         let tokens = Arc::new(TokenService::new(&jwt_secret, settings.auth.token_ttl_s));
         tokens.self_test().context("JWT self-test")?;
         let store = Store::connect(&settings.store.url, settings.store.max_connections).await?;
         let (last_seen, last_seen_task) = LastSeenWriter::start(store.clone());
         let metrics = Arc::new(Metrics::default());
-
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        let env = RoomEnv {
-            metrics: metrics.clone(),
-            history_size: settings.history.size,
-            idle_grace: secs(settings.rooms.idle_grace_s),
-            max_pending_proxy: settings.proxy.max_pending_per_device,
-            max_members: settings.caps.app_sockets_per_device,
-            bridge: None,
-            sessions: None,
-            instance: instance_id.clone(),
-        };
-        // The directory's and the session supervisor's mailboxes first: the
-        // bridge hands them what other instances send, and they need the
-        // bridge when they are built.
-        let directory_mailbox = Mailbox::<Directory>::new();
-        let sessions_mailbox = Mailbox::<SessionSupervisor>::new();
-        let cluster_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        // One link to Redis (one server, Sentinel or a Redis Cluster),
-        // shared by the bridge and the signature replay guard.
-        let link = match settings.cluster.topology() {
-            Some(topology) => Some((
-                crate::cluster::link::Link::connect(&topology)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cluster: cannot connect to Redis: {e}"))?,
-                topology,
-            )),
-            None => None,
-        };
-        let cluster = if let Some((link, topology)) = &link {
-            let upstream = Upstream {
-                rooms: directory_mailbox.address().recipient(),
-                sessions: sessions_mailbox.address().recipient(),
-            };
-            let config = crate::cluster::BridgeConfig {
-                topology: topology.clone(),
-                instance: instance_id.clone(),
-                presence_ttl_s: settings.cluster.presence_ttl_s,
-                history_size: settings.history.size,
-                snapshot_flush: std::time::Duration::from_millis(
-                    settings.cluster.snapshot_flush_ms,
-                ),
-            };
-            let bridge = ClusterBridge::new(
-                link.clone(),
-                config,
-                metrics.clone(),
-                cluster_up.clone(),
-                upstream,
-            );
-            let metrics = metrics.clone();
-            Some(supervise::start(
-                "cluster_bridge",
-                metrics,
-                OnStop::Restart,
-                |_| bridge,
-            ))
-        } else {
-            None
-        };
         let turn = Arc::new(TurnService::new(settings.turn.clone()));
-        let sessions = {
-            let (webrtc, turn, store, metrics) = (
-                settings.webrtc.clone(),
-                turn.clone(),
-                store.clone(),
-                metrics.clone(),
-            );
-            let (bridge, instance) = (cluster.clone(), instance_id.clone());
-            let supervisor =
-                SessionSupervisor::new(webrtc, turn, store, metrics.clone(), bridge, instance);
-            sessions_mailbox.start("session_supervisor", metrics, OnStop::Restart, supervisor)
-        };
-
-        let env = RoomEnv {
-            bridge: cluster.clone(),
-            sessions: Some(sessions.clone().recipient()),
-            instance: instance_id.clone(),
-            ..env
-        };
-        let directory = directory_mailbox.start(
-            "directory",
-            metrics.clone(),
-            OnStop::Restart,
-            Directory::new(env),
-        );
-        let replay: Arc<dyn ReplayGuard> = match &link {
-            Some((link, _)) => Arc::new(RedisReplayGuard::new(link.clone())),
-            None => Arc::new(MemoryReplayGuard::default()),
-        };
-        let metrics_for_caps = metrics.clone();
+        let link = redis_link(&settings).await?;
+        let actors = start_actors(&settings, &instance_id, &store, &metrics, &turn, &link);
+        let replay = replay_guard(&link);
+        let origins = Arc::new(allowed_origins(&settings)?);
         let (robots_tx, robots_rx) = watch::channel(Phase::Serving);
         let (apps_tx, apps_rx) = watch::channel(Phase::Serving);
-        let origins = Arc::new(
-            crate::net::origin::AllowedOrigins::new(
-                &settings.server.allowed_origins,
-                &settings.server.trusted_proxies,
-            )
-            .map_err(|(i, e)| {
-                anyhow::anyhow!("server.allowed_origins[{i}]: {e:?} is not an origin")
-            })?,
-        );
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             instance_id: instance_id.clone(),
@@ -192,51 +105,26 @@ impl Application {
                 settings.auth.signature_window_s,
                 replay,
             )),
-            metrics,
+            metrics: metrics.clone(),
             turn,
             allow_list: crate::proxy_paths::AllowList::new(&settings.proxy.allowed_paths),
-            directory,
-            sessions,
-            cluster,
-            cluster_up,
+            directory: actors.directory,
+            sessions: actors.sessions,
+            cluster: actors.cluster,
+            cluster_up: actors.cluster_up,
             next_conn: Default::default(),
             robots_shutdown: robots_rx,
             apps_shutdown: apps_rx,
             started: Instant::now(),
             dummy_hash: crate::auth::password::dummy_hash(),
-            hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
-            origins: origins.clone(),
-            caps: Arc::new(crate::caps::Caps::new(&settings, metrics_for_caps)),
+            hashing: Arc::new(tokio::sync::Semaphore::new(cores())),
+            origins,
+            caps: Arc::new(crate::caps::Caps::new(&settings, metrics)),
         });
 
         let port = listener.local_addr()?.port();
         let listener_handle = listener.try_clone().ok().map(Arc::new);
-        let max_body = settings.server.max_body_bytes;
-        let app_state = state.clone();
-        let origins = state.origins.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(app_state.clone())
-                // Innermost first: CORS for allowed origins, the origin
-                // guard before it, the request span around everything.
-                .wrap(crate::http::origins::cors(origins.clone()))
-                .wrap(actix_web::middleware::from_fn(crate::http::origins::guard))
-                .wrap(actix_web::middleware::from_fn(
-                    crate::telemetry::request_span,
-                ))
-                .configure(|cfg| crate::http::routes(cfg, max_body))
-                .configure(crate::ws::routes)
-        })
-        .disable_signals()
-        // Small frames to many sockets: without TCP_NODELAY a second frame
-        // waits for the peer's delayed ACK (~40 ms) behind an unacked first.
-        .tcp_nodelay(true)
-        .shutdown_timeout(settings.server.shutdown_timeout_s.ceil() as u64)
-        .listen(listener)?;
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
-        let server = server.run();
+        let server = http_server(listener, &settings, state.clone())?;
         tracing::info!(
             instance_id = %instance_id,
             bind = %settings.server.bind,
@@ -289,6 +177,170 @@ impl AppHandle {
     pub async fn stop_now(&self) {
         self.server.stop(false).await;
     }
+}
+
+/// `server.instance_id`, or `relay-` and 8 random hex digits.
+fn instance_id(settings: &Settings) -> Arc<str> {
+    if settings.server.instance_id.is_empty() {
+        Arc::from(format!(
+            "relay-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ))
+    } else {
+        Arc::from(settings.server.instance_id.as_str())
+    }
+}
+
+/// Threads for password hashing: one per core.
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// One link to Redis when clustered (one server, Sentinel or a Redis
+/// Cluster), shared by the bridge and the signature replay guard.
+async fn redis_link(settings: &Settings) -> anyhow::Result<Option<(Link, Topology)>> {
+    let Some(topology) = settings.cluster.topology() else {
+        return Ok(None);
+    };
+    let link = Link::connect(&topology)
+        .await
+        .map_err(|e| anyhow::anyhow!("cluster: cannot connect to Redis: {e}"))?;
+    Ok(Some((link, topology)))
+}
+
+/// Starts the actors. The directory's and the session supervisor's
+/// mailboxes come first: the bridge hands them what other instances send,
+/// and they need the bridge when they are built.
+fn start_actors(
+    settings: &Settings,
+    instance_id: &Arc<str>,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    turn: &Arc<TurnService>,
+    link: &Option<(Link, Topology)>,
+) -> Actors {
+    let directory_mailbox = Mailbox::<Directory>::new();
+    let sessions_mailbox = Mailbox::<SessionSupervisor>::new();
+    let cluster_up = Arc::new(AtomicBool::new(false));
+    let cluster = if let Some((link, topology)) = link {
+        let upstream = Upstream {
+            rooms: directory_mailbox.address().recipient(),
+            sessions: sessions_mailbox.address().recipient(),
+        };
+        let config = crate::cluster::BridgeConfig {
+            topology: topology.clone(),
+            instance: instance_id.clone(),
+            presence_ttl_s: settings.cluster.presence_ttl_s,
+            history_size: settings.history.size,
+            snapshot_flush: Duration::from_millis(settings.cluster.snapshot_flush_ms),
+        };
+        let bridge = ClusterBridge::new(
+            link.clone(),
+            config,
+            metrics.clone(),
+            cluster_up.clone(),
+            upstream,
+        );
+        Some(supervise::start(
+            "cluster_bridge",
+            metrics.clone(),
+            OnStop::Restart,
+            |_| bridge,
+        ))
+    } else {
+        None
+    };
+    let supervisor = SessionSupervisor::new(
+        settings.webrtc.clone(),
+        turn.clone(),
+        store.clone(),
+        metrics.clone(),
+        cluster.clone(),
+        instance_id.clone(),
+    );
+    let sessions = sessions_mailbox.start(
+        "session_supervisor",
+        metrics.clone(),
+        OnStop::Restart,
+        supervisor,
+    );
+    let env = RoomEnv {
+        metrics: metrics.clone(),
+        history_size: settings.history.size,
+        idle_grace: secs(settings.rooms.idle_grace_s),
+        max_pending_proxy: settings.proxy.max_pending_per_device,
+        max_members: settings.caps.app_sockets_per_device,
+        bridge: cluster.clone(),
+        sessions: Some(sessions.clone().recipient()),
+        instance: instance_id.clone(),
+    };
+    let directory = directory_mailbox.start(
+        "directory",
+        metrics.clone(),
+        OnStop::Restart,
+        Directory::new(env),
+    );
+    Actors {
+        directory,
+        sessions,
+        cluster,
+        cluster_up,
+    }
+}
+
+/// Device-signature nonces: in Redis when clustered (a nonce seen by one
+/// instance is refused by all), else in memory.
+fn replay_guard(link: &Option<(Link, Topology)>) -> Arc<dyn ReplayGuard> {
+    match link {
+        Some((link, _)) => Arc::new(RedisReplayGuard::new(link.clone())),
+        None => Arc::new(MemoryReplayGuard::default()),
+    }
+}
+
+/// `server.allowed_origins` (validated with the settings; checked again here
+/// so that a bad entry is an error, never a panic).
+fn allowed_origins(settings: &Settings) -> anyhow::Result<AllowedOrigins> {
+    AllowedOrigins::new(
+        &settings.server.allowed_origins,
+        &settings.server.trusted_proxies,
+    )
+    .map_err(|(i, e)| anyhow::anyhow!("server.allowed_origins[{i}]: {e:?} is not an origin"))
+}
+
+/// The HTTP server on `listener`, started (its workers run the routes and
+/// sockets; it serves once polled).
+fn http_server(
+    listener: TcpListener,
+    settings: &Settings,
+    state: web::Data<AppState>,
+) -> anyhow::Result<Server> {
+    let max_body = settings.server.max_body_bytes;
+    let origins = state.origins.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            // Innermost first: CORS for allowed origins, the origin
+            // guard before it, the request span around everything.
+            .wrap(crate::http::origins::cors(origins.clone()))
+            .wrap(actix_web::middleware::from_fn(crate::http::origins::guard))
+            .wrap(actix_web::middleware::from_fn(
+                crate::telemetry::request_span,
+            ))
+            .configure(|cfg| crate::http::routes(cfg, max_body))
+            .configure(crate::ws::routes)
+    })
+    .disable_signals()
+    // Small frames to many sockets: without TCP_NODELAY a second frame
+    // waits for the peer's delayed ACK (~40 ms) behind an unacked first.
+    .tcp_nodelay(true)
+    .shutdown_timeout(settings.server.shutdown_timeout_s.ceil() as u64)
+    .listen(listener)?;
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    Ok(server.run())
 }
 
 /// `auth.jwt_secret`, or one generated once and kept in `server.data_dir`.

@@ -10,10 +10,10 @@
 //! the relay's own, which appear exactly once with the relay's values.
 
 use crate::members::{check_spliced, Members};
-use wimz_relay::wire::{WireCode, WireError};
 use wimz_relay::ids::DeviceId;
-use wimz_relay::wire::encode::{json_str, splice};
+use wimz_relay::wire::encode::{json_str, splice, RelayKeys};
 use wimz_relay::wire::frames::{parse_app, parse_robot, AppFrame, RobotFrame};
+use wimz_relay::wire::{WireCode, WireError};
 
 /// The room's envelope members (`room/device_room.rs`).
 const ENVELOPE_KEYS: &[&str] = &["device_id", "epoch", "seq", "ts_ms"];
@@ -84,8 +84,8 @@ pub fn robot(data: &[u8]) {
             assert_eq!(e.name, name);
             assert_eq!(e.data.as_ref().map(|d| d.get()), non_null(m.get("data")));
             assert_eq!(
-                e.has_envelope_keys,
-                ENVELOPE_KEYS.iter().any(|k| m.has(k)),
+                e.envelope_keys,
+                RelayKeys::present_if(ENVELOPE_KEYS.iter().any(|k| m.has(k))),
                 "envelope keys misdetected in {trimmed:?}"
             );
             let added = [
@@ -99,7 +99,7 @@ pub fn robot(data: &[u8]) {
                 .map(|(k, v)| format!("\"{k}\":{v}"))
                 .collect::<Vec<_>>()
                 .join(",");
-            let out = splice(&e.raw, ENVELOPE_KEYS, e.has_envelope_keys, &envelope);
+            let out = splice(&e.raw, ENVELOPE_KEYS, e.envelope_keys, &envelope);
             check_spliced(&e.raw, &out, ENVELOPE_KEYS, &added);
         }
         RobotFrame::CommandResult { reply_to, id, raw } => {
@@ -148,7 +148,7 @@ pub fn app(data: &[u8]) {
             check_device(&device, &m);
             assert_eq!(
                 spoofed,
-                COMMAND_KEYS.iter().any(|k| m.has(k)),
+                RelayKeys::present_if(COMMAND_KEYS.iter().any(|k| m.has(k))),
                 "spoofed from_user/reply_to misdetected in {trimmed:?}"
             );
             let from_user = json_str("0b6b2a1e-user");

@@ -4,7 +4,7 @@
 
 use super::args::Scenario;
 use super::client::{self, Ws};
-use super::payload::{self, js, now_us};
+use super::payload::{self, js, now_us, Incoming};
 use super::robot::close;
 use super::shared::{Phase, Shared};
 use super::stats::inc;
@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -51,33 +51,11 @@ struct App {
 /// Runs app `a` until the run closes.
 pub async fn run(sh: Arc<Shared>, a: usize, permit: OwnedSemaphorePermit) {
     let k = sh.args.apps_per_robot;
-    let mut app = App {
-        sh: sh.clone(),
-        a,
-        robot: a / k,
-        tracker: Tracker::default(),
-        replaying: false,
-        cmd_prefix: format!("a{a}-"),
-        cmd_n: 0,
-        session: None,
-        sess_n: 0,
-        signaling_refused: false,
-    };
-    let st = &sh.stats;
-    let t0 = Instant::now();
-    inc(&st.conn_attempted);
-    let first = app.connect(None).await;
-    drop(permit);
-    inc(&st.first_attempts_done);
-    let Some(mut ws) = first else {
-        inc(&st.conn_failed);
+    let mut app = App::new(sh.clone(), a);
+    let Some(mut ws) = app.first_connect(permit).await else {
         return;
     };
-    inc(&st.conn_established);
-    st.connect.record(a, t0.elapsed().as_micros() as u64);
-    st.apps_up.fetch_add(1, Ordering::Relaxed);
-    sh.robot_subs[app.robot].fetch_add(1, Ordering::Relaxed);
-
+    let st = &sh.stats;
     let mut phase = sh.phase.clone();
     let mut stormed = false;
     // The app's own timer: commands or signaling, per scenario.
@@ -93,36 +71,17 @@ pub async fn run(sh: Arc<Shared>, a: usize, permit: OwnedSemaphorePermit) {
         let ph = *phase.borrow_and_update();
         match ph {
             Phase::Closing => {
-                let expected = sh.robot_sent[app.robot].load(Ordering::Relaxed);
-                st.add_tracker(&app.tracker, expected);
+                app.count();
                 close(&mut ws).await;
                 st.apps_up.fetch_sub(1, Ordering::Relaxed);
                 return;
             }
             Phase::Storm if !stormed => {
                 stormed = true;
-                st.apps_up.fetch_sub(1, Ordering::Relaxed);
-                // Read what is still queued to us while closing: it counts.
-                let _ = ws.close(None).await;
-                let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                    while let Some(Ok(m)) = ws.next().await {
-                        if let Message::Text(t) = m {
-                            app.on_text(&mut ws, t.as_str()).await;
-                        }
-                    }
-                })
-                .await;
-                // Release the old descriptor first (see robot.rs).
-                drop(ws);
-                match app.reconnect().await {
+                match app.ride_storm(ws).await {
                     Some(new) => ws = new,
-                    None => {
-                        let expected = sh.robot_sent[app.robot].load(Ordering::Relaxed);
-                        st.add_tracker(&app.tracker, expected);
-                        return;
-                    }
+                    None => return,
                 }
-                st.apps_up.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             _ => {}
@@ -154,19 +113,7 @@ pub async fn run(sh: Arc<Shared>, a: usize, permit: OwnedSemaphorePermit) {
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => app.on_text(&mut ws, t.as_str()).await,
                 Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    if !matches!(*phase.borrow(), Phase::Closing) {
-                        inc(&st.unexpected_closes);
-                        st.error("app_socket_closed", Some("an app socket closed during the run (slow consumer?)"));
-                    }
-                    st.apps_up.fetch_sub(1, Ordering::Relaxed);
-                    // The robot may still be sending: wait for the run's final count.
-                    while !matches!(*phase.borrow_and_update(), Phase::Closing) {
-                        if phase.changed().await.is_err() { break; }
-                    }
-                    st.add_tracker(&app.tracker, sh.robot_sent[app.robot].load(Ordering::Relaxed));
-                    return;
-                }
+                Some(Err(_)) | None => return app.lost_socket(&mut phase).await,
             }
         }
     }
@@ -177,6 +124,95 @@ fn far_future() -> Instant {
 }
 
 impl App {
+    fn new(sh: Arc<Shared>, a: usize) -> App {
+        let robot = a / sh.args.apps_per_robot;
+        App {
+            sh,
+            a,
+            robot,
+            tracker: Tracker::default(),
+            replaying: false,
+            cmd_prefix: format!("a{a}-"),
+            cmd_n: 0,
+            session: None,
+            sess_n: 0,
+            signaling_refused: false,
+        }
+    }
+
+    /// The first connection, counted; the ramp's `permit` is released once
+    /// it is done either way.
+    async fn first_connect(&mut self, permit: OwnedSemaphorePermit) -> Option<Ws> {
+        let sh = self.sh.clone();
+        let st = &sh.stats;
+        let t0 = Instant::now();
+        inc(&st.conn_attempted);
+        let first = self.connect(None).await;
+        drop(permit);
+        inc(&st.first_attempts_done);
+        let Some(ws) = first else {
+            inc(&st.conn_failed);
+            return None;
+        };
+        inc(&st.conn_established);
+        st.connect.record(self.a, t0.elapsed().as_micros() as u64);
+        st.apps_up.fetch_add(1, Ordering::Relaxed);
+        sh.robot_subs[self.robot].fetch_add(1, Ordering::Relaxed);
+        Some(ws)
+    }
+
+    /// Adds what this app received to the run's totals, against what its
+    /// robot sent.
+    fn count(&self) {
+        let expected = self.sh.robot_sent[self.robot].load(Ordering::Relaxed);
+        self.sh.stats.add_tracker(&self.tracker, expected);
+    }
+
+    /// The storm: close, read what is still queued to us (it counts), then
+    /// reconnect and resume. `None`: it could not come back (counted).
+    async fn ride_storm(&mut self, mut ws: Ws) -> Option<Ws> {
+        let sh = self.sh.clone();
+        let st = &sh.stats;
+        st.apps_up.fetch_sub(1, Ordering::Relaxed);
+        let _ = ws.close(None).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Text(t) = m {
+                    self.on_text(&mut ws, t.as_str()).await;
+                }
+            }
+        })
+        .await;
+        // Release the old descriptor first (see robot.rs).
+        drop(ws);
+        let Some(new) = self.reconnect().await else {
+            self.count();
+            return None;
+        };
+        st.apps_up.fetch_add(1, Ordering::Relaxed);
+        Some(new)
+    }
+
+    /// The socket closed under us: an error unless the run is closing; the
+    /// count waits for the run's end (the robot may still be sending).
+    async fn lost_socket(&self, phase: &mut watch::Receiver<Phase>) {
+        let st = &self.sh.stats;
+        if !matches!(*phase.borrow(), Phase::Closing) {
+            inc(&st.unexpected_closes);
+            st.error(
+                "app_socket_closed",
+                Some("an app socket closed during the run (slow consumer?)"),
+            );
+        }
+        st.apps_up.fetch_sub(1, Ordering::Relaxed);
+        while !matches!(*phase.borrow_and_update(), Phase::Closing) {
+            if phase.changed().await.is_err() {
+                break;
+            }
+        }
+        self.count();
+    }
+
     fn device_id(&self) -> &str {
         &self.sh.devices[self.robot].device_id
     }
@@ -328,6 +364,7 @@ impl App {
         }
     }
 
+    /// One frame from the relay: counted, then handled by its type.
     async fn on_text(&mut self, ws: &mut Ws, text: &str) {
         let sh = self.sh.clone();
         let st = &sh.stats;
@@ -338,60 +375,15 @@ impl App {
             return;
         };
         match m.ty.as_ref() {
-            "event" => {
-                if m.device_id.as_deref() != Some(self.device_id()) {
-                    inc(&st.events_misrouted);
-                    return;
-                }
-                let stamp = m.data.and_then(|d| d.lg);
-                let before = self.tracker.unique;
-                self.tracker
-                    .on_event(m.epoch, m.seq, stamp.as_ref().map(|s| s.n));
-                if let Some(s) = stamp {
-                    inc(&st.events_received);
-                    if self.tracker.unique > before {
-                        inc(&st.unique_received);
-                    }
-                    if !self.replaying {
-                        let now = now_us();
-                        st.latency.record(self.a, now.saturating_sub(s.t));
-                        if let Some(relay_us) = m.ts_ms.map(|ms| ms * 1000) {
-                            st.to_relay.record(self.a, relay_us.saturating_sub(s.t));
-                            st.from_relay.record(self.a, now.saturating_sub(relay_us));
-                        }
-                    }
-                }
-            }
+            "event" => self.on_event(m),
             "subscribed" => {
                 let resumed = self.tracker.epoch.is_some();
                 self.tracker
                     .on_subscribed(m.epoch.unwrap_or(0), m.seq.unwrap_or(0), resumed);
                 self.replaying = resumed;
             }
-            "recovered" => {
-                self.replaying = false;
-                if m.complete == Some(true) {
-                    inc(&st.recovered_complete);
-                } else {
-                    inc(&st.recovered_incomplete);
-                }
-                if let Some(s) = self.sh.storm_start.get() {
-                    st.recovery.record(self.a, s.elapsed().as_micros() as u64);
-                }
-            }
-            "command_result" => {
-                let mine =
-                    m.id.as_deref()
-                        .is_some_and(|id| id.starts_with(&self.cmd_prefix));
-                if !mine {
-                    inc(&st.results_misrouted);
-                    return;
-                }
-                inc(&st.results_received);
-                if let Some(s) = m.data.and_then(|d| d.lg) {
-                    st.command_rtt.record(self.a, now_us().saturating_sub(s.t));
-                }
-            }
+            "recovered" => self.on_recovered(&m),
+            "command_result" => self.on_command_result(m),
             "webrtc_credentials" => {
                 if self.own_session(m.session_id.as_deref()) {
                     inc(&st.sess_credentials);
@@ -399,63 +391,134 @@ impl App {
                     inc(&st.sess_misrouted);
                 }
             }
-            "webrtc_offer" => {
-                let Some(sid) = m.session_id.as_deref().map(str::to_string) else {
-                    return;
-                };
-                if !self.own_session(Some(&sid)) {
-                    inc(&st.sess_misrouted);
-                    return;
-                }
-                inc(&st.sess_offers);
-                let frame = format!(
-                    r#"{{"type":"webrtc_answer","session_id":{},"sdp":"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}}"#,
-                    js(&sid)
-                );
-                self.send(ws, frame).await;
-            }
-            "webrtc_ice" => {
-                let Some(sid) = m.session_id.as_deref().map(str::to_string) else {
-                    return;
-                };
-                if !self.own_session(Some(&sid)) {
-                    inc(&st.sess_misrouted);
-                    return;
-                }
-                inc(&st.sess_ice);
-                if let Some(p) = self.session.take() {
-                    st.session_setup
-                        .record(self.a, now_us().saturating_sub(p.started_us));
-                }
-                inc(&st.sess_completed);
-                let frame = format!(
-                    r#"{{"type":"webrtc_close","session_id":{},"reason":"done"}}"#,
-                    js(&sid)
-                );
-                self.send(ws, frame).await;
-            }
+            "webrtc_offer" => self.on_offer(ws, &m).await,
+            "webrtc_ice" => self.on_ice(ws, &m).await,
             "webrtc_close" if self.own_session(m.session_id.as_deref()) => {
                 inc(&st.sess_closed_by_relay);
                 self.session = None;
             }
-            "error" => {
-                let code = m.code.as_deref().unwrap_or("?");
-                st.error(code, m.message.as_deref());
-                if self.session.is_some() && self.sh.args.scenario == Scenario::Signaling {
-                    // An error while a request is pending answers it.
-                    let only_pending = self
-                        .session
-                        .as_ref()
-                        .is_some_and(|p| p.session_id.is_none());
-                    if only_pending {
-                        self.session = None;
-                        if code == "unsupported" {
-                            self.signaling_refused = true;
-                        }
-                    }
+            "error" => self.on_error(&m),
+            _ => {}
+        }
+    }
+
+    /// An event: tracked for loss, duplicates and order; timed unless
+    /// replayed.
+    fn on_event(&mut self, m: Incoming<'_>) {
+        let st = &self.sh.stats;
+        if m.device_id.as_deref() != Some(self.device_id()) {
+            inc(&st.events_misrouted);
+            return;
+        }
+        let stamp = m.data.and_then(|d| d.lg);
+        let before = self.tracker.unique;
+        self.tracker
+            .on_event(m.epoch, m.seq, stamp.as_ref().map(|s| s.n));
+        if let Some(s) = stamp {
+            inc(&st.events_received);
+            if self.tracker.unique > before {
+                inc(&st.unique_received);
+            }
+            if !self.replaying {
+                let now = now_us();
+                st.latency.record(self.a, now.saturating_sub(s.t));
+                if let Some(relay_us) = m.ts_ms.map(|ms| ms * 1000) {
+                    st.to_relay.record(self.a, relay_us.saturating_sub(s.t));
+                    st.from_relay.record(self.a, now.saturating_sub(relay_us));
                 }
             }
-            _ => {}
+        }
+    }
+
+    /// `recovered`: the replay after a resumed subscribe is over.
+    fn on_recovered(&mut self, m: &Incoming<'_>) {
+        let st = &self.sh.stats;
+        self.replaying = false;
+        if m.complete == Some(true) {
+            inc(&st.recovered_complete);
+        } else {
+            inc(&st.recovered_incomplete);
+        }
+        if let Some(s) = self.sh.storm_start.get() {
+            st.recovery.record(self.a, s.elapsed().as_micros() as u64);
+        }
+    }
+
+    /// A command's result: ours (by id prefix) and its round trip.
+    fn on_command_result(&mut self, m: Incoming<'_>) {
+        let st = &self.sh.stats;
+        let mine =
+            m.id.as_deref()
+                .is_some_and(|id| id.starts_with(&self.cmd_prefix));
+        if !mine {
+            inc(&st.results_misrouted);
+            return;
+        }
+        inc(&st.results_received);
+        if let Some(s) = m.data.and_then(|d| d.lg) {
+            st.command_rtt.record(self.a, now_us().saturating_sub(s.t));
+        }
+    }
+
+    /// The robot's offer for our session: answered at once.
+    async fn on_offer(&mut self, ws: &mut Ws, m: &Incoming<'_>) {
+        let sh = self.sh.clone();
+        let st = &sh.stats;
+        let Some(sid) = m.session_id.as_deref().map(str::to_string) else {
+            return;
+        };
+        if !self.own_session(Some(&sid)) {
+            inc(&st.sess_misrouted);
+            return;
+        }
+        inc(&st.sess_offers);
+        let frame = format!(
+            r#"{{"type":"webrtc_answer","session_id":{},"sdp":"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}}"#,
+            js(&sid)
+        );
+        self.send(ws, frame).await;
+    }
+
+    /// The robot's ICE candidate: the session is set up; we close it.
+    async fn on_ice(&mut self, ws: &mut Ws, m: &Incoming<'_>) {
+        let sh = self.sh.clone();
+        let st = &sh.stats;
+        let Some(sid) = m.session_id.as_deref().map(str::to_string) else {
+            return;
+        };
+        if !self.own_session(Some(&sid)) {
+            inc(&st.sess_misrouted);
+            return;
+        }
+        inc(&st.sess_ice);
+        if let Some(p) = self.session.take() {
+            st.session_setup
+                .record(self.a, now_us().saturating_sub(p.started_us));
+        }
+        inc(&st.sess_completed);
+        let frame = format!(
+            r#"{{"type":"webrtc_close","session_id":{},"reason":"done"}}"#,
+            js(&sid)
+        );
+        self.send(ws, frame).await;
+    }
+
+    /// An `error`: counted by code; it answers a pending `webrtc_request`.
+    fn on_error(&mut self, m: &Incoming<'_>) {
+        let code = m.code.as_deref().unwrap_or("?");
+        self.sh.stats.error(code, m.message.as_deref());
+        if self.session.is_some() && self.sh.args.scenario == Scenario::Signaling {
+            // An error while a request is pending answers it.
+            let only_pending = self
+                .session
+                .as_ref()
+                .is_some_and(|p| p.session_id.is_none());
+            if only_pending {
+                self.session = None;
+                if code == "unsupported" {
+                    self.signaling_refused = true;
+                }
+            }
         }
     }
 }

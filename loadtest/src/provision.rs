@@ -151,19 +151,7 @@ async fn create_missing(
         })
         .collect();
     let created: Vec<UserCreds> = stream::iter(new_users)
-        .map(|u| async move {
-            let body = json!({"username": u.username, "password": u.password});
-            let r = send_retrying(|| http.post(format!("{target}/api/auth/register")).json(&body))
-                .await?;
-            match r.status().as_u16() {
-                201 => Ok(u),
-                409 => anyhow::bail!(
-                    "user {} exists but is not in the provisioning file; pick another --prefix",
-                    u.username
-                ),
-                s => anyhow::bail!("register {}: HTTP {s}: {}", u.username, r.text().await?),
-            }
-        })
+        .map(|u| register(http, target, u))
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
@@ -176,42 +164,65 @@ async fn create_missing(
         .map(|i| (i / per_user, device_name(&prefix, i)))
         .collect();
     let mut results = stream::iter(wanted)
-        .map(|(user, id)| {
-            let token = sessions[user].token.clone();
-            async move {
-                let body = json!({"device_id": id, "name": "load robot"});
-                let r = send_retrying(|| {
-                    http.post(format!("{target}/api/devices"))
-                        .bearer_auth(&token)
-                        .json(&body)
-                })
-                .await?;
-                let status = r.status().as_u16();
-                if status == 409 {
-                    anyhow::bail!("device {id} exists but is not in the provisioning file; pick another --prefix");
-                }
-                if status != 201 {
-                    let body = r.text().await.unwrap_or_default();
-                    anyhow::bail!("create device {id}: HTTP {status} {body}");
-                }
-                let v: Value = r.json().await?;
-                let secret = v["device_secret"]
-                    .as_str()
-                    .ok_or_else(|| anyhow::anyhow!("create device {id}: no device_secret"))?
-                    .to_string();
-                Ok(DeviceCreds {
-                    device_id: id,
-                    secret,
-                    user,
-                })
-            }
-        })
+        .map(|(user, id)| register_device(http, target, sessions[user].token.clone(), user, id))
         .buffered(CONCURRENCY);
     // Keep each success as it comes, so a failure half-way loses nothing.
     while let Some(r) = results.next().await {
         p.devices.push(r?);
     }
     Ok(())
+}
+
+/// Registers user `u` (a name already taken is an error: it is not ours).
+async fn register(http: &reqwest::Client, target: &str, u: UserCreds) -> anyhow::Result<UserCreds> {
+    let body = json!({"username": u.username, "password": u.password});
+    let r = send_retrying(|| http.post(format!("{target}/api/auth/register")).json(&body)).await?;
+    match r.status().as_u16() {
+        201 => Ok(u),
+        409 => anyhow::bail!(
+            "user {} exists but is not in the provisioning file; pick another --prefix",
+            u.username
+        ),
+        s => anyhow::bail!("register {}: HTTP {s}: {}", u.username, r.text().await?),
+    }
+}
+
+/// Registers device `id` for user number `user` (signed in with `token`);
+/// returns its credentials.
+async fn register_device(
+    http: &reqwest::Client,
+    target: &str,
+    token: String,
+    user: usize,
+    id: String,
+) -> anyhow::Result<DeviceCreds> {
+    let body = json!({"device_id": id, "name": "load robot"});
+    let r = send_retrying(|| {
+        http.post(format!("{target}/api/devices"))
+            .bearer_auth(&token)
+            .json(&body)
+    })
+    .await?;
+    let status = r.status().as_u16();
+    if status == 409 {
+        anyhow::bail!(
+            "device {id} exists but is not in the provisioning file; pick another --prefix"
+        );
+    }
+    if status != 201 {
+        let body = r.text().await.unwrap_or_default();
+        anyhow::bail!("create device {id}: HTTP {status} {body}");
+    }
+    let v: Value = r.json().await?;
+    let secret = v["device_secret"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("create device {id}: no device_secret"))?
+        .to_string();
+    Ok(DeviceCreds {
+        device_id: id,
+        secret,
+        user,
+    })
 }
 
 /// Attempts at one request while the relay answers 503.

@@ -175,130 +175,26 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of a finished run: each section from the counters, then
+    /// the verdict ([`failures`]).
     pub fn build(args: &LoadtestArgs, st: &Stats, f: RunFacts) -> Report {
-        let totals = st.totals.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let lost = totals.expected.saturating_sub(totals.unique);
-        let events = Events {
-            sent: get(&st.events_sent),
-            deliveries_expected: totals.expected,
-            received: totals.received,
-            lost,
-            duplicated: totals.duplicated,
-            reordered: totals.reordered + totals.seq_backwards,
-            seq_gaps: totals.seq_gaps,
-            seq_backwards: totals.seq_backwards,
-            epoch_changes: totals.epoch_changes,
-            misrouted: get(&st.events_misrouted),
-            latency: Percentiles::of(&st.latency),
-            latency_to_relay: Percentiles::of(&st.to_relay),
-            latency_from_relay: Percentiles::of(&st.from_relay),
-            in_per_s: get(&st.events_sent) as f64 / f.duration_s,
-            out_per_s: totals.received as f64 / (f.duration_s + f.settle_s).max(1e-9),
-        };
-        let commands = (args.scenario == Scenario::Commands).then(|| {
-            let (sent, results) = (get(&st.commands_sent), get(&st.results_received));
-            Commands {
-                sent,
-                results,
-                missing: sent.saturating_sub(results),
-                misrouted: get(&st.results_misrouted),
-                round_trip: Percentiles::of(&st.command_rtt),
-            }
-        });
+        let events = Events::of(st, &f);
+        let commands = (args.scenario == Scenario::Commands).then(|| Commands::of(st));
         let errors = st.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let signaling = (args.scenario == Scenario::Signaling).then(|| Signaling {
-            unsupported: errors.contains_key("unsupported"),
-            requested: get(&st.sess_requested),
-            credentials: get(&st.sess_credentials),
-            offers: get(&st.sess_offers),
-            answers_at_robot: get(&st.sess_answers),
-            ice: get(&st.sess_ice),
-            completed: get(&st.sess_completed),
-            closes_at_robot: get(&st.sess_closed_at_robot),
-            closed_by_relay: get(&st.sess_closed_by_relay),
-            timed_out: get(&st.sess_timed_out),
-            misrouted: get(&st.sess_misrouted),
-            sessions_per_s: get(&st.sess_completed) as f64 / f.duration_s,
-            setup_time: Percentiles::of(&st.session_setup),
-        });
-        let storm = (args.scenario == Scenario::ReconnectStorm).then(|| Storm {
-            reconnects_ok: get(&st.reconnects_ok),
-            reconnect_attempts_failed: get(&st.reconnects_failed),
-            recovered_complete: get(&st.recovered_complete),
-            recovered_incomplete: get(&st.recovered_incomplete),
-            recovery: Percentiles::of(&st.recovery),
-        });
-        let relay = match (f.relay_base, f.relay_connected) {
-            (Some(b), Some(c)) => Some(Process {
-                rss_before_kib: b.rss_kib,
-                rss_connected_kib: c.rss_kib,
-                rss_peak_kib: f.relay_peak_rss_kib.unwrap_or(c.rss_kib),
-                rss_per_connection_bytes: (c.rss_kib.saturating_sub(b.rss_kib) * 1024)
-                    .checked_div(f.connected_sockets)
-                    .unwrap_or(0),
-                cpu_pct: f.relay_run.map(|(a, b)| cpu_pct(&a, &b)),
-            }),
-            _ => None,
-        };
-        let mut failures = Vec::new();
-        let mut fail = |cond: bool, what: String| {
-            if cond {
-                failures.push(what);
-            }
-        };
+        let signaling = (args.scenario == Scenario::Signaling)
+            .then(|| Signaling::of(st, errors.contains_key("unsupported"), &f));
+        let storm = (args.scenario == Scenario::ReconnectStorm).then(|| Storm::of(st));
         let established = get(&st.conn_established);
         let failed = get(&st.conn_failed);
-        fail(failed > 0, format!("{failed} connections failed"));
-        fail(events.lost > 0, format!("{} deliveries lost", events.lost));
-        fail(
-            events.duplicated > 0,
-            format!("{} duplicated", events.duplicated),
-        );
-        fail(
-            events.reordered > 0,
-            format!("{} reordered", events.reordered),
-        );
-        fail(
-            events.seq_gaps > 0,
-            format!("{} relay frames missing by seq", events.seq_gaps),
-        );
-        fail(
-            events.misrouted > 0,
-            format!("{} events to the wrong app", events.misrouted),
-        );
         let closes = get(&st.unexpected_closes);
-        fail(closes > 0, format!("{closes} sockets closed unexpectedly"));
-        if let Some(c) = &commands {
-            fail(
-                c.missing > 0,
-                format!("{} command results missing", c.missing),
-            );
-            fail(
-                c.misrouted > 0,
-                format!("{} command results to the wrong app", c.misrouted),
-            );
-        }
-        if let Some(s) = &signaling {
-            fail(
-                s.unsupported,
-                "the relay answered `unsupported` to webrtc_request: signaling not implemented"
-                    .into(),
-            );
-            fail(
-                s.misrouted > 0,
-                format!("{} signaling frames to the wrong app", s.misrouted),
-            );
-            fail(
-                s.timed_out > 0,
-                format!("{} sessions timed out", s.timed_out),
-            );
-        }
-        if let Some(s) = &storm {
-            fail(
-                s.recovered_incomplete > 0,
-                format!("{} recoveries incomplete", s.recovered_incomplete),
-            );
-        }
+        let failures = failures(
+            failed,
+            closes,
+            &events,
+            commands.as_ref(),
+            signaling.as_ref(),
+            storm.as_ref(),
+        );
         Report {
             scenario: args.scenario,
             target: args.target.clone(),
@@ -328,7 +224,7 @@ impl Report {
             commands,
             signaling,
             storm,
-            relay,
+            relay: Process::relay(&f),
             generator_cpu_pct: f.gen_run.map(|(a, b)| cpu_pct(&a, &b)),
             generator_rss_kib: f.gen_base.map(|s| s.rss_kib),
             errors,
@@ -341,4 +237,158 @@ impl Report {
             failures,
         }
     }
+}
+
+impl Events {
+    fn of(st: &Stats, f: &RunFacts) -> Events {
+        let totals = st.totals.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Events {
+            sent: get(&st.events_sent),
+            deliveries_expected: totals.expected,
+            received: totals.received,
+            lost: totals.expected.saturating_sub(totals.unique),
+            duplicated: totals.duplicated,
+            reordered: totals.reordered + totals.seq_backwards,
+            seq_gaps: totals.seq_gaps,
+            seq_backwards: totals.seq_backwards,
+            epoch_changes: totals.epoch_changes,
+            misrouted: get(&st.events_misrouted),
+            latency: Percentiles::of(&st.latency),
+            latency_to_relay: Percentiles::of(&st.to_relay),
+            latency_from_relay: Percentiles::of(&st.from_relay),
+            in_per_s: get(&st.events_sent) as f64 / f.duration_s,
+            out_per_s: totals.received as f64 / (f.duration_s + f.settle_s).max(1e-9),
+        }
+    }
+}
+
+impl Commands {
+    fn of(st: &Stats) -> Commands {
+        let (sent, results) = (get(&st.commands_sent), get(&st.results_received));
+        Commands {
+            sent,
+            results,
+            missing: sent.saturating_sub(results),
+            misrouted: get(&st.results_misrouted),
+            round_trip: Percentiles::of(&st.command_rtt),
+        }
+    }
+}
+
+impl Signaling {
+    /// `unsupported`: the relay answered `webrtc_request` with that error.
+    fn of(st: &Stats, unsupported: bool, f: &RunFacts) -> Signaling {
+        Signaling {
+            unsupported,
+            requested: get(&st.sess_requested),
+            credentials: get(&st.sess_credentials),
+            offers: get(&st.sess_offers),
+            answers_at_robot: get(&st.sess_answers),
+            ice: get(&st.sess_ice),
+            completed: get(&st.sess_completed),
+            closes_at_robot: get(&st.sess_closed_at_robot),
+            closed_by_relay: get(&st.sess_closed_by_relay),
+            timed_out: get(&st.sess_timed_out),
+            misrouted: get(&st.sess_misrouted),
+            sessions_per_s: get(&st.sess_completed) as f64 / f.duration_s,
+            setup_time: Percentiles::of(&st.session_setup),
+        }
+    }
+}
+
+impl Storm {
+    fn of(st: &Stats) -> Storm {
+        Storm {
+            reconnects_ok: get(&st.reconnects_ok),
+            reconnect_attempts_failed: get(&st.reconnects_failed),
+            recovered_complete: get(&st.recovered_complete),
+            recovered_incomplete: get(&st.recovered_incomplete),
+            recovery: Percentiles::of(&st.recovery),
+        }
+    }
+}
+
+impl Process {
+    /// The relay's memory and CPU, when `--relay-pid` was given and read.
+    fn relay(f: &RunFacts) -> Option<Process> {
+        let (b, c) = (f.relay_base?, f.relay_connected?);
+        Some(Process {
+            rss_before_kib: b.rss_kib,
+            rss_connected_kib: c.rss_kib,
+            rss_peak_kib: f.relay_peak_rss_kib.unwrap_or(c.rss_kib),
+            rss_per_connection_bytes: (c.rss_kib.saturating_sub(b.rss_kib) * 1024)
+                .checked_div(f.connected_sockets)
+                .unwrap_or(0),
+            cpu_pct: f.relay_run.map(|(a, b)| cpu_pct(&a, &b)),
+        })
+    }
+}
+
+/// Why the run failed, one line a reason (empty: it passed): failed
+/// connections, unexpected closes, and whatever the scenario's sections
+/// count as lost, doubled, out of order or misrouted.
+fn failures(
+    failed: u64,
+    closes: u64,
+    events: &Events,
+    commands: Option<&Commands>,
+    signaling: Option<&Signaling>,
+    storm: Option<&Storm>,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut fail = |cond: bool, what: String| {
+        if cond {
+            failures.push(what);
+        }
+    };
+    fail(failed > 0, format!("{failed} connections failed"));
+    fail(events.lost > 0, format!("{} deliveries lost", events.lost));
+    fail(
+        events.duplicated > 0,
+        format!("{} duplicated", events.duplicated),
+    );
+    fail(
+        events.reordered > 0,
+        format!("{} reordered", events.reordered),
+    );
+    fail(
+        events.seq_gaps > 0,
+        format!("{} relay frames missing by seq", events.seq_gaps),
+    );
+    fail(
+        events.misrouted > 0,
+        format!("{} events to the wrong app", events.misrouted),
+    );
+    fail(closes > 0, format!("{closes} sockets closed unexpectedly"));
+    if let Some(c) = commands {
+        fail(
+            c.missing > 0,
+            format!("{} command results missing", c.missing),
+        );
+        fail(
+            c.misrouted > 0,
+            format!("{} command results to the wrong app", c.misrouted),
+        );
+    }
+    if let Some(s) = signaling {
+        fail(
+            s.unsupported,
+            "the relay answered `unsupported` to webrtc_request: signaling not implemented".into(),
+        );
+        fail(
+            s.misrouted > 0,
+            format!("{} signaling frames to the wrong app", s.misrouted),
+        );
+        fail(
+            s.timed_out > 0,
+            format!("{} sessions timed out", s.timed_out),
+        );
+    }
+    if let Some(s) = storm {
+        fail(
+            s.recovered_incomplete > 0,
+            format!("{} recoveries incomplete", s.recovered_incomplete),
+        );
+    }
+    failures
 }

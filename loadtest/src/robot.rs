@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -35,14 +35,10 @@ pub async fn run(sh: Arc<Shared>, i: usize, permit: OwnedSemaphorePermit) {
         last_ts: 0,
         n: 0,
     };
+    let Some(mut ws) = r.first_connect(permit).await else {
+        return;
+    };
     let st = &sh.stats;
-    let t0 = Instant::now();
-    let first = r.connect().await;
-    drop(permit);
-    inc(&st.first_attempts_done);
-    let Some(mut ws) = first else { return };
-    st.connect.record(i, t0.elapsed().as_micros() as u64);
-    st.robots_up.fetch_add(1, Ordering::Relaxed);
     let mut phase = sh.phase.clone();
     let mut stormed = false;
     let mut next_at: Option<Instant> = None;
@@ -61,18 +57,9 @@ pub async fn run(sh: Arc<Shared>, i: usize, permit: OwnedSemaphorePermit) {
             }
             Phase::Storm if !stormed => {
                 stormed = true;
-                st.robots_up.fetch_sub(1, Ordering::Relaxed);
-                close(&mut ws).await;
-                // Release the old descriptor first: at 20,000 sockets the
-                // process has no spare ones.
-                drop(ws);
-                match r.reconnect().await {
+                match r.ride_storm(ws).await {
                     Some(new) => ws = new,
                     None => return,
-                }
-                st.robots_up.fetch_add(1, Ordering::Relaxed);
-                if let Some(s) = sh.storm_start.get() {
-                    st.recovery.record(i, s.elapsed().as_micros() as u64);
                 }
                 // Do not catch up on the events the outage skipped.
                 next_at = next_at.map(|t| t.max(Instant::now()));
@@ -82,20 +69,12 @@ pub async fn run(sh: Arc<Shared>, i: usize, permit: OwnedSemaphorePermit) {
         }
         let running = matches!(ph, Phase::Running | Phase::Storm);
         if running && !sending_done && sh.args.scenario == Scenario::Burst {
-            for _ in 0..sh.args.burst {
-                if !r.send_event(&mut ws).await {
-                    break;
-                }
-            }
+            r.burst(&mut ws).await;
             sending_done = true;
             continue;
         }
         if running && !sending_done && next_at.is_none() {
-            if let Some(start) = sh.run_start.get() {
-                // Stagger robots evenly over one period.
-                let frac = r.i as f64 / sh.devices.len() as f64;
-                next_at = Some(*start + period.mul_f64(frac));
-            }
+            next_at = r.first_due(period);
         }
         let timer = if running && !sending_done {
             next_at
@@ -109,19 +88,10 @@ pub async fn run(sh: Arc<Shared>, i: usize, permit: OwnedSemaphorePermit) {
                 }
             }
             _ = sleep_until(timer.unwrap_or_else(far_future)), if timer.is_some() => {
-                let now = Instant::now();
-                match sh.run_end() {
-                    Some(end) if now < end => {}
-                    _ => { sending_done = true; continue; }
+                match r.on_timer(&mut ws, timer, period).await {
+                    Some(at) => next_at = Some(at),
+                    None => sending_done = true,
                 }
-                if !r.send_event(&mut ws).await {
-                    sending_done = true;
-                }
-                let mut at = timer.unwrap_or(now) + period;
-                if at + Duration::from_secs(1) < now {
-                    at = now; // too far behind: do not burst to catch up
-                }
-                next_at = Some(at);
             }
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
@@ -130,14 +100,7 @@ pub async fn run(sh: Arc<Shared>, i: usize, permit: OwnedSemaphorePermit) {
                     r.on_text(&mut ws, t.as_str()).await;
                 }
                 Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    if !matches!(*phase.borrow(), Phase::Closing) {
-                        inc(&st.unexpected_closes);
-                        st.error("robot_socket_closed", Some("a robot socket closed during the run"));
-                    }
-                    st.robots_up.fetch_sub(1, Ordering::Relaxed);
-                    return;
-                }
+                Some(Err(_)) | None => return r.lost_socket(&phase),
             }
         }
     }
@@ -157,6 +120,93 @@ pub async fn close(ws: &mut Ws) {
 }
 
 impl Robot {
+    /// The first connection, timed; the ramp's `permit` is released once it
+    /// is done either way.
+    async fn first_connect(&mut self, permit: OwnedSemaphorePermit) -> Option<Ws> {
+        let sh = self.sh.clone();
+        let st = &sh.stats;
+        let t0 = Instant::now();
+        let first = self.connect().await;
+        drop(permit);
+        inc(&st.first_attempts_done);
+        let ws = first?;
+        st.connect.record(self.i, t0.elapsed().as_micros() as u64);
+        st.robots_up.fetch_add(1, Ordering::Relaxed);
+        Some(ws)
+    }
+
+    /// The storm: close, reconnect, and time the recovery. `None`: it could
+    /// not come back.
+    async fn ride_storm(&mut self, mut ws: Ws) -> Option<Ws> {
+        let sh = self.sh.clone();
+        let st = &sh.stats;
+        st.robots_up.fetch_sub(1, Ordering::Relaxed);
+        close(&mut ws).await;
+        // Release the old descriptor first: at 20,000 sockets the
+        // process has no spare ones.
+        drop(ws);
+        let new = self.reconnect().await?;
+        st.robots_up.fetch_add(1, Ordering::Relaxed);
+        if let Some(s) = sh.storm_start.get() {
+            st.recovery.record(self.i, s.elapsed().as_micros() as u64);
+        }
+        Some(new)
+    }
+
+    /// When this robot sends its first event: robots staggered evenly over
+    /// one period from the run's start (none before the run starts).
+    fn first_due(&self, period: Duration) -> Option<Instant> {
+        let start = self.sh.run_start.get()?;
+        let frac = self.i as f64 / self.sh.devices.len() as f64;
+        Some(*start + period.mul_f64(frac))
+    }
+
+    /// The send timer (due at `timer`) fired: one event while the run is
+    /// on. Returns when the next is due; `None` once sending is over (the
+    /// run ended, or the socket would not take it).
+    async fn on_timer(
+        &mut self,
+        ws: &mut Ws,
+        timer: Option<Instant>,
+        period: Duration,
+    ) -> Option<Instant> {
+        let now = Instant::now();
+        match self.sh.run_end() {
+            Some(end) if now < end => {}
+            _ => return None,
+        }
+        if !self.send_event(ws).await {
+            return None;
+        }
+        let mut at = timer.unwrap_or(now) + period;
+        if at + Duration::from_secs(1) < now {
+            at = now; // too far behind: do not burst to catch up
+        }
+        Some(at)
+    }
+
+    /// `--burst` events at once (the burst scenario), until one fails.
+    async fn burst(&mut self, ws: &mut Ws) {
+        for _ in 0..self.sh.args.burst {
+            if !self.send_event(ws).await {
+                break;
+            }
+        }
+    }
+
+    /// The socket closed under us: an error unless the run is closing.
+    fn lost_socket(&self, phase: &watch::Receiver<Phase>) {
+        let st = &self.sh.stats;
+        if !matches!(*phase.borrow(), Phase::Closing) {
+            inc(&st.unexpected_closes);
+            st.error(
+                "robot_socket_closed",
+                Some("a robot socket closed during the run"),
+            );
+        }
+        st.robots_up.fetch_sub(1, Ordering::Relaxed);
+    }
+
     fn next_ts(&mut self) -> i64 {
         let now = crate::unix_now();
         self.last_ts = now.max(self.last_ts + 1);

@@ -5,7 +5,7 @@ use super::app;
 use super::args::{LoadtestArgs, Scenario};
 use super::payload::EventMaker;
 use super::procstat::{self, Sample};
-use super::provision;
+use super::provision::{self, DeviceCreds};
 use super::report::{Report, RunFacts};
 use super::robot;
 use super::shared::{Phase, Shared};
@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
 use tokio::time::{sleep, sleep_until, Instant};
 
 /// Extra time allowed, beyond the ramp's own length, for all first
@@ -24,7 +25,8 @@ const CONNECT_GRACE: Duration = Duration::from_secs(60);
 const SETTLE_AFTER_CONNECT: Duration = Duration::from_secs(2);
 
 /// Runs one load test and returns its report (also on loss: the caller
-/// decides the exit status from [`Report::passed`]).
+/// decides the exit status from [`Report::passed`]). In steps: provision,
+/// ramp the sockets up, run the scenario, settle, close, report.
 pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     args.validate()?;
     let target = Target::resolve(&args.target, args.allow_remote, args.sources()?).await?;
@@ -32,55 +34,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     for t in &args.app_targets {
         app_targets.push(Target::resolve(t, args.allow_remote, args.sources()?).await?);
     }
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let (shard, shards) = args.shard()?;
-    let say = |m: &str| {
-        if !args.quiet {
-            eprintln!("loadtest: {m}");
-        }
-    };
-    say(&format!(
-        "provisioning {} devices ({}) on {}",
-        args.robots * shards,
-        args.provision.display(),
-        target.http_base
-    ));
-    let mut prov = provision::ensure(
-        &http,
-        &target.http_base,
-        &args.provision,
-        &args.prefix,
-        args.robots * shards,
-        args.devices_per_user,
-    )
-    .await?;
-    let devices = prov.devices[shard * args.robots..(shard + 1) * args.robots].to_vec();
-    // Only apps need tokens; robots-only runs skip them entirely.
-    let tokens = if args.apps_per_robot == 0 {
-        vec![String::new(); devices.len()]
-    } else {
-        let mut owners: Vec<usize> = devices.iter().map(|d| d.user).collect();
-        owners.sort_unstable();
-        owners.dedup();
-        let owner_tokens = provision::tokens(
-            &http,
-            &target.http_base,
-            &args.provision,
-            &mut prov,
-            &owners,
-        )
-        .await?;
-        devices
-            .iter()
-            .map(|d| {
-                // Every device's owner is in `owners` by construction.
-                let i = owners.binary_search(&d.user).unwrap_or(0);
-                owner_tokens[i].clone()
-            })
-            .collect()
-    };
+    let (devices, tokens) = provision_shard(&args, &target).await?;
 
     let (phase_tx, phase_rx) = watch::channel(Phase::Connecting);
     let n = devices.len();
@@ -107,13 +61,130 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     let peak_rss = Arc::new(AtomicU64::new(relay_base.map_or(0, |s| s.rss_kib)));
     let progress = tokio::spawn(progress(sh.clone(), peak_rss.clone()));
 
-    // Ramp: robots first, then apps, at --ramp per second.
     let total = n + n * args.apps_per_robot;
-    say(&format!(
-        "opening {total} sockets ({n} robots, {} apps) at {}/s",
-        n * args.apps_per_robot,
-        args.ramp
-    ));
+    let (tasks, connect_s) = ramp(&sh, total).await;
+    if args.relay_pid.is_some() {
+        sleep(SETTLE_AFTER_CONNECT).await;
+    }
+    let relay_connected = relay(args.relay_pid);
+    let connected_sockets = get(&sh.stats.robots_up) + get(&sh.stats.apps_up);
+    say(
+        &args,
+        &format!(
+            "{connected_sockets}/{total} sockets up after {connect_s:.1} s; running {:?} for {} s",
+            args.scenario, args.duration
+        ),
+    );
+
+    let relay_run_start = relay(args.relay_pid);
+    let gen_run_start = procstat::sample(None);
+    let run_end = run_scenario(&sh, &phase_tx).await;
+    let relay_run_end = relay(args.relay_pid);
+    let gen_run_end = procstat::sample(None);
+    let _ = phase_tx.send(Phase::Settling);
+    settle(&sh).await;
+    let settle_s = run_end.elapsed().as_secs_f64();
+    let _ = phase_tx.send(Phase::Closing);
+    close(&sh, tasks).await;
+    progress.abort();
+    let relay_end = relay(args.relay_pid);
+    if let Some(s) = relay_end {
+        peak_rss.fetch_max(s.rss_kib, Ordering::Relaxed);
+    }
+    let facts = RunFacts {
+        sockets_wanted: total as u64,
+        connect_s,
+        duration_s: args.duration,
+        settle_s,
+        relay_base,
+        relay_connected,
+        relay_run: pair(relay_run_start, relay_run_end),
+        relay_peak_rss_kib: args.relay_pid.map(|_| peak_rss.load(Ordering::Relaxed)),
+        connected_sockets,
+        gen_run: pair(gen_run_start, gen_run_end),
+        gen_base,
+    };
+    Ok(Report::build(&args, &sh.stats, facts))
+}
+
+/// A progress line on stderr, unless `--quiet`.
+fn say(args: &LoadtestArgs, m: &str) {
+    if !args.quiet {
+        eprintln!("loadtest: {m}");
+    }
+}
+
+/// This shard's devices (all shards' are provisioned, so that every shard
+/// sees the same file), and for each the owner's token (empty when the run
+/// has no apps: robots-only runs log nobody in).
+async fn provision_shard(
+    args: &LoadtestArgs,
+    target: &Target,
+) -> anyhow::Result<(Vec<DeviceCreds>, Vec<String>)> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let (shard, shards) = args.shard()?;
+    say(
+        args,
+        &format!(
+            "provisioning {} devices ({}) on {}",
+            args.robots * shards,
+            args.provision.display(),
+            target.http_base
+        ),
+    );
+    let mut prov = provision::ensure(
+        &http,
+        &target.http_base,
+        &args.provision,
+        &args.prefix,
+        args.robots * shards,
+        args.devices_per_user,
+    )
+    .await?;
+    let devices = prov.devices[shard * args.robots..(shard + 1) * args.robots].to_vec();
+    if args.apps_per_robot == 0 {
+        let tokens = vec![String::new(); devices.len()];
+        return Ok((devices, tokens));
+    }
+    let mut owners: Vec<usize> = devices.iter().map(|d| d.user).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    let owner_tokens = provision::tokens(
+        &http,
+        &target.http_base,
+        &args.provision,
+        &mut prov,
+        &owners,
+    )
+    .await?;
+    let tokens = devices
+        .iter()
+        .map(|d| {
+            // Every device's owner is in `owners` by construction.
+            let i = owners.binary_search(&d.user).unwrap_or(0);
+            owner_tokens[i].clone()
+        })
+        .collect();
+    Ok((devices, tokens))
+}
+
+/// Opens `total` sockets, robots first, then apps, at `--ramp` per second
+/// and at most `--max-inflight` connecting at once; waits (up to
+/// [`CONNECT_GRACE`]) until every first attempt is done. Returns the socket
+/// tasks and the seconds it took.
+async fn ramp(sh: &Arc<Shared>, total: usize) -> (Vec<JoinHandle<()>>, f64) {
+    let args = &sh.args;
+    let n = sh.devices.len();
+    say(
+        args,
+        &format!(
+            "opening {total} sockets ({n} robots, {} apps) at {}/s",
+            n * args.apps_per_robot,
+            args.ramp
+        ),
+    );
     let inflight = Arc::new(Semaphore::new(args.max_inflight));
     let ramp_start = Instant::now();
     let mut tasks = Vec::with_capacity(total);
@@ -136,46 +207,42 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     while get(&sh.stats.first_attempts_done) < total as u64 && Instant::now() < deadline {
         sleep(Duration::from_millis(50)).await;
     }
-    let connect_s = ramp_start.elapsed().as_secs_f64();
-    if args.relay_pid.is_some() {
-        sleep(SETTLE_AFTER_CONNECT).await;
-    }
-    let relay_connected = relay(args.relay_pid);
-    let connected_sockets = get(&sh.stats.robots_up) + get(&sh.stats.apps_up);
-    say(&format!(
-        "{connected_sockets}/{total} sockets up after {connect_s:.1} s; running {:?} for {} s",
-        args.scenario, args.duration
-    ));
+    (tasks, ramp_start.elapsed().as_secs_f64())
+}
 
-    // Run.
+/// The run itself: `--duration` seconds of the scenario (with the
+/// reconnect storm at `--storm-at` for that scenario). Returns its end.
+async fn run_scenario(sh: &Shared, phase_tx: &watch::Sender<Phase>) -> Instant {
+    let args = &sh.args;
     let run_start = Instant::now();
     let _ = sh.run_start.set(run_start);
-    let relay_run_start = relay(args.relay_pid);
-    let gen_run_start = procstat::sample(None);
     let _ = phase_tx.send(Phase::Running);
     let run_end = run_start + Duration::from_secs_f64(args.duration);
     if args.scenario == Scenario::ReconnectStorm {
         let at = args.storm_at.unwrap_or(args.duration / 2.0);
         sleep_until(run_start + Duration::from_secs_f64(at)).await;
         let _ = sh.storm_start.set(Instant::now());
-        say("storm: every socket drops and reconnects now");
+        say(args, "storm: every socket drops and reconnects now");
         let _ = phase_tx.send(Phase::Storm);
     }
     sleep_until(run_end).await;
-    let relay_run_end = relay(args.relay_pid);
-    let gen_run_end = procstat::sample(None);
-    let _ = phase_tx.send(Phase::Settling);
+    run_end
+}
 
-    // Settle: until every expected delivery (or result) is in, or --settle.
-    let settle_deadline = Instant::now() + Duration::from_secs_f64(args.settle);
+/// Waits until every expected delivery (or result) is in, or `--settle`.
+async fn settle(sh: &Shared) {
+    let settle_deadline = Instant::now() + Duration::from_secs_f64(sh.args.settle);
     loop {
-        if settled(&sh) || Instant::now() >= settle_deadline {
+        if settled(sh) || Instant::now() >= settle_deadline {
             break;
         }
         sleep(Duration::from_millis(20)).await;
     }
-    let settle_s = run_end.elapsed().as_secs_f64();
-    let _ = phase_tx.send(Phase::Closing);
+}
+
+/// Waits for every socket task to finish closing (30 s in all; one that
+/// does not is counted as a `close_timeout` error).
+async fn close(sh: &Shared, tasks: Vec<JoinHandle<()>>) {
     let close_deadline = Instant::now() + Duration::from_secs(30);
     for t in tasks {
         let left = close_deadline.saturating_duration_since(Instant::now());
@@ -186,25 +253,6 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
             );
         }
     }
-    progress.abort();
-    let relay_end = relay(args.relay_pid);
-    if let Some(s) = relay_end {
-        peak_rss.fetch_max(s.rss_kib, Ordering::Relaxed);
-    }
-    let facts = RunFacts {
-        sockets_wanted: total as u64,
-        connect_s,
-        duration_s: args.duration,
-        settle_s,
-        relay_base,
-        relay_connected,
-        relay_run: pair(relay_run_start, relay_run_end),
-        relay_peak_rss_kib: args.relay_pid.map(|_| peak_rss.load(Ordering::Relaxed)),
-        connected_sockets,
-        gen_run: pair(gen_run_start, gen_run_end),
-        gen_base,
-    };
-    Ok(Report::build(&args, &sh.stats, facts))
 }
 
 fn pair(a: Option<Sample>, b: Option<Sample>) -> Option<(Sample, Sample)> {

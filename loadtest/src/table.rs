@@ -4,16 +4,18 @@ use super::report::{Percentiles, Report};
 use std::fmt::Write as _;
 
 impl Report {
-    /// The readable table.
+    /// The readable table: the run, its connections and events, the
+    /// scenario's own sections, the processes, errors and the verdict.
     pub fn table(&self) -> String {
         let mut o = String::new();
-        let p = |o: &mut String, name: &str, h: &Percentiles| {
-            let _ = writeln!(
-                o,
-                "  {name:<22} n={:<9} p50 {:>8.2}  p90 {:>8.2}  p99 {:>8.2}  p99.9 {:>8.2}  max {:>8.2} ms",
-                h.count, h.p50_ms, h.p90_ms, h.p99_ms, h.p999_ms, h.max_ms
-            );
-        };
+        self.connections_and_events(&mut o);
+        self.scenario_sections(&mut o);
+        self.processes(&mut o);
+        self.errors_and_verdict(&mut o);
+        o
+    }
+
+    fn connections_and_events(&self, o: &mut String) {
         let _ = writeln!(
             o,
             "loadtest {:?} against {}: {} robots x {} apps, {} ev/s per robot, {} s",
@@ -30,7 +32,7 @@ impl Report {
             "  connections            wanted {} attempted {} established {} failed {} concurrent {} unexpected closes {} (ramp {:.1} s)",
             c.wanted, c.attempted, c.established, c.failed, c.concurrent, c.unexpected_closes, c.ramp_s
         );
-        p(&mut o, "connect time", &c.connect_time);
+        p(o, "connect time", &c.connect_time);
         let e = &self.events;
         let _ = writeln!(
             o,
@@ -42,18 +44,23 @@ impl Report {
             "  throughput             in {:.0} ev/s, out {:.0} deliveries/s",
             e.in_per_s, e.out_per_s
         );
-        p(&mut o, "end-to-end latency", &e.latency);
+        p(o, "end-to-end latency", &e.latency);
         if e.latency.count > 0 {
-            p(&mut o, "  robot -> relay ts_ms", &e.latency_to_relay);
-            p(&mut o, "  relay ts_ms -> app", &e.latency_from_relay);
+            p(o, "  robot -> relay ts_ms", &e.latency_to_relay);
+            p(o, "  relay ts_ms -> app", &e.latency_from_relay);
         }
+    }
+
+    /// Commands, signaling or the reconnect storm, for the scenarios that
+    /// have them.
+    fn scenario_sections(&self, o: &mut String) {
         if let Some(cm) = &self.commands {
             let _ = writeln!(
                 o,
                 "  commands               sent {} results {} missing {} misrouted {}",
                 cm.sent, cm.results, cm.missing, cm.misrouted
             );
-            p(&mut o, "command round trip", &cm.round_trip);
+            p(o, "command round trip", &cm.round_trip);
         }
         if let Some(s) = &self.signaling {
             if s.unsupported {
@@ -67,7 +74,7 @@ impl Report {
                 "  signaling              requested {} credentials {} offers {} answers@robot {} ice {} completed {} closes@robot {} closed by relay {} timed out {} misrouted {} ({:.1} sessions/s)",
                 s.requested, s.credentials, s.offers, s.answers_at_robot, s.ice, s.completed, s.closes_at_robot, s.closed_by_relay, s.timed_out, s.misrouted, s.sessions_per_s
             );
-            p(&mut o, "session setup", &s.setup_time);
+            p(o, "session setup", &s.setup_time);
         }
         if let Some(s) = &self.storm {
             let _ = writeln!(
@@ -75,8 +82,11 @@ impl Report {
                 "  reconnect storm        reconnected {} (failed attempts {}) recovered complete {} incomplete {}",
                 s.reconnects_ok, s.reconnect_attempts_failed, s.recovered_complete, s.recovered_incomplete
             );
-            p(&mut o, "storm recovery", &s.recovery);
+            p(o, "storm recovery", &s.recovery);
         }
+    }
+
+    fn processes(&self, o: &mut String) {
         if let Some(r) = &self.relay {
             let _ = writeln!(
                 o,
@@ -91,6 +101,9 @@ impl Report {
         if let Some(g) = self.generator_cpu_pct {
             let _ = writeln!(o, "  generator              CPU {g:.0}% of a core");
         }
+    }
+
+    fn errors_and_verdict(&self, o: &mut String) {
         for (code, n) in &self.errors {
             let sample = self
                 .error_samples
@@ -108,6 +121,14 @@ impl Report {
                 format!("FAIL: {}", self.failures.join("; "))
             }
         );
-        o
     }
+}
+
+/// One line of percentiles.
+fn p(o: &mut String, name: &str, h: &Percentiles) {
+    let _ = writeln!(
+        o,
+        "  {name:<22} n={:<9} p50 {:>8.2}  p90 {:>8.2}  p99 {:>8.2}  p99.9 {:>8.2}  max {:>8.2} ms",
+        h.count, h.p50_ms, h.p90_ms, h.p99_ms, h.p999_ms, h.max_ms
+    );
 }

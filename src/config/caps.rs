@@ -39,6 +39,12 @@ impl Default for CapsSettings {
     }
 }
 
+impl CapsSettings {
+    pub(super) fn validate(&self) -> Result<(), super::ConfigError> {
+        super::at_least("caps.socket_retry_after_s", self.socket_retry_after_s, 1)
+    }
+}
+
 /// Login and registration throttles, per client address and per username.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]

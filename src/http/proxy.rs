@@ -8,7 +8,9 @@ use crate::error::ApiError;
 use crate::ids::DeviceId;
 use crate::metrics::inc;
 use crate::room::messages::{FindRoom, GetRoom, ProxyCancel, ProxyReply, ProxyRequest};
+use crate::room::DeviceRoom;
 use crate::state::AppState;
+use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -61,34 +63,9 @@ pub async fn forward(
         return Err(not_found());
     }
     let body = read_body(payload, state.settings.server.max_body_bytes).await?;
-    let body_json = if body.iter().all(|b| b.is_ascii_whitespace()) {
-        "null".to_string()
-    } else {
-        let text = std::str::from_utf8(&body)
-            .map_err(|_| ApiError::BadRequest("body must be JSON".into()))?;
-        let raw: Box<serde_json::value::RawValue> = serde_json::from_str(text)
-            .map_err(|e| ApiError::BadRequest(format!("body must be JSON: {e}")))?;
-        raw.get().to_string()
-    };
+    let body_json = body_json(&body)?;
     let query = query_json(req.query_string())?;
-    // Clustered, the robot may be on another instance: a (mirror) room here
-    // knows where, so find or start one. Single instance: no room, no robot.
-    let room = match state.cluster {
-        Some(_) => state
-            .directory
-            .send(GetRoom::here(device.clone(), user.0.clone()))
-            .await
-            .ok(),
-        None => state
-            .directory
-            .send(FindRoom {
-                device: device.clone(),
-            })
-            .await
-            .ok()
-            .flatten(),
-    };
-    let Some(room) = room else {
+    let Some(room) = device_room(&state, &device, &user).await else {
         return Err(ApiError::Unavailable("robot_offline".into()));
     };
     inc(&state.metrics.proxy_requests);
@@ -102,18 +79,7 @@ pub async fn forward(
     });
     tracing::debug!(device_id = %device, request_id = %request_id, method = %method, path = %path, "proxying to robot");
     match tokio::time::timeout(secs(state.settings.proxy.timeout_s), rx).await {
-        Ok(Ok(ProxyReply::Response { status, body })) => {
-            let status = StatusCode::from_u16(status)
-                .ok()
-                .filter(|s| !s.is_informational())
-                .ok_or_else(|| ApiError::Unavailable("robot answered an invalid status".into()))?;
-            let body = body
-                .map(|b| b.get().to_string())
-                .unwrap_or_else(|| "null".into());
-            Ok(HttpResponse::build(status)
-                .content_type("application/json")
-                .body(body))
-        }
+        Ok(Ok(ProxyReply::Response { status, body })) => robot_response(status, body),
         Ok(Ok(ProxyReply::TooMany)) => Err(ApiError::TooManyRequests),
         Ok(Ok(ProxyReply::RobotOffline)) | Ok(Err(_)) => {
             Err(ApiError::Unavailable("robot_offline".into()))
@@ -126,4 +92,60 @@ pub async fn forward(
             ))
         }
     }
+}
+
+/// The request body as JSON text for the `http_request` frame: `null` when
+/// empty (or only whitespace), else as sent, checked to be JSON.
+fn body_json(body: &[u8]) -> Result<String, ApiError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok("null".to_string());
+    }
+    let text =
+        std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("body must be JSON".into()))?;
+    let raw: Box<serde_json::value::RawValue> = serde_json::from_str(text)
+        .map_err(|e| ApiError::BadRequest(format!("body must be JSON: {e}")))?;
+    Ok(raw.get().to_string())
+}
+
+/// The device's room. Clustered, the robot may be on another instance: a
+/// (mirror) room here knows where, so find or start one. Single instance:
+/// no room, no robot.
+async fn device_room(
+    state: &AppState,
+    device: &DeviceId,
+    user: &UserAuth,
+) -> Option<Addr<DeviceRoom>> {
+    match state.cluster {
+        Some(_) => state
+            .directory
+            .send(GetRoom::here(device.clone(), user.0.clone()))
+            .await
+            .ok(),
+        None => state
+            .directory
+            .send(FindRoom {
+                device: device.clone(),
+            })
+            .await
+            .ok()
+            .flatten(),
+    }
+}
+
+/// The robot's `http_response` as the HTTP answer (a status it may not send
+/// is refused).
+fn robot_response(
+    status: u16,
+    body: Option<Box<serde_json::value::RawValue>>,
+) -> Result<HttpResponse, ApiError> {
+    let status = StatusCode::from_u16(status)
+        .ok()
+        .filter(|s| !s.is_informational())
+        .ok_or_else(|| ApiError::Unavailable("robot answered an invalid status".into()))?;
+    let body = body
+        .map(|b| b.get().to_string())
+        .unwrap_or_else(|| "null".into());
+    Ok(HttpResponse::build(status)
+        .content_type("application/json")
+        .body(body))
 }

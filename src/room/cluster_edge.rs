@@ -4,7 +4,7 @@
 //! bridge), and the cross-instance paths of commands and results.
 //! With no bridge (single instance) every function here is a no-op.
 
-use super::device_room::DeviceRoom;
+use super::device_room::{DeviceRoom, SnapshotChange};
 use super::messages::*;
 use crate::cluster::messages::{
     Append, AppendResult, Claimed, Directed, HolderIs, InstanceGone, Mirror, Release, RemoteEvent,
@@ -12,7 +12,8 @@ use crate::cluster::messages::{
 };
 use crate::cluster::ClusterBridge;
 use crate::ids::{unix_now, unix_now_ms, ConnId};
-use crate::wire::encode::{self, Loss, Presence};
+use crate::wire::close;
+use crate::wire::encode::{self, Loss, Presence, RelayKeys};
 use crate::wire::frames::{parse_robot, RobotFrame};
 use actix::prelude::*;
 
@@ -164,8 +165,8 @@ impl DeviceRoom {
         &mut self,
         bridge: Addr<ClusterBridge>,
         raw: String,
-        strip: bool,
-        save_snapshot: bool,
+        strip: RelayKeys,
+        save_snapshot: SnapshotChange,
         ctx: &mut Context<Self>,
     ) {
         let expected = (self.seq > 0).then_some((self.epoch, self.seq));
@@ -188,7 +189,7 @@ impl DeviceRoom {
                     match res.unwrap_or(AppendResult::Down) {
                         AppendResult::Ok => {
                             room.deliver(seq, frame);
-                            if save_snapshot {
+                            if save_snapshot == SnapshotChange::Changed {
                                 bridge.do_send(SaveSnapshot {
                                     device: room.device.clone(),
                                     snapshot: room.snapshot(),
@@ -215,7 +216,7 @@ impl DeviceRoom {
     fn lost_robot(&mut self, ctx: &mut Context<Self>) {
         if let Some(robot) = self.robot.take() {
             robot.socket.close.do_send(CloseSocket {
-                code: 4001,
+                code: close::REPLACED,
                 reason: "replaced",
             });
         }
@@ -232,7 +233,7 @@ impl DeviceRoom {
         &self,
         conn: &ConnId,
         raw: &str,
-        spoofed: bool,
+        spoofed: RelayKeys,
         reference: Option<Box<serde_json::value::RawValue>>,
         ctx: &mut Context<Self>,
     ) -> bool {

@@ -31,7 +31,8 @@ use super::Directory;
 use crate::ids::{unix_now, unix_now_ms, ConnId, DeviceId, UserId};
 use crate::metrics::{self, Metrics};
 use crate::supervise::InjectPanic;
-use crate::wire::encode::{self, DeviceJson, Presence};
+use crate::wire::close;
+use crate::wire::encode::{self, DeviceJson, Presence, RelayKeys};
 use crate::wire::outbox::Outbox;
 use crate::wire::Snapshot;
 use actix::prelude::*;
@@ -70,6 +71,14 @@ pub struct RoomEnv {
     /// Told when a robot on another instance goes away (its sessions here end).
     pub sessions: Option<Recipient<EndRemoteRobotSessions>>,
     pub instance: std::sync::Arc<str>,
+}
+
+/// Whether an event changed the room's snapshot (clustered, the home
+/// saves a changed one beside the event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SnapshotChange {
+    Changed,
+    Same,
 }
 
 pub struct DeviceRoom {
@@ -192,25 +201,38 @@ impl DeviceRoom {
     pub(super) fn publish(
         &mut self,
         raw: String,
-        strip: bool,
-        save_snapshot: bool,
+        envelope_keys: RelayKeys,
+        snapshot: SnapshotChange,
         ctx: &mut Context<Self>,
     ) {
         match self.env.bridge.clone() {
             Some(bridge) if self.home => {
-                self.publish_clustered(bridge, raw, strip, save_snapshot, ctx)
+                self.publish_clustered(bridge, raw, envelope_keys, snapshot, ctx)
             }
             _ => {
                 self.seq += 1;
-                let frame = self.envelope(&raw, strip, self.epoch, self.seq);
+                let frame = self.envelope(&raw, envelope_keys, self.epoch, self.seq);
                 self.deliver(self.seq, frame);
             }
         }
     }
 
     /// The event with the relay's envelope spliced in.
-    pub(super) fn envelope(&self, raw: &str, strip: bool, epoch: i64, seq: u64) -> ByteString {
-        encode::event(raw, strip, &self.device_json, epoch, seq, unix_now_ms())
+    pub(super) fn envelope(
+        &self,
+        raw: &str,
+        envelope_keys: RelayKeys,
+        epoch: i64,
+        seq: u64,
+    ) -> ByteString {
+        encode::event(
+            raw,
+            envelope_keys,
+            &self.device_json,
+            epoch,
+            seq,
+            unix_now_ms(),
+        )
     }
 
     /// Keeps a numbered frame for recovery and queues it to every subscriber.
@@ -235,35 +257,37 @@ impl DeviceRoom {
             instance: &instance,
         }
         .raw(unix_now());
-        self.publish(frame, false, false, ctx);
+        self.publish(frame, RelayKeys::Absent, SnapshotChange::Same, ctx);
     }
 
     /// `robot_disconnected` with `reason`, numbered like the robot's events.
     pub(super) fn robot_disconnected(&mut self, reason: &str, ctx: &mut Context<Self>) {
         let frame = Presence::Disconnected { reason }.raw(unix_now());
-        self.publish(frame, false, false, ctx);
+        self.publish(frame, RelayKeys::Absent, SnapshotChange::Same, ctx);
     }
 
-    /// Updates the snapshot from an event; true if it changed.
+    /// Updates the snapshot from an event; says whether it changed.
     pub(super) fn update_snapshot(
         &mut self,
         name: &str,
         data: Option<&serde_json::value::RawValue>,
-    ) -> bool {
+    ) -> SnapshotChange {
         if !matches!(
             name,
             "mission_progress" | "mode_changed" | "battery" | "status_update"
         ) {
-            return false;
+            return SnapshotChange::Same;
         }
-        let Some(data) = data else { return false };
+        let Some(data) = data else {
+            return SnapshotChange::Same;
+        };
         match name {
             "mission_progress" => self.snapshot.mission = Some(data.to_owned()),
             "battery" => self.snapshot.battery = Some(data.to_owned()),
             _ => {
                 // mode_changed / status_update: rare; these carry fields.
                 let Ok(value) = serde_json::from_str::<serde_json::Value>(data.get()) else {
-                    return false;
+                    return SnapshotChange::Same;
                 };
                 if name == "mode_changed" {
                     self.snapshot.mode = Some(value.get("mode").cloned().unwrap_or(value));
@@ -277,7 +301,7 @@ impl DeviceRoom {
                 }
             }
         }
-        true
+        SnapshotChange::Changed
     }
 
     pub(super) fn snapshot(&self) -> Snapshot {
@@ -341,7 +365,7 @@ impl Supervised for DeviceRoom {
         });
         if let Some(robot) = self.robot.take() {
             robot.socket.close.do_send(CloseSocket {
-                code: 1011,
+                code: close::DEVICE_UNAVAILABLE,
                 reason: "device_unavailable",
             });
         }
@@ -387,7 +411,7 @@ impl Handler<AttachRobot> for DeviceRoom {
         let replaced_elsewhere = self.become_home(msg.claim.as_ref(), ctx);
         if let Some(old) = self.robot.take() {
             old.socket.close.do_send(CloseSocket {
-                code: 4001,
+                code: close::REPLACED,
                 reason: "replaced",
             });
             self.fail_pending();
@@ -434,7 +458,7 @@ impl Handler<RobotEvent> for DeviceRoom {
         }
         metrics::inc(&self.env.metrics.events_in);
         let changed = self.update_snapshot(&msg.event.name, msg.event.data.as_deref());
-        self.publish(msg.event.raw, msg.event.has_envelope_keys, changed, ctx);
+        self.publish(msg.event.raw, msg.event.envelope_keys, changed, ctx);
     }
 }
 
@@ -502,7 +526,7 @@ impl Handler<CloseRoom> for DeviceRoom {
     fn handle(&mut self, msg: CloseRoom, ctx: &mut Context<Self>) {
         if let Some(robot) = self.robot.take() {
             robot.socket.close.do_send(CloseSocket {
-                code: 4003,
+                code: close::REVOKED,
                 reason: msg.reason,
             });
             self.robot_disconnected(msg.reason, ctx);

@@ -3,10 +3,12 @@
 
 use super::device_room::DeviceRoom;
 use crate::ids::{ConnId, DeviceId, UserId};
+use crate::wire::encode::RelayKeys;
 use crate::wire::frames::EventIn;
 use crate::wire::outbox::Outbox;
 use crate::wire::Snapshot;
 use actix::prelude::*;
+use actix_ws::CloseCode;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
@@ -183,7 +185,8 @@ pub struct Leave {
 pub struct Command {
     pub conn: ConnId,
     pub raw: String,
-    pub spoofed: bool,
+    /// Whether the app wrote `from_user`/`reply_to` itself.
+    pub spoofed: RelayKeys,
     pub reference: Option<Box<RawValue>>,
 }
 
@@ -307,7 +310,8 @@ pub struct RoomFailed {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CloseSocket {
-    pub code: u16,
+    /// One of `wire::close`'s.
+    pub code: CloseCode,
     pub reason: &'static str,
 }
 

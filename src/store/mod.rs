@@ -125,6 +125,84 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// connection gets it; the one running migrations waits without limit first.
 const PG_REQUEST_LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
 
+/// A SQLite URL (`raw`, its file part `path`) made ready: the file's
+/// folder created, `mode=rwc` added (create the file) unless a mode is given.
+fn sqlite_url(raw: &str, path: &str) -> anyhow::Result<String> {
+    let file = path.split('?').next().unwrap_or("");
+    if !file.is_empty() && file != ":memory:" {
+        if let Some(parent) = std::path::Path::new(file).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+        }
+    }
+    Ok(if raw.contains("mode=") {
+        raw.to_string()
+    } else if raw.contains('?') {
+        format!("{raw}&mode=rwc")
+    } else {
+        format!("{raw}?mode=rwc")
+    })
+}
+
+/// Every new pooled connection: SQLite's pragmas, or Postgres's lock
+/// timeout for requests.
+async fn set_up_connection(
+    conn: &mut sqlx::AnyConnection,
+    is_sqlite: bool,
+) -> Result<(), sqlx::Error> {
+    if is_sqlite {
+        // busy_timeout first: the journal-mode switch of a
+        // new connection must wait for a busy writer too.
+        sqlx::query("PRAGMA busy_timeout = 5000")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&mut *conn)
+            .await?;
+        // WAL's recommended durability: no fsync per commit
+        // (a crash cannot corrupt the database; a power cut
+        // may lose the last commits). Without it, commits
+        // queued behind fsyncs on a busy disk timed out.
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await?;
+    } else {
+        // A request waiting on a lock is answered "store
+        // busy" after a while instead of hanging.
+        sqlx::query(PG_REQUEST_LOCK_TIMEOUT)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Applies the migrations. They wait for each other (instances starting
+/// together take turns on a lock), so not under the 5 s lock_timeout of
+/// requests.
+async fn migrate(pool: &AnyPool, is_sqlite: bool) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await.context("connecting to store")?;
+    if !is_sqlite {
+        sqlx::query("SET lock_timeout = 0")
+            .execute(&mut *conn)
+            .await?;
+    }
+    MIGRATOR
+        .run(&mut *conn)
+        .await
+        .context("applying store migrations")?;
+    if !is_sqlite {
+        sqlx::query(PG_REQUEST_LOCK_TIMEOUT)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Connects (creating a SQLite file and its folder when missing) and migrates.
     pub async fn connect(url: &Secret, max_connections: u32) -> anyhow::Result<Store> {
@@ -134,23 +212,7 @@ impl Store {
             .strip_prefix("sqlite://")
             .or_else(|| raw.strip_prefix("sqlite:"))
         {
-            let file = path.split('?').next().unwrap_or("");
-            if !file.is_empty() && file != ":memory:" {
-                if let Some(parent) = std::path::Path::new(file).parent() {
-                    if !parent.as_os_str().is_empty() {
-                        std::fs::create_dir_all(parent)
-                            .with_context(|| format!("creating {}", parent.display()))?;
-                    }
-                }
-            }
-            let url = if raw.contains("mode=") {
-                raw.to_string()
-            } else if raw.contains('?') {
-                format!("{raw}&mode=rwc")
-            } else {
-                format!("{raw}?mode=rwc")
-            };
-            (url, "sqlite")
+            (sqlite_url(raw, path)?, "sqlite")
         } else {
             (raw.to_string(), "postgres")
         };
@@ -162,57 +224,11 @@ impl Store {
                 max_connections
             })
             .acquire_timeout(Duration::from_secs(5))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if is_sqlite {
-                        // busy_timeout first: the journal-mode switch of a
-                        // new connection must wait for a busy writer too.
-                        sqlx::query("PRAGMA busy_timeout = 5000")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA journal_mode = WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        // WAL's recommended durability: no fsync per commit
-                        // (a crash cannot corrupt the database; a power cut
-                        // may lose the last commits). Without it, commits
-                        // queued behind fsyncs on a busy disk timed out.
-                        sqlx::query("PRAGMA synchronous = NORMAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                    } else {
-                        // A request waiting on a lock is answered "store
-                        // busy" after a while instead of hanging.
-                        sqlx::query(PG_REQUEST_LOCK_TIMEOUT)
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
+            .after_connect(move |conn, _meta| Box::pin(set_up_connection(conn, is_sqlite)))
             .connect(&url)
             .await
             .with_context(|| format!("connecting to store {}", redact_url(&url)))?;
-        // Migrations wait for each other (instances starting together take
-        // turns on a lock), so not under the 5 s lock_timeout of requests.
-        let mut conn = pool.acquire().await.context("connecting to store")?;
-        if !is_sqlite {
-            sqlx::query("SET lock_timeout = 0")
-                .execute(&mut *conn)
-                .await?;
-        }
-        MIGRATOR
-            .run(&mut *conn)
-            .await
-            .context("applying store migrations")?;
-        if !is_sqlite {
-            sqlx::query(PG_REQUEST_LOCK_TIMEOUT)
-                .execute(&mut *conn)
-                .await?;
-        }
+        migrate(&pool, is_sqlite).await?;
         Ok(Store { pool, backend })
     }
 

@@ -149,10 +149,10 @@ impl SessionSupervisor {
                     self.new_session(msg, device, ctx)
                 }
             }
-            AppFrame::WebrtcAnswer(sig) => self.relay_to_robot(sig, &conn, true),
-            AppFrame::WebrtcIce(sig) => self.relay_to_robot(sig, &conn, false),
+            AppFrame::WebrtcAnswer(sig) => self.relay_to_robot(sig, &conn, Relayed::Sdp),
+            AppFrame::WebrtcIce(sig) => self.relay_to_robot(sig, &conn, Relayed::IceOrClose),
             AppFrame::WebrtcClose(sig) => {
-                self.relay_to_robot(sig, &conn, false)?;
+                self.relay_to_robot(sig, &conn, Relayed::IceOrClose)?;
                 self.end(&sig.session_id, "closed_by_app", Tell::Nobody);
                 Ok(())
             }
@@ -169,19 +169,20 @@ impl SessionSupervisor {
         }
     }
 
-    /// App → robot, raw. `answer` moves an offered session to answered.
+    /// App → robot, raw. The answer (`Sdp`) moves an offered session to
+    /// answered.
     fn relay_to_robot(
         &mut self,
         sig: &Signal,
         conn: &ConnId,
-        answer: bool,
+        kind: Relayed,
     ) -> Result<(), WireError> {
         let s = self
             .app_side(&sig.session_id, conn)
             .filter(|s| s.robot.is_some())
             .ok_or_else(unknown_session)?;
         s.touch();
-        if answer && s.state == SessionState::Offered {
+        if kind == Relayed::Sdp && s.state == SessionState::Offered {
             s.state = SessionState::Answered;
         }
         if let Some(r) = &s.robot {
@@ -190,13 +191,18 @@ impl SessionSupervisor {
         Ok(())
     }
 
-    /// Robot → app, raw. `offer` moves the session to offered.
-    fn relay_to_app(&mut self, sig: &Signal, conn: &ConnId, offer: bool) -> Result<(), WireError> {
+    /// Robot → app, raw. The offer (`Sdp`) moves the session to offered.
+    fn relay_to_app(
+        &mut self,
+        sig: &Signal,
+        conn: &ConnId,
+        kind: Relayed,
+    ) -> Result<(), WireError> {
         let s = self
             .robot_side(&sig.session_id, conn)
             .ok_or_else(unknown_session)?;
         s.touch();
-        if offer {
+        if kind == Relayed::Sdp {
             if s.state == SessionState::Answered {
                 // A renegotiation: its own setup window starts now.
                 s.setup_since = std::time::Instant::now();
@@ -209,10 +215,10 @@ impl SessionSupervisor {
 
     pub(super) fn on_robot(&mut self, msg: FromRobot) -> Result<(), WireError> {
         match msg.frame {
-            RobotFrame::WebrtcOffer(sig) => self.relay_to_app(&sig, &msg.conn, true),
-            RobotFrame::WebrtcIce(sig) => self.relay_to_app(&sig, &msg.conn, false),
+            RobotFrame::WebrtcOffer(sig) => self.relay_to_app(&sig, &msg.conn, Relayed::Sdp),
+            RobotFrame::WebrtcIce(sig) => self.relay_to_app(&sig, &msg.conn, Relayed::IceOrClose),
             RobotFrame::WebrtcClose(sig) => {
-                self.relay_to_app(&sig, &msg.conn, false)?;
+                self.relay_to_app(&sig, &msg.conn, Relayed::IceOrClose)?;
                 self.end(&sig.session_id, "closed_by_robot", Tell::Nobody);
                 Ok(())
             }
@@ -224,6 +230,15 @@ impl SessionSupervisor {
         }
     }
 }
+/// What a relayed signaling frame is to the session's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relayed {
+    /// The robot's offer or the app's answer: the session moves on.
+    Sdp,
+    /// A candidate or a close: the state stays.
+    IceOrClose,
+}
+
 fn unknown_session() -> WireError {
     WireError::new(
         WireCode::UnknownSession,

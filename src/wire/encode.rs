@@ -27,6 +27,28 @@ const ENVELOPE_KEYS: &[&str] = &["device_id", "epoch", "seq", "ts_ms"];
 /// Keys the relay owns in a forwarded command.
 const COMMAND_KEYS: &[&str] = &["from_user", "reply_to"];
 
+/// Whether a frame to forward holds members the relay owns and writes
+/// itself (an event's envelope keys; a command's `from_user`/`reply_to`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayKeys {
+    /// None: the relay's members are spliced in, the sender's text kept
+    /// byte for byte (the hot path).
+    Absent,
+    /// Some: the frame is rebuilt without them before the relay's are added.
+    Present,
+}
+
+impl RelayKeys {
+    /// `Present` if the sender wrote any of the relay's keys.
+    pub fn present_if(any: bool) -> RelayKeys {
+        if any {
+            RelayKeys::Present
+        } else {
+            RelayKeys::Absent
+        }
+    }
+}
+
 /// A JSON string literal.
 pub fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
@@ -73,11 +95,11 @@ pub fn error(e: &WireError) -> String {
 }
 
 /// A robot's event as apps get it: its raw text with the relay's envelope
-/// (`device_id`, `epoch`, `seq`, `ts_ms`) spliced in; `strip` when the
-/// robot wrote envelope keys itself (they are dropped).
+/// (`device_id`, `epoch`, `seq`, `ts_ms`) spliced in; the robot's own
+/// envelope keys, if it wrote any, are dropped.
 pub fn event(
     raw: &str,
-    strip: bool,
+    envelope_keys: RelayKeys,
     device: &DeviceJson,
     epoch: i64,
     seq: u64,
@@ -87,7 +109,7 @@ pub fn event(
         "\"device_id\":{},\"epoch\":{epoch},\"seq\":{seq},\"ts_ms\":{ts_ms}",
         device.0
     );
-    ByteString::from(splice(raw, ENVELOPE_KEYS, strip, &envelope))
+    ByteString::from(splice(raw, ENVELOPE_KEYS, envelope_keys, &envelope))
 }
 
 /// A presence event: the robot connected (to `instance`) or disconnected.
@@ -129,14 +151,19 @@ impl Presence<'_> {
             "\"device_id\":{},\"epoch\":{epoch},\"seq\":{seq},\"ts_ms\":{ts_ms},\"unnumbered\":true",
             device.0
         );
-        ByteString::from(splice(&self.raw(timestamp), &[], false, &envelope))
+        ByteString::from(splice(
+            &self.raw(timestamp),
+            &[],
+            RelayKeys::Absent,
+            &envelope,
+        ))
     }
 }
 
 /// A command (or signaling frame) from app connection `conn` of `user`,
 /// for the robot: its raw text with `from_user` and `reply_to` spliced in.
-/// `spoofed`: the app set either itself; its values are dropped.
-pub fn command(raw: &str, spoofed: bool, user: &UserId, conn: &ConnId) -> String {
+/// `spoofed`: whether the app set either itself (its values are dropped).
+pub fn command(raw: &str, spoofed: RelayKeys, user: &UserId, conn: &ConnId) -> String {
     let extra = format!(
         "\"from_user\":{},\"reply_to\":{}",
         json_str(user.as_str()),
@@ -284,11 +311,11 @@ pub fn http_request(request_id: &str, method: &str, path: &str, query: &str, bod
 
 /// Returns `raw` (a JSON object) with the keys in `drop` removed and `extra`
 /// (already-encoded `"key":value` pairs, comma-separated) appended. When
-/// nothing is dropped the original text is kept byte for byte and the new
-/// members are spliced in before the closing brace.
-pub fn splice(raw: &str, drop: &[&str], must_drop: bool, extra: &str) -> String {
+/// `raw` holds none of them (`found`) the original text is kept byte for
+/// byte and the new members are spliced in before the closing brace.
+pub fn splice(raw: &str, drop: &[&str], found: RelayKeys, extra: &str) -> String {
     let raw = raw.trim();
-    if !must_drop {
+    if found == RelayKeys::Absent {
         let mut out = String::with_capacity(raw.len() + extra.len() + 1);
         // `raw` parsed as an object, so it ends with '}' and is not empty.
         out.push_str(&raw[..raw.len() - 1]);
@@ -388,13 +415,21 @@ mod tests {
         let d = DeviceJson::new(&device());
         let sent = r#"{"type":"event", "event":"battery","data":{"level":80.50}}"#;
         assert_eq!(
-            event(sent, false, &d, 1_700_000_000_000, 7, 1_700_000_000_123).as_ref() as &str,
+            event(
+                sent,
+                RelayKeys::Absent,
+                &d,
+                1_700_000_000_000,
+                7,
+                1_700_000_000_123
+            )
+            .as_ref() as &str,
             r#"{"type":"event", "event":"battery","data":{"level":80.50},"device_id":"wimz-001","epoch":1700000000000,"seq":7,"ts_ms":1700000000123}"#
         );
         // The robot's own envelope keys are dropped, everything else kept raw.
         let spoofed = r#"{"type":"event","seq":99,"event":"x","device_id":"other","data":[1.0]}"#;
         assert_eq!(
-            event(spoofed, true, &d, 5, 1, 9).as_ref() as &str,
+            event(spoofed, RelayKeys::Present, &d, 5, 1, 9).as_ref() as &str,
             r#"{"type":"event","event":"x","data":[1.0],"device_id":"wimz-001","epoch":5,"seq":1,"ts_ms":9}"#
         );
     }
@@ -436,7 +471,7 @@ mod tests {
         assert_eq!(
             command(
                 r#"{"type":"command","device_id":"wimz-001","id":"c1","command":"sit"}"#,
-                false,
+                RelayKeys::Absent,
                 &user,
                 &conn
             ),
@@ -445,7 +480,7 @@ mod tests {
         assert_eq!(
             command(
                 r#"{"type":"command","from_user":"admin","command":"sit","reply_to":"x"}"#,
-                true,
+                RelayKeys::Present,
                 &user,
                 &conn
             ),
@@ -564,15 +599,18 @@ mod tests {
     fn splice_appends_or_rebuilds() {
         let raw = r#"{"type":"event","event":"x","data":{"a":1}}"#;
         assert_eq!(
-            splice(raw, &["seq"], false, r#""seq":5"#),
+            splice(raw, &["seq"], RelayKeys::Absent, r#""seq":5"#),
             r#"{"type":"event","event":"x","data":{"a":1},"seq":5}"#
         );
         let spoof = r#"{"type":"event","seq":99,"event":"x"}"#;
-        let out = splice(spoof, &["seq"], true, r#""seq":5"#);
+        let out = splice(spoof, &["seq"], RelayKeys::Present, r#""seq":5"#);
         assert_eq!(out, r#"{"type":"event","event":"x","seq":5}"#);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["seq"], 5);
         // An empty object: no comma, the (trimmed) text kept as it was.
-        assert_eq!(splice("{ }", &[], false, r#""a":1"#), r#"{ "a":1}"#);
+        assert_eq!(
+            splice("{ }", &[], RelayKeys::Absent, r#""a":1"#),
+            r#"{ "a":1}"#
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! fields (spliced in by [`super::encode`], never re-serialising the rest).
 
 use crate::ids::{ConnId, DeviceId, SessionId};
+use crate::wire::encode::RelayKeys;
 use crate::wire::{WireCode, WireError};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -62,8 +63,8 @@ pub struct EventIn {
     pub data: Option<Box<RawValue>>,
     /// The whole frame, raw.
     pub raw: String,
-    /// True if the robot sent any envelope key itself; they are dropped.
-    pub has_envelope_keys: bool,
+    /// Whether the robot sent any envelope key itself (they are dropped).
+    pub envelope_keys: RelayKeys,
 }
 
 /// A signaling message from either end, forwarded raw to the other.
@@ -126,8 +127,8 @@ pub enum AppFrame {
     Command {
         device: DeviceId,
         raw: String,
-        /// The app set `from_user`/`reply_to` itself; they are replaced.
-        spoofed: bool,
+        /// Whether the app set `from_user`/`reply_to` itself (they are replaced).
+        spoofed: RelayKeys,
     },
     WebrtcRequest {
         device: DeviceId,
@@ -242,10 +243,12 @@ pub fn parse_robot(text: &str) -> Result<Parsed<RobotFrame>, WireError> {
                 name: b.event.into_owned(),
                 data: b.data,
                 raw: text.trim().to_string(),
-                has_envelope_keys: b.device_id.is_some()
-                    || b.epoch.is_some()
-                    || b.seq.is_some()
-                    || b.ts_ms.is_some(),
+                envelope_keys: RelayKeys::present_if(
+                    b.device_id.is_some()
+                        || b.epoch.is_some()
+                        || b.seq.is_some()
+                        || b.ts_ms.is_some(),
+                ),
             })
         }
         "command_result" => {
@@ -299,7 +302,7 @@ pub fn parse_app(text: &str) -> Result<Parsed<AppFrame>, WireError> {
             AppFrame::Command {
                 device: b.device_id,
                 raw: text.trim().to_string(),
-                spoofed: b.from_user.is_some() || b.reply_to.is_some(),
+                spoofed: RelayKeys::present_if(b.from_user.is_some() || b.reply_to.is_some()),
             }
         }
         "webrtc_request" => {
@@ -332,7 +335,7 @@ mod tests {
             RobotFrame::Event(e) => {
                 assert_eq!(e.name, "mission_progress");
                 assert_eq!(e.data.unwrap().get(), r#"{"stage":3}"#);
-                assert!(!e.has_envelope_keys);
+                assert_eq!(e.envelope_keys, RelayKeys::Absent);
                 assert_eq!(e.raw, t);
             }
             _ => panic!("not an event"),
@@ -379,7 +382,7 @@ mod tests {
             parse_app(r#"{"type":"command","device_id":"d1","command":"sit","from_user":"admin"}"#)
                 .unwrap();
         match p.frame {
-            AppFrame::Command { spoofed, .. } => assert!(spoofed),
+            AppFrame::Command { spoofed, .. } => assert_eq!(spoofed, RelayKeys::Present),
             _ => panic!(),
         }
     }
@@ -428,7 +431,7 @@ mod tests {
             let _ = parse_app(&text);
             if let Ok(p) = parse_robot(&text) {
                 if let RobotFrame::Event(e) = p.frame {
-                    let out = splice(&e.raw, &["seq"], e.has_envelope_keys, r#""seq":1"#);
+                    let out = splice(&e.raw, &["seq"], e.envelope_keys, r#""seq":1"#);
                     serde_json::from_str::<serde_json::Value>(&out)
                         .expect("splice keeps JSON valid");
                 }

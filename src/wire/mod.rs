@@ -5,10 +5,12 @@
 //! - [`frames`]: parse at the edge — a text frame becomes a
 //!   [`frames::RobotFrame`] or [`frames::AppFrame`] once.
 //! - [`encode`]: every frame the relay writes, built in one place.
+//! - [`close`]: the close codes the relay sends, named.
 //! - [`error`]: [`WireError`], the `error` frame's code, message and `ref`.
 //! - [`outbox`]: a socket's bounded outbound queue and its writer task.
 //! - [`snapshot`]: a device's live state as apps see it.
 
+pub mod close;
 pub mod encode;
 pub mod error;
 pub mod frames;

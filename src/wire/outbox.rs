@@ -150,7 +150,7 @@ pub fn spawn_writer(session: Session, capacity: usize) -> (Outbox, WriterHandle)
 
 async fn writer(mut session: Session, mut rx: mpsc::Receiver<Out>, kill: Arc<Notify>) {
     let slow_close = CloseReason {
-        code: CloseCode::Policy,
+        code: super::close::SLOW_CONSUMER,
         description: Some("slow_consumer".into()),
     };
     // One registration with the kill switch for the writer's whole life

@@ -19,7 +19,7 @@ use crate::wire::encode::{self, DeviceJson};
 use crate::wire::frames::{parse_app, AppFrame};
 use crate::wire::{WireCode, WireError};
 use actix::prelude::*;
-use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
+use actix_ws::{AggregatedMessage, ProtocolError};
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 
@@ -380,6 +380,6 @@ impl Handler<CloseSocket> for AppConn {
     type Result = ();
 
     fn handle(&mut self, msg: CloseSocket, ctx: &mut Context<Self>) {
-        self.core.close(ctx, CloseCode::Other(msg.code), msg.reason);
+        self.core.close(ctx, msg.code, msg.reason);
     }
 }

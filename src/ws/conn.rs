@@ -9,6 +9,7 @@ use crate::ids::ConnId;
 use crate::metrics::inc;
 use crate::state::AppState;
 use crate::state::Phase;
+use crate::wire::close;
 use crate::wire::outbox::{spawn_writer, Outbox, WriterHandle};
 use crate::wire::{WireCode, WireError};
 use actix::prelude::*;
@@ -107,7 +108,7 @@ pub trait SocketActor: Actor<Context = Context<Self>> {
     /// The relay is shutting down ([`Phase::Closing`]): by default, close
     /// with 1012 at once.
     fn on_shutdown(&mut self, ctx: &mut Context<Self>) {
-        self.core().close(ctx, CloseCode::Restart, "relay_shutdown");
+        self.core().close(ctx, close::RESTART, "relay_shutdown");
     }
 }
 
@@ -125,7 +126,7 @@ pub fn start_common<A: SocketActor>(
         if core.last_seen.elapsed() > timeout {
             inc(&core.state.metrics.heartbeat_timeouts);
             tracing::info!(conn_id = %core.conn, "heartbeat timeout");
-            core.close(ctx, CloseCode::Away, "heartbeat_timeout");
+            core.close(ctx, close::HEARTBEAT_TIMEOUT, "heartbeat_timeout");
         } else {
             core.outbox.ping();
             act.check_rooms(ctx);
@@ -161,7 +162,7 @@ pub fn start_common<A: SocketActor>(
         }
         .into_actor(act)
         .map(|_, act, ctx| {
-            act.core().close(ctx, CloseCode::Restart, "relay_shutdown");
+            act.core().close(ctx, close::RESTART, "relay_shutdown");
         }),
     );
 }
@@ -208,7 +209,7 @@ pub fn on_item<A: SocketActor>(
         }
         Ok(AggregatedMessage::Pong(_)) => {}
         Ok(AggregatedMessage::Close(_)) => {
-            core.close(ctx, CloseCode::Normal, "closed");
+            core.close(ctx, close::NORMAL, "closed");
         }
         Err(e) => match Violation::of(&e) {
             None => {
@@ -270,9 +271,9 @@ impl Violation {
     /// `robot_disconnected.reason`).
     pub fn close(self) -> (CloseCode, &'static str) {
         match self {
-            Violation::TooBig => (CloseCode::Size, "message_too_big"),
-            Violation::InvalidUtf8 => (CloseCode::Invalid, "invalid_utf8"),
-            Violation::Protocol => (CloseCode::Protocol, "protocol_error"),
+            Violation::TooBig => (close::TOO_BIG, "message_too_big"),
+            Violation::InvalidUtf8 => (close::INVALID_UTF8, "invalid_utf8"),
+            Violation::Protocol => (close::PROTOCOL_ERROR, "protocol_error"),
         }
     }
 }
@@ -312,7 +313,7 @@ mod tests {
         }
         assert_eq!(
             Violation::InvalidUtf8.close(),
-            (CloseCode::Invalid, "invalid_utf8")
+            (close::INVALID_UTF8, "invalid_utf8")
         );
     }
 }

@@ -24,9 +24,10 @@ use crate::metrics::gauge_add;
 use crate::room::messages::*;
 use crate::room::DeviceRoom;
 use crate::webrtc::messages::{ConnGone, FromRobot};
+use crate::wire::close;
 use crate::wire::frames::{parse_robot, RobotFrame};
 use actix::prelude::*;
-use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
+use actix_ws::{AggregatedMessage, ProtocolError};
 
 pub struct RobotConn {
     core: SocketCore,
@@ -79,9 +80,12 @@ impl RobotConn {
             Standing::Current => {}
             Standing::Revoked(reason) => {
                 tracing::info!(device_id = %self.device, conn_id = %self.core.conn, reason, "robot's credential revoked; closing it");
-                self.core.close(ctx, CloseCode::Other(4003), reason);
+                self.core.close(ctx, close::REVOKED, reason);
             }
-            Standing::Unknown => self.core.close(ctx, CloseCode::Error, "device_unavailable"),
+            Standing::Unknown => {
+                self.core
+                    .close(ctx, close::DEVICE_UNAVAILABLE, "device_unavailable")
+            }
         }
     }
 
@@ -142,7 +146,9 @@ impl RobotConn {
                     act.room = Some(room);
                     act.act_on(standing, ctx);
                 }
-                None => act.core.close(ctx, CloseCode::Error, "device_unavailable"),
+                None => act
+                    .core
+                    .close(ctx, close::DEVICE_UNAVAILABLE, "device_unavailable"),
             }),
         );
     }
@@ -152,7 +158,8 @@ impl RobotConn {
     fn room_gone(&mut self, ctx: &mut Context<Self>) {
         tracing::warn!(device_id = %self.device, conn_id = %self.core.conn, "room gone; closing the robot");
         self.room = None;
-        self.core.close(ctx, CloseCode::Error, "device_unavailable");
+        self.core
+            .close(ctx, close::DEVICE_UNAVAILABLE, "device_unavailable");
     }
 
     fn touch(&self) {
@@ -202,8 +209,7 @@ impl SocketActor for RobotConn {
     /// (or [`Phase::Now`](crate::state::Phase::Now)): an event it sent
     /// before it saw our close still reaches the room, before we detach.
     fn on_shutdown(&mut self, _ctx: &mut Context<Self>) {
-        self.core
-            .close_and_read(CloseCode::Restart, "relay_shutdown");
+        self.core.close_and_read(close::RESTART, "relay_shutdown");
     }
 
     fn check_rooms(&mut self, ctx: &mut Context<Self>) {
@@ -284,7 +290,6 @@ impl Handler<CloseSocket> for RobotConn {
     type Result = ();
 
     fn handle(&mut self, msg: CloseSocket, ctx: &mut Context<Self>) {
-        let code = CloseCode::Other(msg.code);
-        self.core.close(ctx, code, msg.reason);
+        self.core.close(ctx, msg.code, msg.reason);
     }
 }
