@@ -201,13 +201,18 @@ pub enum SlotAnswer {
     Down,
 }
 
-/// Refresh (`keep`) or give back (`!keep`) session slots.
+/// Session slots (device, session id) this instance holds.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SessionSlots {
-    pub slots: Vec<(DeviceId, String)>,
-    pub keep: bool,
-    pub stale_after_s: u64,
+pub enum SessionSlots {
+    /// Still in use: marked fresh now (a device's set of slots expires
+    /// `stale_after_s` after its last refresh).
+    Refresh {
+        slots: Vec<(DeviceId, String)>,
+        stale_after_s: u64,
+    },
+    /// Ended (or never started): given back at once.
+    GiveBack { slots: Vec<(DeviceId, String)> },
 }
 
 /// Shutdown begins: mark every device whose robot is here as being handed

@@ -41,20 +41,30 @@ impl Handler<SessionSlots> for ClusterBridge {
 
     fn handle(&mut self, msg: SessionSlots, ctx: &mut Context<Self>) {
         let redis = self.redis.clone();
+        let (slots, refresh) = match msg {
+            SessionSlots::Refresh {
+                slots,
+                stale_after_s,
+            } => (slots, Some(stale_after_s)),
+            SessionSlots::GiveBack { slots } => (slots, None),
+        };
         ctx.spawn(
             async move {
                 let now = crate::ids::unix_now();
                 // One pipeline per device: on a Redis Cluster each device's
                 // set is on its own shard.
-                let updates = msg.slots.iter().map(|(device, session)| {
+                let updates = slots.iter().map(|(device, session)| {
                     let mut redis = redis.clone();
                     let mut pipe = redis::pipe();
-                    if msg.keep {
-                        pipe.zadd(keys::sessions(device), session, now).ignore();
-                        pipe.expire(keys::sessions(device), msg.stale_after_s as i64)
-                            .ignore();
-                    } else {
-                        pipe.zrem(keys::sessions(device), session).ignore();
+                    match refresh {
+                        Some(stale_after_s) => {
+                            pipe.zadd(keys::sessions(device), session, now).ignore();
+                            pipe.expire(keys::sessions(device), stale_after_s as i64)
+                                .ignore();
+                        }
+                        None => {
+                            pipe.zrem(keys::sessions(device), session).ignore();
+                        }
                     }
                     async move {
                         let _: Result<(), _> = pipe.query_async(&mut redis).await;

@@ -5,7 +5,9 @@
 //! With no bridge (single instance) every function here is a no-op.
 
 use super::device_room::{DeviceRoom, SnapshotChange};
+use super::history::History;
 use super::messages::*;
+use super::mirror::MirrorState;
 use crate::cluster::messages::{
     Append, AppendResult, Claimed, Directed, HolderIs, InstanceGone, Mirror, Release, RemoteEvent,
     RemoteGap, SaveSnapshot, SendDirected, SyncState, Unwatch, Watch,
@@ -35,10 +37,10 @@ impl DeviceRoom {
         let Some(bridge) = self.env.bridge.clone() else {
             return;
         };
-        if self.home || self.watching {
+        if self.home || self.mirror.is_some() {
             return;
         }
-        self.watching = true;
+        self.mirror = Some(MirrorState::new());
         let msg = Watch {
             device: self.device.clone(),
             mirror: mirror(ctx),
@@ -57,9 +59,7 @@ impl DeviceRoom {
         }
         if let Some((epoch, seq)) = state.last {
             if epoch != self.epoch {
-                self.epoch = epoch;
-                self.seq = 0;
-                self.history = super::history::History::new(self.env.history_size);
+                self.start_epoch(epoch, 0);
             }
             for (e, s, f) in state.frames {
                 if e == self.epoch && s > self.seq {
@@ -69,8 +69,10 @@ impl DeviceRoom {
             }
             self.seq = self.seq.max(seq);
         }
-        self.remote_online = state.holder.is_some();
-        self.holder = state.holder;
+        if let Some(m) = &mut self.mirror {
+            m.remote_online = state.holder.is_some();
+            m.holder = state.holder;
+        }
         let snap = state.snapshot;
         if snap.mode.is_some() {
             self.snapshot.mode = snap.mode;
@@ -92,25 +94,19 @@ impl DeviceRoom {
         let Some(bridge) = self.env.bridge.clone() else {
             return false;
         };
-        if self.watching {
+        if self.mirror.take().is_some() {
             bridge.do_send(Unwatch {
                 device: self.device.clone(),
                 mirror: mirror(ctx),
             });
-            self.watching = false;
         }
         self.home = true;
-        self.remote_online = false;
-        self.holder = None;
-        self.announced_lost = false;
         let Some(claim) = claim else {
             return false; // Redis unreachable: local numbering, a new epoch later
         };
         if let Some((epoch, seq)) = claim.last {
             if epoch != self.epoch {
-                self.epoch = epoch;
-                self.seq = seq;
-                self.history = super::history::History::new(self.env.history_size);
+                self.start_epoch(epoch, seq);
             } else if seq > self.seq {
                 self.seq = seq;
             }
@@ -146,7 +142,7 @@ impl DeviceRoom {
         let Some(bridge) = self.env.bridge.clone() else {
             return;
         };
-        if self.watching {
+        if self.mirror.is_some() {
             bridge.do_send(Unwatch {
                 device: self.device.clone(),
                 mirror: mirror(ctx),
@@ -202,14 +198,25 @@ impl DeviceRoom {
                         AppendResult::Fenced => room.lost_robot(ctx),
                         AppendResult::Broken => {
                             // Continuity cannot be proven: a new epoch for everyone.
-                            room.epoch = unix_now_ms().max(room.epoch + 1);
-                            room.seq = 0;
-                            room.history = super::history::History::new(room.env.history_size);
+                            room.start_epoch(unix_now_ms().max(room.epoch + 1), 0);
                             room.publish_clustered(bridge, raw, strip, save_snapshot, ctx);
                         }
                     }
                 }),
         );
+    }
+
+    /// Numbers from `seq` in `epoch` from now on: the events kept for
+    /// recovery belong to the old epoch and go.
+    fn start_epoch(&mut self, epoch: i64, seq: u64) {
+        self.epoch = epoch;
+        self.seq = seq;
+        self.history = History::new(self.env.history_size);
+    }
+
+    /// The other instance the robot is online at, while this room mirrors it.
+    pub(super) fn remote_holder(&self) -> Option<&str> {
+        self.mirror.as_ref().and_then(MirrorState::online_holder)
     }
 
     /// Another instance took the robot over: drop ours without publishing.
@@ -237,16 +244,14 @@ impl DeviceRoom {
         reference: Option<Box<serde_json::value::RawValue>>,
         ctx: &mut Context<Self>,
     ) -> bool {
-        let (Some(bridge), Some(holder), true) =
-            (&self.env.bridge, &self.holder, self.remote_online)
-        else {
+        let (Some(bridge), Some(holder)) = (&self.env.bridge, self.remote_holder()) else {
             return false;
         };
         let Some(member) = self.members.get(conn) else {
             return false;
         };
         let sent = bridge.send(SendDirected {
-            instance: holder.clone(),
+            instance: holder.to_string(),
             msg: Directed::Cmd {
                 d: self.device.clone(),
                 c: conn.to_string(),
@@ -295,13 +300,11 @@ impl DeviceRoom {
         frame: &str,
         ctx: &mut Context<Self>,
     ) -> bool {
-        let (Some(bridge), Some(holder), true) =
-            (&self.env.bridge, &self.holder, self.remote_online)
-        else {
+        let (Some(bridge), Some(holder)) = (&self.env.bridge, self.remote_holder()) else {
             return false;
         };
         let sent = bridge.send(SendDirected {
-            instance: holder.clone(),
+            instance: holder.to_string(),
             msg: Directed::ProxyReq {
                 d: self.device.clone(),
                 r: request_id.to_string(),
@@ -366,9 +369,7 @@ impl Handler<RemoteEvent> for DeviceRoom {
         if msg.epoch != self.epoch {
             // Subscribers were told the old epoch (in `subscribed`, or by
             // its events): say it changed, even if none of its events came.
-            self.epoch = msg.epoch;
-            self.seq = 0;
-            self.history = super::history::History::new(self.env.history_size);
+            self.start_epoch(msg.epoch, 0);
             self.notify_incomplete(Loss::EpochChanged);
         }
         if msg.seq <= self.seq {
@@ -382,16 +383,20 @@ impl Handler<RemoteEvent> for DeviceRoom {
             if let RobotFrame::Event(e) = parsed.frame {
                 match e.name.as_str() {
                     "robot_connected" => {
-                        self.remote_online = true;
-                        self.holder = instance_of(&msg.frame);
-                        self.presence_changed = std::time::Instant::now();
-                        self.announced_lost = false;
+                        if let Some(m) = &mut self.mirror {
+                            m.remote_online = true;
+                            m.holder = instance_of(&msg.frame);
+                            m.presence_changed = std::time::Instant::now();
+                            m.announced_lost = false;
+                        }
                     }
                     "robot_disconnected" => {
-                        self.remote_online = false;
-                        self.holder = None;
-                        self.presence_changed = std::time::Instant::now();
-                        self.announced_lost = false;
+                        if let Some(m) = &mut self.mirror {
+                            m.remote_online = false;
+                            m.holder = None;
+                            m.presence_changed = std::time::Instant::now();
+                            m.announced_lost = false;
+                        }
                         self.end_remote_sessions();
                     }
                     name => {
@@ -457,23 +462,28 @@ impl Handler<HolderIs> for DeviceRoom {
     type Result = ();
 
     fn handle(&mut self, msg: HolderIs, _ctx: &mut Context<Self>) {
-        if self.home || msg.read_at < self.presence_changed {
+        // Only a mirror (never the home) reads presence, and only reads
+        // newer than what it learned from events count.
+        let Some(m) = &mut self.mirror else {
+            return;
+        };
+        if msg.read_at < m.presence_changed {
             return;
         }
         match msg.holder {
             Some(h) => {
-                if self.announced_lost {
+                let announced_lost = std::mem::take(&mut m.announced_lost);
+                m.holder = Some(h.clone());
+                m.remote_online = true;
+                if announced_lost {
                     // Told `instance_lost` from presence alone, and the claim
                     // is back (e.g. Redis lost it and the holder re-took it):
                     // say so the same way, or apps would show it offline.
-                    self.announced_lost = false;
                     self.announce_unnumbered(Presence::Connected { instance: &h });
                 }
-                self.holder = Some(h);
-                self.remote_online = true;
             }
             // The robot's instance stopped refreshing its claim (it died).
-            None if self.remote_online => self.holder_lost("instance_lost"),
+            None if m.remote_online => self.holder_lost("instance_lost"),
             None => {}
         }
     }
@@ -483,7 +493,7 @@ impl Handler<InstanceGone> for DeviceRoom {
     type Result = ();
 
     fn handle(&mut self, msg: InstanceGone, _ctx: &mut Context<Self>) {
-        if !self.home && self.remote_online && self.holder.as_deref() == Some(&msg.instance) {
+        if self.remote_holder() == Some(msg.instance.as_str()) {
             // It stopped without detaching our robot in its budget.
             self.holder_lost("relay_shutdown");
         }
@@ -494,10 +504,12 @@ impl DeviceRoom {
     /// The robot's instance is gone without a numbered `robot_disconnected`.
     /// No instance can number this event: it carries the last seq.
     fn holder_lost(&mut self, reason: &str) {
-        self.remote_online = false;
-        self.holder = None;
-        self.presence_changed = std::time::Instant::now();
-        self.announced_lost = true;
+        if let Some(m) = &mut self.mirror {
+            m.remote_online = false;
+            m.holder = None;
+            m.presence_changed = std::time::Instant::now();
+            m.announced_lost = true;
+        }
         self.end_remote_sessions();
         self.announce_unnumbered(Presence::Disconnected { reason });
     }

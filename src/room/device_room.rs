@@ -27,6 +27,7 @@
 
 use super::history::History;
 use super::messages::*;
+use super::mirror::MirrorState;
 use super::Directory;
 use crate::ids::{unix_now, unix_now_ms, ConnId, DeviceId, UserId};
 use crate::metrics::{self, Metrics};
@@ -109,18 +110,9 @@ pub struct DeviceRoom {
     pub(super) env: RoomEnv,
     /// Clustered: this instance holds the robot and numbers the events.
     pub(super) home: bool,
-    /// Clustered: this room receives the device's events from Redis.
-    pub(super) watching: bool,
-    /// Clustered mirror: the robot is online on another instance...
-    pub(super) remote_online: bool,
-    /// ...this one.
-    pub(super) holder: Option<String>,
-    /// When the mirror last learned the robot's presence from an event.
-    pub(super) presence_changed: std::time::Instant,
-    /// Clustered mirror: apps were told `instance_lost` from presence alone;
-    /// if presence shows a holder again before any numbered presence event,
-    /// they are told `robot_connected` the same way.
-    pub(super) announced_lost: bool,
+    /// Clustered, `Some` while this room receives the device's events from
+    /// Redis (it mirrors the device): where the robot is.
+    pub(super) mirror: Option<MirrorState>,
     /// Home: REST calls from other instances waiting on our robot, by
     /// request id: the instance to answer and when it was asked.
     pub(super) remote_pending: HashMap<String, (String, std::time::Instant)>,
@@ -158,11 +150,7 @@ impl DeviceRoom {
             directory,
             env,
             home: false,
-            watching: false,
-            remote_online: false,
-            holder: None,
-            presence_changed: std::time::Instant::now(),
-            announced_lost: false,
+            mirror: None,
             remote_pending: HashMap::new(),
             waiting_commands: HashMap::new(),
         }
@@ -306,7 +294,7 @@ impl DeviceRoom {
 
     pub(super) fn snapshot(&self) -> Snapshot {
         let mut s = self.snapshot.clone();
-        s.online = self.robot.is_some() || self.remote_online;
+        s.online = self.robot.is_some() || self.mirror.as_ref().is_some_and(|m| m.remote_online);
         s
     }
 
@@ -496,10 +484,10 @@ impl Handler<FindRobot> for DeviceRoom {
     type Result = Option<RobotRoute>;
 
     fn handle(&mut self, _msg: FindRobot, _ctx: &mut Context<Self>) -> Self::Result {
-        match (&self.robot, &self.holder) {
+        match (&self.robot, self.remote_holder()) {
             (Some(r), _) => Some(RobotRoute::Local(r.conn.clone(), r.outbox.clone())),
-            (None, Some(h)) if self.remote_online => Some(RobotRoute::Remote(h.clone())),
-            _ => None,
+            (None, Some(h)) => Some(RobotRoute::Remote(h.to_string())),
+            (None, None) => None,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod history;
 mod inbound;
 mod members;
 pub mod messages;
+mod mirror;
 mod proxy;
 
 pub use device_room::DeviceRoom;

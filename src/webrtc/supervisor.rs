@@ -129,10 +129,8 @@ impl SessionSupervisor {
     fn drop_unstarted(&mut self, id: &SessionId) {
         if let Some(s) = self.sessions.remove(id) {
             if let Some(bridge) = &self.bridge {
-                bridge.do_send(SessionSlots {
+                bridge.do_send(SessionSlots::GiveBack {
                     slots: vec![(s.device, s.id.to_string())],
-                    keep: false,
-                    stale_after_s: self.slot_stale_after_s(),
                 });
             }
         }
@@ -147,9 +145,8 @@ impl SessionSupervisor {
             .map(|s| (s.device.clone(), s.id.to_string()))
             .collect();
         if !slots.is_empty() {
-            bridge.do_send(SessionSlots {
+            bridge.do_send(SessionSlots::Refresh {
                 slots,
-                keep: true,
                 stale_after_s: self.slot_stale_after_s(),
             });
         }
@@ -184,10 +181,8 @@ impl SessionSupervisor {
             return;
         };
         if let Some(bridge) = &self.bridge {
-            bridge.do_send(SessionSlots {
+            bridge.do_send(SessionSlots::GiveBack {
                 slots: vec![(s.device.clone(), s.id.to_string())],
-                keep: false,
-                stale_after_s: self.slot_stale_after_s(),
             });
         }
         let frame = s.close_frame(reason);
