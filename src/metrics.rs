@@ -69,6 +69,12 @@ pub fn get_u(c: &AtomicU64) -> u64 {
 
 impl Metrics {
     /// Prometheus text exposition.
+    ///
+    /// Long on purpose: it is the catalogue of every series, one entry per
+    /// metric (name, help, value) in the order a reader of `/metrics` sees
+    /// them, with no logic between entries; split, the catalogue would only
+    /// be scattered. (The `obs` branch replaces it with
+    /// metrics-exporter-prometheus.)
     pub fn render(&self, instance: &str) -> String {
         let mut out = String::with_capacity(2048);
         let mut gauge = |name: &str, help: &str, v: i64| {
