@@ -41,34 +41,6 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const COUNT: usize = 9;
-    pub const ALL: [Reason; Reason::COUNT] = [
-        Reason::UserSockets,
-        Reason::DeviceWatchers,
-        Reason::IpSockets,
-        Reason::RobotConnects,
-        Reason::Devices,
-        Reason::LoginIp,
-        Reason::LoginUsername,
-        Reason::RegisterIp,
-        Reason::RegisterUsername,
-    ];
-
-    /// `reason` label in `wimz_refused_total`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Reason::UserSockets => "user_sockets",
-            Reason::DeviceWatchers => "device_watchers",
-            Reason::IpSockets => "ip_sockets",
-            Reason::RobotConnects => "robot_connects",
-            Reason::Devices => "devices",
-            Reason::LoginIp => "login_ip",
-            Reason::LoginUsername => "login_username",
-            Reason::RegisterIp => "register_ip",
-            Reason::RegisterUsername => "register_username",
-        }
-    }
-
     /// The `error.code` (HTTP) or socket `error` code.
     pub fn code(self) -> &'static str {
         match self {
@@ -93,6 +65,22 @@ impl Reason {
             Reason::LoginUsername => "too many login attempts for this user; retry later",
             Reason::RegisterIp => "too many registrations from this address; retry later",
             Reason::RegisterUsername => "too many registrations of this username; retry later",
+        }
+    }
+
+    /// Its `wimz_refused_total` reason.
+    pub fn refusal(self) -> crate::metrics::Refusal {
+        use crate::metrics::Refusal as R;
+        match self {
+            Reason::UserSockets => R::UserSockets,
+            Reason::DeviceWatchers => R::DeviceWatchers,
+            Reason::IpSockets => R::IpSockets,
+            Reason::RobotConnects => R::RobotConnects,
+            Reason::Devices => R::Devices,
+            Reason::LoginIp => R::LoginIp,
+            Reason::LoginUsername => R::LoginUsername,
+            Reason::RegisterIp => R::RegisterIp,
+            Reason::RegisterUsername => R::RegisterUsername,
         }
     }
 
@@ -179,7 +167,7 @@ impl Caps {
 
     /// Counts a refusal made elsewhere (a room's watcher cap).
     pub fn count(&self, reason: Reason) {
-        crate::metrics::count_refused(&self.metrics, reason);
+        self.metrics.refused(reason.refusal());
     }
 
     fn socket_wait(&self) -> Option<Duration> {
