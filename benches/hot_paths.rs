@@ -9,24 +9,31 @@ use bytestring::ByteString;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hmac::{Hmac, Mac};
 use wimz_relay::auth::{signature, Role, TokenService};
+use wimz_relay::ids::DeviceId;
 use wimz_relay::room::history::History;
 use wimz_relay::secret::Secret;
-use wimz_relay::ws::frames::{self, RobotFrame};
-use wimz_relay::ws::outbox;
+use wimz_relay::wire::encode::{self, DeviceJson};
+use wimz_relay::wire::frames::{self, RobotFrame};
+use wimz_relay::wire::outbox;
 
 /// A realistic ~300-byte `mission_progress` event, as the load generator sends.
 const EVENT: &str = r#"{"type":"event","event":"mission_progress","data":{"mission":"sit_training","status":"watching","stage":3,"total_stages":5,"dog":"rex","confidence":0.91,"treats_left":12,"lg":{"n":1234,"t":1732250000000000},"note":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}"#;
 
-/// Keys the relay owns in an event envelope (as the room drops them).
-const ENVELOPE_KEYS: &[&str] = &["device_id", "epoch", "seq", "ts_ms"];
-
 /// What `DeviceRoom::publish` does to one event before fanning it out.
 fn envelope(raw: &str, strip: bool, seq: u64) -> ByteString {
-    let extra = format!(
-        "\"device_id\":\"wimz-000001\",\"epoch\":1732250000123,\"seq\":{seq},\"ts_ms\":{}",
-        wimz_relay::ids::unix_now_ms()
-    );
-    ByteString::from(frames::splice(raw, ENVELOPE_KEYS, strip, &extra))
+    thread_local! {
+        static DEVICE: DeviceJson = DeviceJson::new(&DeviceId::parse("wimz-000001").expect("a valid id"));
+    }
+    DEVICE.with(|d| {
+        encode::event(
+            raw,
+            strip,
+            d,
+            1_732_250_000_123,
+            seq,
+            wimz_relay::ids::unix_now_ms(),
+        )
+    })
 }
 
 fn parse_and_envelope(c: &mut Criterion) {

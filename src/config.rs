@@ -6,6 +6,8 @@
 //! value stops start-up with one line naming the key (`server.bind: ...`).
 //! Loaded once in `main` and passed down; nothing reads the environment after.
 
+pub mod caps;
+
 use crate::secret::Secret;
 use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
@@ -45,9 +47,9 @@ pub struct Settings {
     pub rooms: RoomSettings,
     pub log: LogSettings,
     /// Caps on sockets and devices per user, device and address.
-    pub caps: crate::caps::settings::CapsSettings,
+    pub caps: caps::CapsSettings,
     /// Login and registration throttles.
-    pub throttle: crate::caps::settings::ThrottleSettings,
+    pub throttle: caps::ThrottleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,7 +76,7 @@ pub struct ServerSettings {
     pub allowed_origins: Vec<String>,
     /// Reverse proxies whose `X-Forwarded-For` names the client (addresses
     /// or CIDR blocks); empty: the TCP peer is the client.
-    pub trusted_proxies: crate::caps::client_ip::TrustedProxies,
+    pub trusted_proxies: crate::net::client_ip::TrustedProxies,
 }
 
 impl Default for ServerSettings {
@@ -286,31 +288,11 @@ impl Default for ProxySettings {
     fn default() -> Self {
         ProxySettings {
             timeout_s: 10.0,
-            allowed_paths: [
-                "GET /missions/available",
-                "GET /missions/status",
-                "POST /missions/start",
-                "POST /missions/stop",
-                "POST /missions/pause",
-                "POST /missions/resume",
-                "GET /programs/available",
-                "GET /programs/status",
-                "POST /programs/start",
-                "POST /programs/stop",
-                "POST /programs/pause",
-                "POST /programs/resume",
-                "POST /programs/create",
-                "DELETE /programs/*",
-                "GET /reports/weekly",
-                "GET /reports/dog/*",
-                "GET /reports/trends",
-                "GET /reports/compare",
-                "GET /mode",
-                "POST /mode",
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            allowed_paths: crate::proxy_paths::DEFAULT_ALLOWED
+                .iter()
+                .copied()
+                .map(String::from)
+                .collect(),
             max_pending_per_device: 64,
         }
     }
@@ -550,7 +532,10 @@ impl Settings {
                 ));
             }
         }
-        if let Err((i, entry)) = crate::http::origins::AllowedOrigins::new(&self.server) {
+        if let Err((i, entry)) = crate::net::origin::AllowedOrigins::new(
+            &self.server.allowed_origins,
+            &self.server.trusted_proxies,
+        ) {
             return Err(ConfigError::new(
                 format!("server.allowed_origins[{i}]"),
                 format!("{entry:?} is not an origin \"http(s)://host[:port]\""),

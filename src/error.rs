@@ -1,5 +1,5 @@
-//! Errors at the two boundaries: [`ApiError`] for HTTP (status + code +
-//! message, PROTOCOL.md §1) and [`WireCode`] for socket `error` frames (§3).
+//! The HTTP boundary's error: [`ApiError`] (status + code + message,
+//! PROTOCOL.md §1). Socket `error` frames are [`crate::wire::WireError`].
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -59,6 +59,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::caps::Refusal> for ApiError {
+    fn from(r: crate::caps::Refusal) -> Self {
+        ApiError::Refused(r)
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
@@ -114,72 +120,5 @@ impl ResponseError for ApiError {
                 message: self.to_string(),
             },
         })
-    }
-}
-
-/// The `code` of a socket `error` frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WireCode {
-    BadMessage,
-    Unsupported,
-    UnknownDevice,
-    NotOwner,
-    RobotOffline,
-    UnknownSession,
-    SessionLimit,
-    RateLimited,
-    NotSubscribed,
-    Internal,
-    /// `caps.app_sockets_per_device` reached (PROTOCOL.md Part 2 J).
-    WatcherLimit,
-}
-
-/// A socket error to send back: code, message and the offending message's `id`.
-#[derive(Debug, Clone)]
-pub struct WireError {
-    pub code: WireCode,
-    pub message: String,
-    pub reference: Option<Box<serde_json::value::RawValue>>,
-}
-
-impl WireError {
-    pub fn new(code: WireCode, message: impl Into<String>) -> Self {
-        WireError {
-            code,
-            message: message.into(),
-            reference: None,
-        }
-    }
-
-    /// `robot_offline` "the robot is offline": the device's robot cannot be
-    /// reached (not connected, or its instance is gone).
-    pub fn robot_offline() -> Self {
-        WireError::new(WireCode::RobotOffline, "the robot is offline")
-    }
-
-    pub fn with_ref(mut self, reference: Option<Box<serde_json::value::RawValue>>) -> Self {
-        self.reference = reference;
-        self
-    }
-
-    /// The `{"type":"error",...}` frame.
-    pub fn to_frame(&self) -> String {
-        #[derive(Serialize)]
-        struct Frame<'a> {
-            #[serde(rename = "type")]
-            ty: &'static str,
-            code: WireCode,
-            message: &'a str,
-            #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-            reference: Option<&'a serde_json::value::RawValue>,
-        }
-        serde_json::to_string(&Frame {
-            ty: "error",
-            code: self.code,
-            message: &self.message,
-            reference: self.reference.as_deref(),
-        })
-        .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"error"}"#.into())
     }
 }

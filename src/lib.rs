@@ -14,9 +14,11 @@
 //! - [`auth`]: JWTs, device signatures with replay refusal, passwords,
 //!   credential ids binding device credentials to one registration.
 //! - [`caps`]: caps per user, device and address; login/registration throttles.
+//! - [`net`]: client addresses behind trusted proxies, browser origins.
 //! - [`store`]: users, devices, session history (SQLite or PostgreSQL).
-//! - [`ws`]: socket endpoints and the robot/app socket actors, their
-//!   outboxes and the edge parser ([`ws::frames`]).
+//! - [`wire`]: frames in (the edge parser) and out (every frame the relay
+//!   writes), socket outboxes, `error` frames: used by every layer above.
+//! - [`ws`]: socket endpoints and the robot/app socket actors.
 //! - [`room`]: the [`room::Directory`] and one [`room::DeviceRoom`] per device.
 //! - [`webrtc`]: the [`webrtc::SessionSupervisor`].
 //! - [`turn`]: TURN credential providers.
@@ -38,6 +40,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod net;
 pub mod proxy_paths;
 pub mod room;
 pub mod secret;
@@ -48,4 +51,5 @@ pub mod supervise;
 pub mod telemetry;
 pub mod turn;
 pub mod webrtc;
+pub mod wire;
 pub mod ws;

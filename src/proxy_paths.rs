@@ -7,6 +7,31 @@
 //! (`..`, `.`, encoded slashes or backslashes, NUL, doubled slashes) is refused
 //! rather than "fixed".
 
+/// `proxy.allowed_paths` by default: the WIM-Z robot API an app uses
+/// remotely.
+pub const DEFAULT_ALLOWED: &[&str] = &[
+    "GET /missions/available",
+    "GET /missions/status",
+    "POST /missions/start",
+    "POST /missions/stop",
+    "POST /missions/pause",
+    "POST /missions/resume",
+    "GET /programs/available",
+    "GET /programs/status",
+    "POST /programs/start",
+    "POST /programs/stop",
+    "POST /programs/pause",
+    "POST /programs/resume",
+    "POST /programs/create",
+    "DELETE /programs/*",
+    "GET /reports/weekly",
+    "GET /reports/dog/*",
+    "GET /reports/trends",
+    "GET /reports/compare",
+    "GET /mode",
+    "POST /mode",
+];
+
 /// One allow-list entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -123,7 +148,8 @@ mod tests {
     use super::*;
 
     fn defaults() -> AllowList {
-        AllowList::new(&crate::config::ProxySettings::default().allowed_paths)
+        let list: Vec<String> = DEFAULT_ALLOWED.iter().copied().map(String::from).collect();
+        AllowList::new(&list)
     }
 
     #[test]

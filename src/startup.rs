@@ -5,6 +5,7 @@
 use crate::auth::{
     MemoryReplayGuard, RedisReplayGuard, ReplayGuard, SignatureVerifier, TokenService,
 };
+use crate::cluster::messages::Upstream;
 use crate::cluster::ClusterBridge;
 use crate::config::{secs, Settings};
 use crate::metrics::{get_i, Metrics};
@@ -15,7 +16,7 @@ use crate::secret::Secret;
 use crate::state::AppState;
 use crate::store::last_seen::{LastSeenTask, LastSeenWriter};
 use crate::store::Store;
-use crate::supervise::{self, OnStop};
+use crate::supervise::{self, Mailbox, OnStop};
 use crate::turn::TurnService;
 use crate::webrtc::SessionSupervisor;
 use actix_web::dev::{Server, ServerHandle};
@@ -80,8 +81,17 @@ impl Application {
             sessions: None,
             instance: instance_id.clone(),
         };
+        // The directory's and the session supervisor's mailboxes first: the
+        // bridge hands them what other instances send, and they need the
+        // bridge when they are built.
+        let directory_mailbox = Mailbox::<Directory>::new();
+        let sessions_mailbox = Mailbox::<SessionSupervisor>::new();
         let cluster_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let cluster = if settings.clustered() {
+            let upstream = Upstream {
+                rooms: directory_mailbox.address().recipient(),
+                sessions: sessions_mailbox.address().recipient(),
+            };
             let bridge = ClusterBridge::connect(
                 settings.cluster.redis_url.expose(),
                 instance_id.clone(),
@@ -89,6 +99,7 @@ impl Application {
                 settings.history.size,
                 metrics.clone(),
                 cluster_up.clone(),
+                upstream,
             )
             .await?;
             let metrics = metrics.clone();
@@ -110,30 +121,23 @@ impl Application {
                 metrics.clone(),
             );
             let (bridge, instance) = (cluster.clone(), instance_id.clone());
-            supervise::start(
-                "session_supervisor",
-                metrics.clone(),
-                OnStop::Restart,
-                move |_| SessionSupervisor::new(webrtc, turn, store, metrics, bridge, instance),
-            )
+            let supervisor =
+                SessionSupervisor::new(webrtc, turn, store, metrics.clone(), bridge, instance);
+            sessions_mailbox.start("session_supervisor", metrics, OnStop::Restart, supervisor)
         };
 
         let env = RoomEnv {
             bridge: cluster.clone(),
-            sessions: Some(sessions.clone()),
+            sessions: Some(sessions.clone().recipient()),
             instance: instance_id.clone(),
             ..env
         };
-        let directory =
-            supervise::start("directory", metrics.clone(), OnStop::Restart, move |_| {
-                Directory::new(env)
-            });
-        if let Some(bridge) = &cluster {
-            bridge.do_send(crate::cluster::messages::SetDirectory {
-                directory: directory.clone(),
-                sessions: sessions.clone(),
-            });
-        }
+        let directory = directory_mailbox.start(
+            "directory",
+            metrics.clone(),
+            OnStop::Restart,
+            Directory::new(env),
+        );
         let replay: Arc<dyn ReplayGuard> = match &settings.clustered() {
             true => Arc::new(RedisReplayGuard::connect(settings.cluster.redis_url.expose()).await?),
             false => Arc::new(MemoryReplayGuard::default()),
@@ -142,7 +146,11 @@ impl Application {
         let (robots_tx, robots_rx) = watch::channel(false);
         let (apps_tx, apps_rx) = watch::channel(false);
         let origins = Arc::new(
-            crate::http::origins::AllowedOrigins::new(&settings.server).map_err(|(i, e)| {
+            crate::net::origin::AllowedOrigins::new(
+                &settings.server.allowed_origins,
+                &settings.server.trusted_proxies,
+            )
+            .map_err(|(i, e)| {
                 anyhow::anyhow!("server.allowed_origins[{i}]: {e:?} is not an origin")
             })?,
         );
@@ -188,6 +196,7 @@ impl Application {
                     crate::telemetry::request_span,
                 ))
                 .configure(|cfg| crate::http::routes(cfg, max_body))
+                .configure(crate::ws::routes)
         })
         .disable_signals()
         // Small frames to many sockets: without TCP_NODELAY a second frame

@@ -50,7 +50,7 @@ pub struct AppState {
     /// exhausting memory.
     pub hashing: Arc<tokio::sync::Semaphore>,
     /// `server.allowed_origins` and the relay's own: who may use it from a browser.
-    pub origins: Arc<crate::http::origins::AllowedOrigins>,
+    pub origins: Arc<crate::net::origin::AllowedOrigins>,
     /// Caps per user, device and address; login/registration throttles.
     pub caps: Arc<crate::caps::Caps>,
 }

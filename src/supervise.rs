@@ -84,12 +84,46 @@ where
     A: Actor<Context = Context<A>> + Supervised,
     F: FnOnce(&mut Context<A>) -> A,
 {
-    let mut ctx = Context::new();
-    let act = f(&mut ctx);
-    let addr = ctx.address();
-    let fut = ctx.into_future(act);
-    actix_rt::spawn(Guard::new(fut, name, metrics, on_stop));
-    addr
+    let mut mailbox = Mailbox::new();
+    let act = f(&mut mailbox.0);
+    mailbox.start(name, metrics, on_stop, act)
+}
+
+/// An actor's mailbox (its context), made before the actor: its address
+/// can be handed to another actor this one needs at construction. Start-up
+/// builds the directory's and the session supervisor's first, so the
+/// cluster bridge gets their recipients when it is made and they get the
+/// bridge's address when they are (no second, "set it later" phase).
+/// Messages sent before [`Mailbox::start`] wait in the mailbox.
+pub struct Mailbox<A: Actor<Context = Context<A>>>(Context<A>);
+
+impl<A> Mailbox<A>
+where
+    A: Actor<Context = Context<A>> + Supervised,
+{
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Mailbox(Context::new())
+    }
+
+    pub fn address(&self) -> Addr<A> {
+        self.0.address()
+    }
+
+    /// Runs `act` in this mailbox, in the current arbiter, under
+    /// panic-catching supervision.
+    pub fn start(
+        self,
+        name: &'static str,
+        metrics: Arc<Metrics>,
+        on_stop: OnStop,
+        act: A,
+    ) -> Addr<A> {
+        let addr = self.0.address();
+        let fut = self.0.into_future(act);
+        actix_rt::spawn(Guard::new(fut, name, metrics, on_stop));
+        addr
+    }
 }
 
 /// Starts `f`'s actor in `arbiter` under panic-catching supervision.

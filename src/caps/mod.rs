@@ -10,17 +10,14 @@
 //! cluster they hold per instance (docs/SECURITY.md says why). Devices per
 //! user are counted in the shared store, so that cap is cluster-wide.
 
-pub mod client_ip;
-pub mod settings;
 pub mod sockets;
 pub mod throttle;
 
 use crate::config::Settings;
-use crate::error::ApiError;
 use crate::ids::{DeviceId, UserId};
 use crate::metrics::Metrics;
+use crate::net::client_ip::{AddrKey, TrustedProxies};
 use actix_web::HttpRequest;
-use client_ip::{AddrKey, TrustedProxies};
 use sockets::{SocketCounts, SocketPermit};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +38,18 @@ pub enum Reason {
 }
 
 impl Reason {
+    pub const ALL: [Reason; 9] = [
+        Reason::UserSockets,
+        Reason::DeviceWatchers,
+        Reason::IpSockets,
+        Reason::RobotConnects,
+        Reason::Devices,
+        Reason::LoginIp,
+        Reason::LoginUsername,
+        Reason::RegisterIp,
+        Reason::RegisterUsername,
+    ];
+
     /// The `error.code` (HTTP) or socket `error` code.
     pub fn code(self) -> &'static str {
         match self {
@@ -110,7 +119,7 @@ fn username_key(name: &str) -> String {
 
 /// Every cap and throttle of this instance.
 pub struct Caps {
-    settings: settings::CapsSettings,
+    settings: crate::config::caps::CapsSettings,
     trusted: TrustedProxies,
     sockets: SocketCounts,
     login_ip: Throttle<AddrKey>,
@@ -143,7 +152,7 @@ impl Caps {
         }
     }
 
-    /// The client's address key (see [`client_ip`]).
+    /// The client's address key (see [`crate::net::client_ip`]).
     pub fn client(&self, req: &HttpRequest) -> AddrKey {
         let Some(peer) = req.peer_addr() else {
             return AddrKey::unknown();
@@ -155,14 +164,15 @@ impl Caps {
         AddrKey::of(self.trusted.client(peer.ip(), forwarded))
     }
 
-    /// Counts `reason` and makes its HTTP error.
-    pub fn refuse(&self, reason: Reason, wait: Option<Duration>) -> ApiError {
+    /// Counts `reason` and makes its refusal (answered as an HTTP error,
+    /// `crate::error::ApiError::Refused`).
+    pub fn refuse(&self, reason: Reason, wait: Option<Duration>) -> Refusal {
         self.count(reason);
         let retry_after_s = wait.map(|w| w.as_secs_f64().ceil().max(1.0) as u64);
-        ApiError::Refused(Refusal {
+        Refusal {
             reason,
             retry_after_s,
-        })
+        }
     }
 
     /// Counts a refusal made elsewhere (a room's watcher cap).
@@ -177,7 +187,7 @@ impl Caps {
     }
 
     /// An app socket of `user` from `addr`, if the caps allow.
-    pub fn app_socket(&self, addr: AddrKey, user: &UserId) -> Result<SocketPermit, ApiError> {
+    pub fn app_socket(&self, addr: AddrKey, user: &UserId) -> Result<SocketPermit, Refusal> {
         let c = &self.settings;
         self.sockets
             .admit(addr, Some(user), c.app_sockets_per_user, c.sockets_per_ip)
@@ -186,7 +196,7 @@ impl Caps {
 
     /// A robot socket of `device` from `addr` (already authenticated, so a
     /// stranger cannot spend a device's connection budget).
-    pub fn robot_socket(&self, addr: AddrKey, device: &DeviceId) -> Result<SocketPermit, ApiError> {
+    pub fn robot_socket(&self, addr: AddrKey, device: &DeviceId) -> Result<SocketPermit, Refusal> {
         self.robot_connects
             .check(device)
             .map_err(|wait| self.refuse(Reason::RobotConnects, Some(wait)))?;
@@ -196,7 +206,7 @@ impl Caps {
     }
 
     /// One login attempt for `username` from `addr`.
-    pub fn login(&self, addr: AddrKey, username: &str) -> Result<(), ApiError> {
+    pub fn login(&self, addr: AddrKey, username: &str) -> Result<(), Refusal> {
         self.by_addr_and_name(
             (&self.login_ip, Reason::LoginIp),
             (&self.login_username, Reason::LoginUsername),
@@ -206,7 +216,7 @@ impl Caps {
     }
 
     /// One registration attempt of `username` from `addr`.
-    pub fn register(&self, addr: AddrKey, username: &str) -> Result<(), ApiError> {
+    pub fn register(&self, addr: AddrKey, username: &str) -> Result<(), Refusal> {
         self.by_addr_and_name(
             (&self.register_ip, Reason::RegisterIp),
             (&self.register_username, Reason::RegisterUsername),
@@ -222,7 +232,7 @@ impl Caps {
         (by_name, name_reason): (&Throttle<String>, Reason),
         addr: AddrKey,
         username: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Refusal> {
         by_addr
             .check(&addr)
             .map_err(|w| self.refuse(addr_reason, Some(w)))?;
@@ -239,5 +249,30 @@ impl Caps {
     /// `caps.app_sockets_per_device` (0 = no cap).
     pub fn app_sockets_per_device(&self) -> usize {
         self.settings.app_sockets_per_device
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each reason keeps its own `wimz_refused_total` label.
+    #[test]
+    fn each_reason_has_its_own_metrics_label() {
+        let labels = Reason::ALL.map(|r| r.refusal().label());
+        assert_eq!(
+            labels,
+            [
+                "user_sockets",
+                "device_watchers",
+                "ip_sockets",
+                "robot_connects",
+                "devices",
+                "login_ip",
+                "login_username",
+                "register_ip",
+                "register_username",
+            ]
+        );
     }
 }

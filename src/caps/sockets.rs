@@ -3,9 +3,9 @@
 //! the caps and counts the socket, dropping it (when the socket actor is
 //! dropped, on every exit path) gives the slot back.
 
-use super::client_ip::AddrKey;
 use super::Reason;
 use crate::ids::UserId;
+use crate::net::client_ip::AddrKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

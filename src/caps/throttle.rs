@@ -3,7 +3,7 @@
 //! username, robot connections per device. A refusal says how long until
 //! the next request of that key would pass (`Retry-After`).
 
-use super::settings::Rate;
+use crate::config::caps::Rate;
 use governor::clock::{Clock, DefaultClock};
 use governor::DefaultKeyedRateLimiter;
 use std::hash::Hash;

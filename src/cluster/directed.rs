@@ -1,164 +1,62 @@
 //! Instance-to-instance messages (`Directed` on `wimz:inst:<id>` and
-//! `wimz:all`): sending them, and routing the ones we receive to rooms and
-//! the session supervisor.
+//! `wimz:all`): sending them, and handing the ones we receive up to the
+//! directory ([`ForRooms`]) or the session supervisor ([`ForSessions`]).
 
 use super::keys;
 use super::messages::*;
 use super::ClusterBridge;
-use crate::room::messages as room_msg;
+use crate::ids::ConnId;
 use actix::prelude::*;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 impl ClusterBridge {
-    pub(super) fn route_directed(&mut self, payload: String, ctx: &mut Context<Self>) {
-        let Ok(msg) = serde_json::from_str::<Directed>(&payload) else {
+    /// A message another instance sent us: decoded and handed up, to the
+    /// directory (for a device's room) or the session supervisor. Nothing
+    /// waits here: what needs an answer back (a command nobody here can
+    /// take, a REST call for a robot that is not here) is answered by the
+    /// side that handles it, through [`SendDirected`].
+    pub(super) fn route_directed(&mut self, payload: &str) {
+        let Ok(msg) = serde_json::from_str::<Directed>(payload) else {
             tracing::debug!("ignoring an undecodable cluster message");
             return;
         };
-        let Some(directory) = self.directory.clone() else {
-            return;
-        };
-        let sessions = self.sessions.clone();
-        let redis = self.redis.clone();
-        ctx.spawn(
-            async move {
-                match msg {
-                    Directed::Cmd { d, c, raw } => {
-                        // `id`: for `ref` if the robot is not here (as on one
-                        // instance), and, for a command, to answer for it if
-                        // the robot leaves without a result.
-                        let (ty, reference) =
-                            crate::ws::frames::type_and_id(&raw).unwrap_or_default();
-                        let answer_for = match (&reference, ty == "command") {
-                            (Some(id), true) => {
-                                Some((crate::ids::ConnId::from_wire(&c), id.clone()))
-                            }
-                            _ => None,
-                        };
-                        let room = directory
-                            .send(room_msg::FindRoom { device: d.clone() })
-                            .await
-                            .ok()
-                            .flatten();
-                        let delivered = match &room {
-                            Some(r) => r
-                                .send(room_msg::RemoteCommand { raw, answer_for })
-                                .await
-                                .unwrap_or(false),
-                            None => false,
-                        };
-                        if !delivered {
-                            let err = crate::error::WireError::robot_offline()
-                                .with_ref(reference)
-                                .to_frame();
-                            let back = Directed::Res {
-                                d,
-                                c: c.clone(),
-                                raw: err,
-                            };
-                            if let Some(instance) = crate::ids::ConnId::from_wire(&c).instance() {
-                                publish_directed(redis, instance, &back).await;
-                            }
-                        }
-                    }
-                    Directed::Res { d, c, raw } => {
-                        if let Some(room) = directory
-                            .send(room_msg::FindRoom { device: d })
-                            .await
-                            .ok()
-                            .flatten()
-                        {
-                            room.do_send(room_msg::DeliverToMember {
-                                conn: crate::ids::ConnId::from_wire(&c),
-                                raw,
-                            });
-                        }
-                    }
-                    Directed::ProxyReq { d, r, frame, back } => {
-                        match directory
-                            .send(room_msg::FindRoom { device: d.clone() })
-                            .await
-                            .ok()
-                            .flatten()
-                        {
-                            Some(room) => room.do_send(room_msg::RemoteProxyRequest {
-                                request_id: r,
-                                frame,
-                                back,
-                            }),
-                            None => {
-                                let res = Directed::ProxyRes {
-                                    d,
-                                    r,
-                                    status: None,
-                                    body: None,
-                                };
-                                publish_directed(redis, &back, &res).await;
-                            }
-                        }
-                    }
-                    Directed::ProxyRes { d, r, status, body } => {
-                        if let Some(room) = directory
-                            .send(room_msg::FindRoom { device: d })
-                            .await
-                            .ok()
-                            .flatten()
-                        {
-                            let reply = match status {
-                                Some(status) => room_msg::ProxyReply::Response {
-                                    status,
-                                    body: body.and_then(|b| {
-                                        serde_json::value::RawValue::from_string(b).ok()
-                                    }),
-                                },
-                                None => room_msg::ProxyReply::RobotOffline,
-                            };
-                            room.do_send(room_msg::RemoteProxyResponse {
-                                request_id: r,
-                                reply,
-                            });
-                        }
-                    }
-                    Directed::RobotSig { from, d, raw } => {
-                        if let (Some(sessions), Ok(parsed)) =
-                            (&sessions, crate::ws::frames::parse_robot(&raw))
-                        {
-                            sessions.do_send(crate::webrtc::messages::FromRobot {
-                                conn: crate::webrtc::session::RobotEnd::remote_conn(&from),
-                                device: d,
-                                outbox: crate::ws::outbox::Outbox::closed(),
-                                frame: parsed.frame,
-                                reference: None,
-                            });
-                        }
-                    }
-                    Directed::Deleted { d } => {
-                        if let Some(sessions) = &sessions {
-                            sessions.do_send(crate::webrtc::messages::EndDeviceSessions {
-                                device: d.clone(),
-                                reason: "device_deleted",
-                            });
-                        }
-                        directory.do_send(room_msg::DeviceDeleted { device: d });
-                    }
-                    Directed::Rotated { d } => {
-                        directory.do_send(room_msg::CredentialsChanged { device: d });
-                    }
-                    Directed::Replaced { d } => {
-                        if let Some(room) = directory
-                            .send(room_msg::FindRoom { device: d })
-                            .await
-                            .ok()
-                            .flatten()
-                        {
-                            room.do_send(room_msg::RobotReplacedElsewhere);
-                        }
-                    }
-                }
+        let Upstream { rooms, sessions } = &self.upstream;
+        match msg {
+            Directed::Cmd { d, c, raw } => rooms.do_send(ForRooms::Command {
+                device: d,
+                conn: ConnId::from_wire(&c),
+                raw,
+            }),
+            Directed::Res { d, c, raw } => rooms.do_send(ForRooms::Result {
+                device: d,
+                conn: ConnId::from_wire(&c),
+                raw,
+            }),
+            Directed::ProxyReq { d, r, frame, back } => rooms.do_send(ForRooms::ProxyRequest {
+                device: d,
+                request_id: r,
+                frame,
+                back,
+            }),
+            Directed::ProxyRes { d, r, status, body } => rooms.do_send(ForRooms::ProxyResponse {
+                device: d,
+                request_id: r,
+                status,
+                body,
+            }),
+            Directed::RobotSig { from, d, raw } => sessions.do_send(ForSessions::RobotSignal {
+                from,
+                device: d,
+                raw,
+            }),
+            Directed::Deleted { d } => {
+                sessions.do_send(ForSessions::Deleted { device: d.clone() });
+                rooms.do_send(ForRooms::Deleted { device: d });
             }
-            .into_actor(self),
-        );
+            Directed::Rotated { d } => rooms.do_send(ForRooms::Rotated { device: d }),
+            Directed::Replaced { d } => rooms.do_send(ForRooms::Replaced { device: d }),
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use super::presence::parse_last;
 use super::scripts;
 use super::subscriber::{read_stream, SubCmd};
 use super::ClusterBridge;
-use crate::room::messages::Snapshot;
+use crate::wire::Snapshot;
 use actix::prelude::*;
 use redis::AsyncCommands;
 use std::collections::HashMap;
@@ -63,7 +63,7 @@ impl Handler<Watch> for ClusterBridge {
     type Result = ResponseFuture<Option<SyncState>>;
 
     fn handle(&mut self, msg: Watch, _ctx: &mut Context<Self>) -> Self::Result {
-        self.mirrors.insert(msg.device.clone(), msg.room);
+        self.mirrors.insert(msg.device.clone(), msg.mirror);
         let sub = self.sub.clone();
         let mut redis = self.redis.clone();
         let instance = self.instance.to_string();
@@ -121,7 +121,7 @@ impl Handler<Unwatch> for ClusterBridge {
     type Result = ();
 
     fn handle(&mut self, msg: Unwatch, _ctx: &mut Context<Self>) {
-        if self.mirrors.get(&msg.device) == Some(&msg.room) {
+        if self.mirrors.get(&msg.device) == Some(&msg.mirror) {
             self.mirrors.remove(&msg.device);
             if let Some(sub) = &self.sub {
                 let _ = sub.send(SubCmd::Unwatch(msg.device));

@@ -1,8 +1,13 @@
-//! Messages to the [`ClusterBridge`](super::ClusterBridge) and between instances.
+//! Messages to the [`ClusterBridge`](super::ClusterBridge), between
+//! instances ([`Directed`]), and from the bridge up to this instance: to a
+//! mirror room ([`RemoteEvent`], [`RemoteGap`], [`HolderIs`], through the
+//! [`Mirror`] its `Watch` gave), and what other instances sent to its rooms
+//! ([`ForRooms`]) and its session supervisor ([`ForSessions`]), through the
+//! [`Upstream`] the bridge is built with. The bridge knows the actors above
+//! it only through these recipients.
 
-use crate::ids::DeviceId;
-use crate::room::messages::Snapshot;
-use crate::room::DeviceRoom;
+use crate::ids::{ConnId, DeviceId};
+use crate::wire::Snapshot;
 use actix::prelude::*;
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
@@ -57,7 +62,7 @@ pub enum AppendResult {
 #[rtype(result = "Option<SyncState>")]
 pub struct Watch {
     pub device: DeviceId,
-    pub room: Addr<DeviceRoom>,
+    pub mirror: Mirror,
     /// The room's epoch, reserved for the device if it has none yet.
     pub epoch: i64,
 }
@@ -77,7 +82,8 @@ pub struct SyncState {
 #[rtype(result = "()")]
 pub struct Unwatch {
     pub device: DeviceId,
-    pub room: Addr<DeviceRoom>,
+    /// The mirror that watched (a newer room's watch is kept).
+    pub mirror: Mirror,
 }
 
 /// Send a message to another instance. Answers true if that instance
@@ -170,14 +176,6 @@ pub enum Directed {
     },
 }
 
-/// Start-up: where rooms are found.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetDirectory {
-    pub directory: Addr<crate::room::Directory>,
-    pub sessions: Addr<crate::webrtc::SessionSupervisor>,
-}
-
 /// Take a cluster-wide WebRTC session slot for `device` (limit `max`).
 #[derive(Message)]
 #[rtype(result = "SlotAnswer")]
@@ -221,4 +219,119 @@ pub struct BroadcastDeleted {
 #[rtype(result = "()")]
 pub struct BroadcastRotated {
     pub device: DeviceId,
+}
+
+// ---- from the bridge to a mirror room -----------------------------------------
+
+/// An event numbered by the robot's instance (this room mirrors the device).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteEvent {
+    pub epoch: i64,
+    pub seq: u64,
+    pub frame: ByteString,
+}
+
+/// Events `from..=to` of `epoch` could not be recovered from Redis.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteGap {
+    pub epoch: i64,
+    pub from: u64,
+    pub to: u64,
+}
+
+/// Which other instance holds this device's robot now (None: no one).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HolderIs {
+    pub holder: Option<String>,
+    /// When the read started: a read older than the room's last presence
+    /// change is stale and ignored.
+    pub read_at: std::time::Instant,
+}
+
+/// A room mirroring a device, as the bridge reaches it (given with
+/// [`Watch`]). Equal when it is the same room.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Mirror {
+    pub events: Recipient<RemoteEvent>,
+    pub gaps: Recipient<RemoteGap>,
+    pub holder: Recipient<HolderIs>,
+}
+
+impl Mirror {
+    /// The room is still there.
+    pub fn connected(&self) -> bool {
+        self.events.connected()
+    }
+}
+
+// ---- from the bridge up: what other instances sent ----------------------------
+
+/// A message from another instance for a device's room here, handed to the
+/// instance's directory (which finds the room). Decoded from [`Directed`].
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum ForRooms {
+    /// `Directed::Cmd`: a frame (command or signaling) for our robot of
+    /// `device`, from app connection `conn` on another instance.
+    Command {
+        device: DeviceId,
+        conn: ConnId,
+        raw: String,
+    },
+    /// `Directed::Res`: a frame for app connection `conn`, a member here.
+    Result {
+        device: DeviceId,
+        conn: ConnId,
+        raw: String,
+    },
+    /// `Directed::ProxyReq`: a REST call for our robot; answer to `back`.
+    ProxyRequest {
+        device: DeviceId,
+        request_id: String,
+        frame: String,
+        back: String,
+    },
+    /// `Directed::ProxyRes`: the answer to a REST call we forwarded
+    /// (`status` None: the robot is not there).
+    ProxyResponse {
+        device: DeviceId,
+        request_id: String,
+        status: Option<u16>,
+        body: Option<String>,
+    },
+    /// `Directed::Replaced`: our robot of `device` connected elsewhere.
+    Replaced { device: DeviceId },
+    /// `Directed::Deleted`: the device was deleted.
+    Deleted { device: DeviceId },
+    /// `Directed::Rotated`: the device's secret was rotated.
+    Rotated { device: DeviceId },
+}
+
+/// A message from another instance for this instance's session supervisor.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum ForSessions {
+    /// `Directed::RobotSig`: a signaling frame from the robot of `device`
+    /// on instance `from`, for a session owned here.
+    RobotSignal {
+        from: String,
+        device: DeviceId,
+        raw: String,
+    },
+    /// `Directed::Deleted`: the device was deleted; its sessions end.
+    Deleted { device: DeviceId },
+}
+
+/// Where the bridge hands what it receives from other instances: the
+/// actors above it, known only as recipients (their mailboxes are made
+/// before the bridge: see `startup`).
+#[derive(Clone)]
+pub struct Upstream {
+    /// The instance's directory.
+    pub rooms: Recipient<ForRooms>,
+    /// The instance's session supervisor.
+    pub sessions: Recipient<ForSessions>,
 }

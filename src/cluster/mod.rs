@@ -11,9 +11,16 @@
 //! Rooms send it: `Claim`/`Release` (robot arrives/leaves), `Append` (an
 //! event to number across the cluster), `Watch`/`Unwatch` (mirror a device
 //! whose robot is elsewhere), `SendDirected` (commands and results for
-//! other instances), `SaveSnapshot`, `SessionSlot(s)`. It sends rooms:
-//! `RemoteEvent`, `RemoteGap`, `RemoteCommand`, `DeliverToMember`,
-//! `HolderIs`, `RobotReplacedElsewhere`, `RemoteProxyRequest/Response`.
+//! other instances), `SaveSnapshot`, `SessionSlot(s)`.
+//!
+//! It knows nothing above it by type (`tools/modgraph`: `cluster` imports
+//! neither rooms nor sockets nor the session supervisor): a mirror room
+//! hears `RemoteEvent`, `RemoteGap` and `HolderIs` through the [`Mirror`]
+//! it watched with; what other instances send ([`Directed`]) is decoded and
+//! handed to the [`Upstream`] the bridge was built with — [`ForRooms`] to
+//! the directory (which finds the device's room), [`ForSessions`] to the
+//! session supervisor — as centrifuge's broker hands publications to its
+//! node's `BrokerEventHandler`.
 //!
 //! Files: [`presence`] (claims, refresh, stats totals), [`events`] (append,
 //! mirrors, snapshots), [`directed`] (instance-to-instance messages),
@@ -30,8 +37,6 @@ mod slots;
 pub mod subscriber;
 
 use crate::ids::DeviceId;
-use crate::room::messages as room_msg;
-use crate::room::{DeviceRoom, Directory};
 use actix::prelude::*;
 use messages::*;
 use redis::aio::ConnectionManager;
@@ -49,12 +54,12 @@ pub struct ClusterBridge {
     /// Requests to the pub/sub task.
     sub: Option<mpsc::UnboundedSender<SubCmd>>,
     /// Rooms mirroring a device whose robot is elsewhere.
-    mirrors: HashMap<DeviceId, Addr<DeviceRoom>>,
+    mirrors: HashMap<DeviceId, Mirror>,
     /// Devices whose robot is connected here (presence refreshed).
     homes: HashSet<DeviceId>,
-    directory: Option<Addr<Directory>>,
-    /// Where robot-side signaling for our sessions goes.
-    sessions: Option<Addr<crate::webrtc::SessionSupervisor>>,
+    /// Where messages from other instances go: the directory (for rooms)
+    /// and the session supervisor.
+    upstream: Upstream,
     /// True while pub/sub is live (read by `/health`).
     connected: Arc<AtomicBool>,
     presence_ttl_s: u64,
@@ -71,6 +76,7 @@ impl ClusterBridge {
         history_size: usize,
         metrics: Arc<crate::metrics::Metrics>,
         connected: Arc<AtomicBool>,
+        upstream: Upstream,
     ) -> anyhow::Result<ClusterBridge> {
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -89,18 +95,12 @@ impl ClusterBridge {
             sub: None,
             mirrors: HashMap::new(),
             homes: HashSet::new(),
-            directory: None,
-            sessions: None,
+            upstream,
             connected,
             presence_ttl_s: presence_ttl_s.max(1),
             history_size,
             metrics,
         })
-    }
-
-    /// The directory rooms are found in (set once at start-up).
-    pub fn set_directory(&mut self, directory: Addr<Directory>) {
-        self.directory = Some(directory);
     }
 }
 
@@ -140,7 +140,7 @@ impl Supervised for ClusterBridge {
     /// (`ResponseFuture`: appends, claims, watches) runs beside the context
     /// and is not affected.
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.mirrors.retain(|_, room| room.connected());
+        self.mirrors.retain(|_, mirror| mirror.connected());
         tracing::warn!(
             mirrors = self.mirrors.len(),
             homes = self.homes.len(),
@@ -168,8 +168,8 @@ impl Handler<Incoming> for ClusterBridge {
                 seq,
                 frame,
             } => {
-                if let Some(room) = self.mirrors.get(&device) {
-                    room.do_send(room_msg::RemoteEvent { epoch, seq, frame });
+                if let Some(mirror) = self.mirrors.get(&device) {
+                    mirror.events.do_send(RemoteEvent { epoch, seq, frame });
                 }
             }
             Incoming::Gap {
@@ -178,25 +178,16 @@ impl Handler<Incoming> for ClusterBridge {
                 from,
                 to,
             } => {
-                if let Some(room) = self.mirrors.get(&device) {
-                    room.do_send(room_msg::RemoteGap { epoch, from, to });
+                if let Some(mirror) = self.mirrors.get(&device) {
+                    mirror.gaps.do_send(RemoteGap { epoch, from, to });
                 }
             }
-            Incoming::Directed(payload) => self.route_directed(payload, ctx),
+            Incoming::Directed(payload) => self.route_directed(&payload),
             Incoming::Up => {
                 self.connected.store(true, Ordering::Relaxed);
                 self.refresh_presence(ctx);
             }
             Incoming::Down => self.connected.store(false, Ordering::Relaxed),
         }
-    }
-}
-
-impl Handler<SetDirectory> for ClusterBridge {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetDirectory, _ctx: &mut Context<Self>) {
-        self.set_directory(msg.directory);
-        self.sessions = Some(msg.sessions);
     }
 }

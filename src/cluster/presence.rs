@@ -9,15 +9,13 @@ use super::messages::*;
 use super::scripts;
 use super::ClusterBridge;
 use crate::ids::DeviceId;
-use crate::room::messages as room_msg;
-use crate::room::DeviceRoom;
 use actix::prelude::*;
 use redis::AsyncCommands;
 
 impl ClusterBridge {
     pub(super) fn refresh_presence(&mut self, ctx: &mut Context<Self>) {
         let homes: Vec<String> = self.homes.iter().map(keys::presence).collect();
-        let mirrors: Vec<(DeviceId, Addr<DeviceRoom>)> = self
+        let mirrors: Vec<(DeviceId, Mirror)> = self
             .mirrors
             .iter()
             .map(|(d, a)| (d.clone(), a.clone()))
@@ -49,12 +47,12 @@ impl ClusterBridge {
                     .await;
                 let _: Result<(), _> = redis.sadd(keys::INSTANCES, &instance).await;
                 // Mirrors whose robot's instance stopped refreshing: gone.
-                for (device, room) in mirrors {
+                for (device, mirror) in mirrors {
                     let read_at = std::time::Instant::now();
                     let holder: Result<Option<String>, _> =
                         redis.get(keys::presence(&device)).await;
                     if let Ok(holder) = holder {
-                        room.do_send(room_msg::HolderIs {
+                        mirror.holder.do_send(HolderIs {
                             holder: holder.filter(|h| *h != instance),
                             read_at,
                         });

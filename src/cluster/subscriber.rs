@@ -98,7 +98,7 @@ impl Subscriber {
             let mut last_probe = Instant::now();
             let probe_payload = format!(
                 "{{\"k\":\"probe\",\"from\":{}}}",
-                crate::ws::frames::json_str(&self.instance)
+                crate::wire::encode::json_str(&self.instance)
             );
             'live: loop {
                 tokio::select! {

@@ -8,9 +8,10 @@
 use super::extract::UserAuth;
 use crate::error::ApiError;
 use crate::ids::DeviceId;
-use crate::room::messages::{CredentialsChanged, DeviceDeleted, Snapshot, SnapshotOf};
+use crate::room::messages::{CredentialsChanged, DeviceDeleted, SnapshotOf};
 use crate::secret::Secret;
 use crate::state::AppState;
+use crate::wire::Snapshot;
 use actix_web::{web, HttpResponse};
 use rand::RngCore;
 use serde::Deserialize;
@@ -42,7 +43,7 @@ pub async fn create(
     // full cap together (by at most the number in flight).
     let cap = state.caps.devices_per_user();
     if cap > 0 && state.store.count_devices(&user.0).await? >= cap as u64 {
-        return Err(state.caps.refuse(crate::caps::Reason::Devices, None));
+        return Err(state.caps.refuse(crate::caps::Reason::Devices, None).into());
     }
     let secret = new_device_secret();
     match state

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest};
 
-/// Every route of the relay.
+/// Every REST route of the relay (the socket endpoints are `crate::ws::routes`).
 pub fn routes(cfg: &mut web::ServiceConfig, max_body: usize) {
     cfg.app_data(
         web::JsonConfig::default()
@@ -52,8 +52,6 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_body: usize) {
         web::post().to(turn::post_credentials),
     )
     .route("/webrtc/config", web::get().to(turn::webrtc_config))
-    .route("/ws/device", web::get().to(crate::ws::robot_socket))
-    .route("/ws/app", web::get().to(crate::ws::app_socket))
     .default_service(web::to(not_found));
 }
 

@@ -9,7 +9,6 @@ use crate::ids::DeviceId;
 use crate::metrics::inc;
 use crate::room::messages::{FindRoom, GetRoom, ProxyCancel, ProxyReply, ProxyRequest};
 use crate::state::AppState;
-use crate::ws::frames::json_str;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -94,14 +93,7 @@ pub async fn forward(
     };
     inc(&state.metrics.proxy_requests);
     let request_id = format!("r-{}", uuid::Uuid::new_v4().simple());
-    let frame = format!(
-        "{{\"type\":\"http_request\",\"request_id\":{},\"method\":{},\"path\":{},\"query\":{},\"body\":{}}}",
-        json_str(&request_id),
-        json_str(&method),
-        json_str(&path),
-        query,
-        body_json
-    );
+    let frame = crate::wire::encode::http_request(&request_id, &method, &path, &query, &body_json);
     let (tx, rx) = oneshot::channel();
     room.do_send(ProxyRequest {
         request_id: request_id.clone(),

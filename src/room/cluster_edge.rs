@@ -4,17 +4,27 @@
 //! bridge), and the cross-instance paths of commands and results.
 //! With no bridge (single instance) every function here is a no-op.
 
-use super::device_room::{DeviceRoom, COMMAND_KEYS};
+use super::device_room::DeviceRoom;
 use super::messages::*;
 use crate::cluster::messages::{
-    Append, AppendResult, Claimed, Directed, Release, SaveSnapshot, SendDirected, SyncState,
-    Unwatch, Watch,
+    Append, AppendResult, Claimed, Directed, HolderIs, Mirror, Release, RemoteEvent, RemoteGap,
+    SaveSnapshot, SendDirected, SyncState, Unwatch, Watch,
 };
 use crate::cluster::ClusterBridge;
 use crate::ids::{unix_now, unix_now_ms, ConnId};
-use crate::ws::frames::{json_str, parse_robot, splice, RobotFrame};
+use crate::wire::encode::{self, Loss, Presence};
+use crate::wire::frames::{parse_robot, RobotFrame};
 use actix::prelude::*;
-use bytestring::ByteString;
+
+/// This room as the bridge reaches it while it mirrors the device.
+fn mirror(ctx: &Context<DeviceRoom>) -> Mirror {
+    let me = ctx.address();
+    Mirror {
+        events: me.clone().recipient(),
+        gaps: me.clone().recipient(),
+        holder: me.recipient(),
+    }
+}
 
 impl DeviceRoom {
     /// Mirrors the device (subscribes to its events and reads its state);
@@ -29,7 +39,7 @@ impl DeviceRoom {
         self.watching = true;
         let msg = Watch {
             device: self.device.clone(),
-            room: ctx.address(),
+            mirror: mirror(ctx),
             epoch: self.epoch,
         };
         ctx.wait(bridge.send(msg).into_actor(self).map(|res, room, _ctx| {
@@ -83,7 +93,7 @@ impl DeviceRoom {
         if self.watching {
             bridge.do_send(Unwatch {
                 device: self.device.clone(),
-                room: ctx.address(),
+                mirror: mirror(ctx),
             });
             self.watching = false;
         }
@@ -137,7 +147,7 @@ impl DeviceRoom {
         if self.watching {
             bridge.do_send(Unwatch {
                 device: self.device.clone(),
-                room: ctx.address(),
+                mirror: mirror(ctx),
             });
         }
         if self.home {
@@ -203,7 +213,7 @@ impl DeviceRoom {
     /// Another instance took the robot over: drop ours without publishing.
     fn lost_robot(&mut self, ctx: &mut Context<Self>) {
         if let Some(robot) = self.robot.take() {
-            robot.addr.do_send(CloseSocket {
+            robot.socket.close.do_send(CloseSocket {
                 code: 4001,
                 reason: "replaced",
             });
@@ -233,17 +243,12 @@ impl DeviceRoom {
         let Some(member) = self.members.get(conn) else {
             return false;
         };
-        let extra = format!(
-            "\"from_user\":{},\"reply_to\":{}",
-            json_str(member.user.as_str()),
-            json_str(conn.as_str())
-        );
         let sent = bridge.send(SendDirected {
             instance: holder.clone(),
             msg: Directed::Cmd {
                 d: self.device.clone(),
                 c: conn.to_string(),
-                raw: splice(raw, COMMAND_KEYS, spoofed, &extra),
+                raw: encode::command(raw, spoofed, &member.user, conn),
             },
         });
         let conn = conn.clone();
@@ -251,7 +256,7 @@ impl DeviceRoom {
             if !received.unwrap_or(false) {
                 room.send_error(
                     &conn,
-                    crate::error::WireError::robot_offline().with_ref(reference),
+                    crate::wire::WireError::robot_offline().with_ref(reference),
                 );
             }
         }));
@@ -334,19 +339,15 @@ impl DeviceRoom {
     /// The robot on another instance went away: its WebRTC sessions here end.
     fn end_remote_sessions(&self) {
         if let Some(sessions) = &self.env.sessions {
-            sessions.do_send(crate::webrtc::messages::EndRemoteRobotSessions {
+            sessions.do_send(EndRemoteRobotSessions {
                 device: self.device.clone(),
             });
         }
     }
 
     /// Tells subscribers that events were lost (a gap or a new epoch).
-    fn notify_incomplete(&self, reason: &str) {
-        let frame = format!(
-            "{{\"type\":\"recovered\",\"device_id\":{},\"complete\":false,\"reason\":{}}}",
-            self.device_json,
-            json_str(reason)
-        );
+    fn notify_incomplete(&self, loss: Loss) {
+        let frame = encode::lost(&self.device_json, loss);
         for m in self.members.values().filter(|m| m.subscribed) {
             m.outbox.send(frame.clone());
         }
@@ -366,13 +367,13 @@ impl Handler<RemoteEvent> for DeviceRoom {
             self.epoch = msg.epoch;
             self.seq = 0;
             self.history = super::history::History::new(self.env.history_size);
-            self.notify_incomplete("epoch_changed");
+            self.notify_incomplete(Loss::EpochChanged);
         }
         if msg.seq <= self.seq {
             return; // already have it
         }
         if self.seq > 0 && msg.seq > self.seq + 1 {
-            self.notify_incomplete("gap");
+            self.notify_incomplete(Loss::Gap);
         }
         self.seq = msg.seq;
         if let Ok(parsed) = parse_robot(&msg.frame) {
@@ -417,7 +418,7 @@ impl Handler<RemoteGap> for DeviceRoom {
     fn handle(&mut self, msg: RemoteGap, _ctx: &mut Context<Self>) {
         if !self.home && msg.epoch == self.epoch {
             tracing::warn!(device_id = %self.device, from = msg.from, to = msg.to, "events lost between instances");
-            self.notify_incomplete("gap");
+            self.notify_incomplete(Loss::Gap);
         }
     }
 }
@@ -464,8 +465,7 @@ impl Handler<HolderIs> for DeviceRoom {
                     // is back (e.g. Redis lost it and the holder re-took it):
                     // say so the same way, or apps would show it offline.
                     self.announced_lost = false;
-                    let instance = format!("\"instance\":{}", json_str(&h));
-                    self.announce_unnumbered("robot_connected", &instance);
+                    self.announce_unnumbered(Presence::Connected { instance: &h });
                 }
                 self.holder = Some(h);
                 self.remote_online = true;
@@ -477,7 +477,9 @@ impl Handler<HolderIs> for DeviceRoom {
                 self.holder = None;
                 self.announced_lost = true;
                 self.end_remote_sessions();
-                self.announce_unnumbered("robot_disconnected", "\"reason\":\"instance_lost\"");
+                self.announce_unnumbered(Presence::Disconnected {
+                    reason: "instance_lost",
+                });
             }
             None => {}
         }
@@ -532,16 +534,15 @@ impl DeviceRoom {
     /// A presence event only this mirror knows of (read from presence, not
     /// sent by the home): to every subscribed member, outside the numbered
     /// stream — it carries the last numbered event's `seq` and is not kept
-    /// for recovery. `detail` is the event's own JSON members.
-    fn announce_unnumbered(&self, event: &str, detail: &str) {
-        let frame = ByteString::from(format!(
-            "{{\"type\":\"event\",\"event\":\"{event}\",\"timestamp\":{},{detail},\"device_id\":{},\"epoch\":{},\"seq\":{},\"ts_ms\":{},\"unnumbered\":true}}",
+    /// for recovery.
+    fn announce_unnumbered(&self, presence: Presence) {
+        let frame = presence.unnumbered(
             unix_now(),
-            self.device_json,
+            &self.device_json,
             self.epoch,
             self.seq,
-            unix_now_ms()
-        ));
+            unix_now_ms(),
+        );
         for m in self.members.values().filter(|m| m.subscribed) {
             m.outbox.send(frame.clone());
         }

@@ -31,10 +31,9 @@ use super::Directory;
 use crate::ids::{unix_now, unix_now_ms, ConnId, DeviceId, UserId};
 use crate::metrics::{self, Metrics};
 use crate::supervise::InjectPanic;
-use crate::ws::app::AppConn;
-use crate::ws::frames::{json_str, splice};
-use crate::ws::outbox::Outbox;
-use crate::ws::robot::RobotConn;
+use crate::wire::encode::{self, DeviceJson, Presence};
+use crate::wire::outbox::Outbox;
+use crate::wire::Snapshot;
 use actix::prelude::*;
 use bytestring::ByteString;
 use std::collections::HashMap;
@@ -42,23 +41,18 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// Keys the relay owns in an event envelope; a robot's own copies are dropped.
-const ENVELOPE_KEYS: &[&str] = &["device_id", "epoch", "seq", "ts_ms"];
-/// Keys the relay owns in a forwarded command.
-pub(super) const COMMAND_KEYS: &[&str] = &["from_user", "reply_to"];
-
 /// The attached robot socket.
 pub(super) struct RobotSide {
     pub(super) conn: ConnId,
     pub(super) outbox: Outbox,
-    pub(super) addr: Addr<RobotConn>,
+    pub(super) socket: RobotSocket,
 }
 
 /// An app socket that joined this room.
 pub(super) struct Member {
     pub(super) user: UserId,
     pub(super) outbox: Outbox,
-    pub(super) addr: Addr<AppConn>,
+    pub(super) socket: AppSocket,
     pub(super) subscribed: bool,
 }
 
@@ -74,14 +68,14 @@ pub struct RoomEnv {
     /// Set when clustered: the room's outward edge.
     pub bridge: Option<Addr<crate::cluster::ClusterBridge>>,
     /// Told when a robot on another instance goes away (its sessions here end).
-    pub sessions: Option<Addr<crate::webrtc::SessionSupervisor>>,
+    pub sessions: Option<Recipient<EndRemoteRobotSessions>>,
     pub instance: std::sync::Arc<str>,
 }
 
 pub struct DeviceRoom {
     pub(super) device: DeviceId,
-    /// The device id as a JSON string, pre-encoded for envelopes.
-    pub(super) device_json: String,
+    /// The device id as a JSON string, encoded once for envelopes.
+    pub(super) device_json: DeviceJson,
     pub(super) owner: UserId,
     room_id: u64,
     pub(super) epoch: i64,
@@ -137,7 +131,7 @@ impl DeviceRoom {
         env: RoomEnv,
     ) -> Self {
         DeviceRoom {
-            device_json: json_str(device.as_str()),
+            device_json: DeviceJson::new(&device),
             device,
             owner,
             room_id,
@@ -216,14 +210,7 @@ impl DeviceRoom {
 
     /// The event with the relay's envelope spliced in.
     pub(super) fn envelope(&self, raw: &str, strip: bool, epoch: i64, seq: u64) -> ByteString {
-        let envelope = format!(
-            "\"device_id\":{},\"epoch\":{},\"seq\":{},\"ts_ms\":{}",
-            self.device_json,
-            epoch,
-            seq,
-            unix_now_ms()
-        );
-        ByteString::from(splice(raw, ENVELOPE_KEYS, strip, &envelope))
+        encode::event(raw, strip, &self.device_json, epoch, seq, unix_now_ms())
     }
 
     /// Keeps a numbered frame for recovery and queues it to every subscriber.
@@ -241,24 +228,19 @@ impl DeviceRoom {
             .fetch_add(delivered, std::sync::atomic::Ordering::Relaxed);
     }
 
-    pub(super) fn presence_event(
-        &mut self,
-        connected: bool,
-        reason: Option<&str>,
-        ctx: &mut Context<Self>,
-    ) {
-        let frame = match (connected, reason) {
-            (true, _) => format!(
-                "{{\"type\":\"event\",\"event\":\"robot_connected\",\"timestamp\":{},\"instance\":{}}}",
-                unix_now(),
-                json_str(&self.env.instance)
-            ),
-            (false, r) => format!(
-                "{{\"type\":\"event\",\"event\":\"robot_disconnected\",\"timestamp\":{},\"reason\":{}}}",
-                unix_now(),
-                json_str(r.unwrap_or("disconnected"))
-            ),
-        };
+    /// `robot_connected` (to this instance), numbered like the robot's events.
+    fn robot_connected(&mut self, ctx: &mut Context<Self>) {
+        let instance = self.env.instance.clone();
+        let frame = Presence::Connected {
+            instance: &instance,
+        }
+        .raw(unix_now());
+        self.publish(frame, false, false, ctx);
+    }
+
+    /// `robot_disconnected` with `reason`, numbered like the robot's events.
+    pub(super) fn robot_disconnected(&mut self, reason: &str, ctx: &mut Context<Self>) {
+        let frame = Presence::Disconnected { reason }.raw(unix_now());
         self.publish(frame, false, false, ctx);
     }
 
@@ -304,7 +286,7 @@ impl DeviceRoom {
         s
     }
 
-    pub(super) fn send_error(&self, conn: &ConnId, err: crate::error::WireError) {
+    pub(super) fn send_error(&self, conn: &ConnId, err: crate::wire::WireError) {
         if let Some(m) = self.members.get(conn) {
             m.outbox.send(err.to_frame());
         }
@@ -358,13 +340,13 @@ impl Supervised for DeviceRoom {
             room_id: self.room_id,
         });
         if let Some(robot) = self.robot.take() {
-            robot.addr.do_send(CloseSocket {
+            robot.socket.close.do_send(CloseSocket {
                 code: 1011,
                 reason: "device_unavailable",
             });
         }
         for (_, m) in self.members.drain() {
-            m.addr.do_send(RoomFailed {
+            m.socket.failed.do_send(RoomFailed {
                 device: self.device.clone(),
                 room: ctx.address(),
                 epoch: self.epoch,
@@ -404,23 +386,23 @@ impl Handler<AttachRobot> for DeviceRoom {
         }
         let replaced_elsewhere = self.become_home(msg.claim.as_ref(), ctx);
         if let Some(old) = self.robot.take() {
-            old.addr.do_send(CloseSocket {
+            old.socket.close.do_send(CloseSocket {
                 code: 4001,
                 reason: "replaced",
             });
             self.fail_pending();
-            self.presence_event(false, Some("replaced"), ctx);
+            self.robot_disconnected("replaced", ctx);
         } else if replaced_elsewhere {
-            self.presence_event(false, Some("replaced"), ctx);
+            self.robot_disconnected("replaced", ctx);
         }
         tracing::info!(device_id = %self.device, conn_id = %msg.conn, "robot attached");
         self.robot = Some(RobotSide {
             conn: msg.conn,
             outbox: msg.outbox,
-            addr: msg.addr,
+            socket: msg.socket,
         });
         self.snapshot.last_seen = Some(unix_now());
-        self.presence_event(true, None, ctx);
+        self.robot_connected(ctx);
         self.idle_generation += 1;
         Ok(())
     }
@@ -437,7 +419,7 @@ impl Handler<DetachRobot> for DeviceRoom {
         self.snapshot.last_seen = Some(unix_now());
         self.fail_pending();
         tracing::info!(device_id = %self.device, conn_id = %msg.conn, reason = msg.reason, "robot detached");
-        self.presence_event(false, Some(msg.reason), ctx);
+        self.robot_disconnected(msg.reason, ctx);
         self.release_home(ctx);
         self.check_idle(ctx);
     }
@@ -509,7 +491,7 @@ impl Handler<RecheckCredential> for DeviceRoom {
 
     fn handle(&mut self, msg: RecheckCredential, _ctx: &mut Context<Self>) {
         if let Some(robot) = &self.robot {
-            robot.addr.do_send(msg);
+            robot.socket.recheck.do_send(msg);
         }
     }
 }
@@ -519,20 +501,17 @@ impl Handler<CloseRoom> for DeviceRoom {
 
     fn handle(&mut self, msg: CloseRoom, ctx: &mut Context<Self>) {
         if let Some(robot) = self.robot.take() {
-            robot.addr.do_send(CloseSocket {
+            robot.socket.close.do_send(CloseSocket {
                 code: 4003,
                 reason: msg.reason,
             });
-            self.presence_event(false, Some(msg.reason), ctx);
+            self.robot_disconnected(msg.reason, ctx);
             self.release_home(ctx);
         }
         for (_, m) in self.members.drain() {
-            m.outbox.send(format!(
-                "{{\"type\":\"unsubscribed\",\"device_id\":{},\"reason\":{}}}",
-                self.device_json,
-                json_str(msg.reason)
-            ));
-            m.addr.do_send(DeviceGone {
+            m.outbox
+                .send(encode::unsubscribed(&self.device_json, Some(msg.reason)));
+            m.socket.gone.do_send(DeviceGone {
                 device: self.device.clone(),
             });
         }

@@ -16,6 +16,7 @@ use super::device_room::{DeviceRoom, RoomEnv};
 use super::messages::*;
 use crate::ids::{unix_now_ms, DeviceId};
 use crate::supervise::{self, InjectPanic, OnStop};
+use crate::wire::Snapshot;
 use actix::prelude::*;
 use futures_util::future::join_all;
 use std::collections::HashMap;
@@ -43,6 +44,36 @@ impl Directory {
     fn next_epoch(&mut self) -> i64 {
         self.last_epoch = unix_now_ms().max(self.last_epoch + 1);
         self.last_epoch
+    }
+
+    /// The room of `device`, if one is alive.
+    pub(super) fn live_room(&self, device: &DeviceId) -> Option<Addr<DeviceRoom>> {
+        self.rooms
+            .get(device)
+            .map(|(_, a)| a.clone())
+            .filter(|a| a.connected())
+    }
+
+    /// The device was deleted (here or on another instance): its room
+    /// closes its robot and members.
+    pub(super) fn device_deleted(&mut self, device: &DeviceId) {
+        if let Some((_, room)) = self.rooms.remove(device) {
+            room.do_send(CloseRoom {
+                reason: "device_deleted",
+            });
+        }
+    }
+
+    /// The device's secret was rotated: its robot re-checks its credential.
+    pub(super) fn credentials_changed(&self, device: &DeviceId) {
+        if let Some((_, room)) = self.rooms.get(device) {
+            room.do_send(RecheckCredential);
+        }
+    }
+
+    /// Clustered: where this instance's rooms send what goes to other instances.
+    pub(super) fn bridge(&self) -> Option<&Addr<crate::cluster::ClusterBridge>> {
+        self.env.bridge.as_ref()
     }
 }
 
@@ -101,10 +132,7 @@ impl Handler<FindRoom> for Directory {
     type Result = Option<Addr<DeviceRoom>>;
 
     fn handle(&mut self, msg: FindRoom, _ctx: &mut Context<Self>) -> Self::Result {
-        self.rooms
-            .get(&msg.device)
-            .map(|(_, a)| a.clone())
-            .filter(|a| a.connected())
+        self.live_room(&msg.device)
     }
 }
 
@@ -136,11 +164,7 @@ impl Handler<DeviceDeleted> for Directory {
     type Result = ();
 
     fn handle(&mut self, msg: DeviceDeleted, _ctx: &mut Context<Self>) {
-        if let Some((_, room)) = self.rooms.remove(&msg.device) {
-            room.do_send(CloseRoom {
-                reason: "device_deleted",
-            });
-        }
+        self.device_deleted(&msg.device);
     }
 }
 
@@ -148,9 +172,7 @@ impl Handler<CredentialsChanged> for Directory {
     type Result = ();
 
     fn handle(&mut self, msg: CredentialsChanged, _ctx: &mut Context<Self>) {
-        if let Some((_, room)) = self.rooms.get(&msg.device) {
-            room.do_send(RecheckCredential);
-        }
+        self.credentials_changed(&msg.device);
     }
 }
 

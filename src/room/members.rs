@@ -1,11 +1,10 @@
 //! The app side of a [`DeviceRoom`]: members joining and leaving,
 //! subscriptions with `since_seq` recovery, and commands to the robot.
 
-use super::device_room::COMMAND_KEYS;
 use super::device_room::{DeviceRoom, Member};
 use super::messages::*;
 use crate::metrics;
-use crate::ws::frames::{json_str, splice};
+use crate::wire::encode::{self, Loss};
 use actix::prelude::*;
 
 impl Handler<Join> for DeviceRoom {
@@ -27,7 +26,7 @@ impl Handler<Join> for DeviceRoom {
         self.members.entry(msg.conn).or_insert(Member {
             user: msg.user,
             outbox: msg.outbox,
-            addr: msg.addr,
+            socket: msg.socket,
             subscribed: false,
         });
         Ok(())
@@ -43,25 +42,18 @@ impl Handler<Subscribe> for DeviceRoom {
             return;
         };
         m.subscribed = true;
-        let subscribed = serde_json::json!({
-            "type": "subscribed",
-            "device_id": self.device,
-            "robot_online": snapshot.online,
-            "epoch": self.epoch,
-            "seq": self.seq,
-            "snapshot": {
-                "mode": snapshot.mode,
-                "mission": snapshot.mission,
-                "battery": snapshot.battery,
-            },
-        });
-        m.outbox.send(subscribed.to_string());
+        m.outbox.send(encode::subscribed(
+            &self.device,
+            &snapshot,
+            self.epoch,
+            self.seq,
+        ));
         let (frames, complete, reason) = if let Some(failed) = msg.after_failure {
             // The app's earlier room failed: what it missed cannot be
             // known, so everything buffered, and never `complete`.
             let reason = match failed.epoch {
-                Some(e) if e != self.epoch => "epoch_changed",
-                _ => "gap",
+                Some(e) if e != self.epoch => Loss::EpochChanged,
+                _ => Loss::Gap,
             };
             (self.history.all(), false, Some(reason))
         } else {
@@ -87,15 +79,8 @@ impl Handler<Subscribe> for DeviceRoom {
             }
         }
         m.outbox.send(match reason {
-            None => format!(
-                "{{\"type\":\"recovered\",\"device_id\":{},\"complete\":{}}}",
-                self.device_json, complete
-            ),
-            Some(reason) => format!(
-                "{{\"type\":\"recovered\",\"device_id\":{},\"complete\":false,\"reason\":{}}}",
-                self.device_json,
-                json_str(reason)
-            ),
+            None => encode::recovered(&self.device_json, complete),
+            Some(loss) => encode::lost(&self.device_json, loss),
         });
     }
 }
@@ -106,10 +91,7 @@ impl Handler<Unsubscribe> for DeviceRoom {
     fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Context<Self>) {
         if let Some(m) = self.members.get_mut(&msg.conn) {
             m.subscribed = false;
-            m.outbox.send(format!(
-                "{{\"type\":\"unsubscribed\",\"device_id\":{}}}",
-                self.device_json
-            ));
+            m.outbox.send(encode::unsubscribed(&self.device_json, None));
         }
     }
 }
@@ -143,19 +125,17 @@ impl Handler<Command> for DeviceRoom {
             }
             self.send_error(
                 &msg.conn,
-                crate::error::WireError::robot_offline().with_ref(msg.reference),
+                crate::wire::WireError::robot_offline().with_ref(msg.reference),
             );
             return;
         };
         metrics::inc(&self.env.metrics.commands);
-        let extra = format!(
-            "\"from_user\":{},\"reply_to\":{}",
-            json_str(member.user.as_str()),
-            json_str(msg.conn.as_str())
-        );
-        let handed = robot
-            .outbox
-            .send(splice(&msg.raw, COMMAND_KEYS, msg.spoofed, &extra));
+        let handed = robot.outbox.send(encode::command(
+            &msg.raw,
+            msg.spoofed,
+            &member.user,
+            &msg.conn,
+        ));
         match (handed, &msg.reference) {
             (true, Some(id)) => self.command_handed(msg.conn, id.get()),
             (true, None) => {}
@@ -163,8 +143,8 @@ impl Handler<Command> for DeviceRoom {
             // it is going: the robot will not get this one.
             (false, _) => self.send_error(
                 &msg.conn,
-                crate::error::WireError::new(
-                    crate::error::WireCode::RobotOffline,
+                crate::wire::WireError::new(
+                    crate::wire::WireCode::RobotOffline,
                     "the robot is not taking commands",
                 )
                 .with_ref(msg.reference),
@@ -201,8 +181,8 @@ impl DeviceRoom {
             if now.duration_since(since) >= COMMAND_PATIENCE {
                 continue;
             }
-            let frame = crate::error::WireError::new(
-                crate::error::WireCode::RobotOffline,
+            let frame = crate::wire::WireError::new(
+                crate::wire::WireCode::RobotOffline,
                 "the robot went offline before answering",
             )
             .with_ref(serde_json::value::RawValue::from_string(id).ok())

@@ -3,12 +3,10 @@
 
 use super::device_room::DeviceRoom;
 use crate::ids::{ConnId, DeviceId, UserId};
-use crate::ws::app::AppConn;
-use crate::ws::frames::EventIn;
-use crate::ws::outbox::Outbox;
-use crate::ws::robot::RobotConn;
+use crate::wire::frames::EventIn;
+use crate::wire::outbox::Outbox;
+use crate::wire::Snapshot;
 use actix::prelude::*;
-use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
@@ -91,7 +89,7 @@ pub struct Retired;
 pub struct AttachRobot {
     pub conn: ConnId,
     pub outbox: Outbox,
-    pub addr: Addr<RobotConn>,
+    pub socket: RobotSocket,
     /// Clustered: what claiming the device in Redis found (None: single
     /// instance, or Redis unreachable).
     pub claim: Option<crate::cluster::messages::Claimed>,
@@ -141,7 +139,7 @@ pub struct Join {
     pub conn: ConnId,
     pub user: UserId,
     pub outbox: Outbox,
-    pub addr: Addr<AppConn>,
+    pub socket: AppSocket,
 }
 
 /// Subscribe member `conn` to events, replaying after `since_seq` if given.
@@ -267,20 +265,23 @@ pub struct PendingProxyCount;
 #[rtype(result = "()")]
 pub struct InjectSilentStop;
 
-/// The live state of a device as `/api/devices` and `subscribed` show it.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Snapshot {
-    pub online: bool,
-    pub mode: Option<serde_json::Value>,
-    /// The last `mission_progress` data and `battery`, kept as the robot
-    /// sent them: checked JSON, never parsed again (every progress event
-    /// replaces `mission`, so this is on the hot path).
-    pub mission: Option<Box<RawValue>>,
-    pub battery: Option<Box<RawValue>>,
-    pub last_seen: Option<i64>,
+// ---- from a room to its sockets ----------------------------------------------
+
+/// How a room reaches its robot socket, besides the socket's outbox: the
+/// two messages it sends it (the socket actor handles them; the room does
+/// not know its type).
+#[derive(Clone)]
+pub struct RobotSocket {
+    pub close: Recipient<CloseSocket>,
+    pub recheck: Recipient<RecheckCredential>,
 }
 
-// ---- from a room to an app socket ------------------------------------------
+/// How a room reaches a member app socket, besides its outbox.
+#[derive(Clone)]
+pub struct AppSocket {
+    pub failed: Recipient<RoomFailed>,
+    pub gone: Recipient<DeviceGone>,
+}
 
 /// The device is gone (deleted); drop it from the app's caches.
 #[derive(Message)]
@@ -317,25 +318,19 @@ pub struct CloseSocket {
 #[rtype(result = "()")]
 pub struct RecheckCredential;
 
-// ---- from the cluster bridge to a room ---------------------------------------
+// ---- from a room to the session supervisor -----------------------------------
 
-/// An event numbered by the robot's instance (this room mirrors the device).
+/// Clustered: the device's robot on another instance went away; end the
+/// sessions whose robot end is remote.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RemoteEvent {
-    pub epoch: i64,
-    pub seq: u64,
-    pub frame: bytestring::ByteString,
+pub struct EndRemoteRobotSessions {
+    pub device: DeviceId,
 }
 
-/// Events `from..=to` of `epoch` could not be recovered from Redis.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RemoteGap {
-    pub epoch: i64,
-    pub from: u64,
-    pub to: u64,
-}
+// ---- from the directory to a room, for other instances ---------------------
+// (the mirror's own `RemoteEvent`, `RemoteGap`, `HolderIs` come from the
+// bridge: `crate::cluster::messages`)
 
 /// A command (already carrying `from_user`/`reply_to`) from an app on another instance.
 #[derive(Message)]
@@ -354,16 +349,6 @@ pub struct RemoteCommand {
 pub struct DeliverToMember {
     pub conn: ConnId,
     pub raw: String,
-}
-
-/// Which other instance holds this device's robot now (None: no one).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct HolderIs {
-    pub holder: Option<String>,
-    /// When the read started: a read older than the room's last presence
-    /// change is stale and ignored.
-    pub read_at: std::time::Instant,
 }
 
 /// A REST call from another instance for our robot; answer goes to `back`.

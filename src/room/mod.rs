@@ -5,6 +5,7 @@ pub mod cluster_edge;
 pub mod device_room;
 pub mod directory;
 pub mod history;
+mod inbound;
 mod members;
 pub mod messages;
 mod proxy;

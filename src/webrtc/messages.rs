@@ -2,8 +2,8 @@
 
 use crate::ids::{ConnId, DeviceId, UserId};
 use crate::room::DeviceRoom;
-use crate::ws::frames::{AppFrame, RobotFrame};
-use crate::ws::outbox::Outbox;
+use crate::wire::frames::{AppFrame, RobotFrame};
+use crate::wire::outbox::Outbox;
 use actix::prelude::*;
 use serde_json::value::RawValue;
 
@@ -51,11 +51,3 @@ pub struct EndDeviceSessions {
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct ActiveSessions;
-
-/// Clustered: the device's robot on another instance went away; end the
-/// sessions whose robot end is remote.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct EndRemoteRobotSessions {
-    pub device: DeviceId,
-}

@@ -5,8 +5,9 @@
 use crate::cluster::messages::{Directed, SendDirected};
 use crate::ids::{unix_now, ConnId, DeviceId, SessionId, UserId};
 use crate::store::SessionRecord;
-use crate::ws::outbox::Outbox;
-use serde_json::{json, Value};
+use crate::wire::encode::{self, Setup};
+use crate::wire::outbox::Outbox;
+use serde_json::Value;
 use std::time::Instant;
 
 /// Where a session is in its offer/answer exchange. A closed session is
@@ -152,38 +153,18 @@ impl Session {
     }
 
     /// Robot ← `webrtc_request` (with `ice_restart: true` on a restart).
-    pub fn robot_request_frame(&self, creds: &Value, restart: bool) -> String {
-        let mut v = json!({
-            "type": "webrtc_request",
-            "session_id": self.id.as_str(),
-            "device_id": self.device.as_str(),
-            "from_user": self.app.user,
-            "turn_credentials": creds,
-        });
-        if restart {
-            v["ice_restart"] = Value::Bool(true);
-        }
-        v.to_string()
+    pub fn robot_request_frame(&self, creds: &Value, setup: Setup) -> String {
+        encode::webrtc_request(&self.id, &self.device, &self.app.user, creds, setup)
     }
 
     /// App ← `webrtc_credentials` (with `ice_restart: true` on a restart).
-    pub fn app_credentials_frame(&self, creds: &Value, restart: bool) -> String {
-        let mut v = json!({
-            "type": "webrtc_credentials",
-            "session_id": self.id.as_str(),
-            "device_id": self.device.as_str(),
-            "credentials": creds,
-        });
-        if restart {
-            v["ice_restart"] = Value::Bool(true);
-        }
-        v.to_string()
+    pub fn app_credentials_frame(&self, creds: &Value, setup: Setup) -> String {
+        encode::webrtc_credentials(&self.id, &self.device, creds, setup)
     }
 
     /// The relay's own `webrtc_close` to a surviving end.
     pub fn close_frame(&self, reason: &str) -> String {
-        json!({"type": "webrtc_close", "session_id": self.id.as_str(), "reason": reason})
-            .to_string()
+        encode::webrtc_close(&self.id, reason)
     }
 
     /// The history row of this session, ending now with `reason`.

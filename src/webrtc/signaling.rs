@@ -5,11 +5,12 @@
 
 use super::session::{Sending, SessionState};
 use super::supervisor::{unreachable, Reference, SessionSupervisor, Tell};
-use crate::error::{WireCode, WireError};
 use crate::ids::{ConnId, DeviceId, SessionId};
 use crate::metrics::inc;
 use crate::webrtc::messages::{FromApp, FromRobot};
-use crate::ws::frames::{AppFrame, RobotFrame, Signal, WebrtcStats};
+use crate::wire::encode::Setup;
+use crate::wire::frames::{AppFrame, RobotFrame, Signal, WebrtcStats};
+use crate::wire::{WireCode, WireError};
 use actix::prelude::*;
 use serde_json::Value;
 
@@ -49,7 +50,7 @@ impl SessionSupervisor {
                     return;
                 }
             };
-            let frame = s.robot_request_frame(&creds, true);
+            let frame = s.robot_request_frame(&creds, Setup::IceRestart);
             let Some(robot) = &s.robot else { return };
             // A remote robot is reached only through Redis: the app gets new
             // credentials only once the robot's instance has heard.
@@ -82,7 +83,9 @@ impl SessionSupervisor {
         s.state = SessionState::Requested;
         s.setup_since = std::time::Instant::now();
         s.touch();
-        s.app.outbox.send(s.app_credentials_frame(&creds, true));
+        s.app
+            .outbox
+            .send(s.app_credentials_frame(&creds, Setup::IceRestart));
     }
 
     /// `webrtc_stats` from an end: recorded, never forwarded.

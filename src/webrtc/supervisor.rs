@@ -8,6 +8,8 @@
 //! - robot sockets: [`FromRobot`] (`webrtc_offer` / `_ice` / `_close` / `_stats`);
 //! - both, on every exit path: [`ConnGone`];
 //! - `DELETE /api/devices/{id}`: [`EndDeviceSessions`];
+//! - the cluster bridge: [`ForSessions`] (a remote robot's signaling for a
+//!   session owned here; a device deleted on another instance);
 //! - tests: [`ActiveSessions`], [`InjectPanic`].
 //!
 //! Runs under [`crate::supervise`]: restarted after a panic, sessions kept
@@ -16,7 +18,7 @@
 //! What it sends on: signaling frames, raw as received, to the session's
 //! other end only; its own `webrtc_request` / `webrtc_credentials` /
 //! `webrtc_close` / `error` frames. Every send is a non-blocking
-//! [`Outbox::send`](crate::ws::outbox::Outbox::send); the only awaits (the
+//! [`Outbox::send`](crate::wire::outbox::Outbox::send); the only awaits (the
 //! room's robot link, TURN credentials, history writes) run beside the
 //! actor, never inside a handler. A session id used by a connection that is
 //! not one of its two ends gets `unknown_session`, exactly like an id that
@@ -24,17 +26,18 @@
 
 use super::messages::*;
 use super::session::{AppEnd, RobotEnd, RobotPath, Sending, Session, SessionState};
-use crate::cluster::messages::{SessionSlot, SessionSlots, SlotAnswer};
+use crate::cluster::messages::{ForSessions, SessionSlot, SessionSlots, SlotAnswer};
 use crate::cluster::ClusterBridge;
 use crate::config::{secs, WebrtcSettings};
-use crate::error::{WireCode, WireError};
 use crate::ids::{ConnId, DeviceId, SessionId};
 use crate::metrics::{gauge_add, inc, Metrics};
-use crate::room::messages::{FindRobot, RobotRoute};
+use crate::room::messages::{EndRemoteRobotSessions, FindRobot, RobotRoute};
 use crate::store::Store;
 use crate::supervise::InjectPanic;
 use crate::turn::TurnService;
-use crate::ws::frames::RobotFrame;
+use crate::wire::encode::{self, Setup};
+use crate::wire::frames::RobotFrame;
+use crate::wire::{WireCode, WireError};
 use actix::prelude::*;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -218,12 +221,7 @@ impl SessionSupervisor {
             RobotFrame::WebrtcOffer(s) | RobotFrame::WebrtcIce(s) | RobotFrame::WebrtcClose(s) => {
                 (&s.session_id, s.raw.clone())
             }
-            RobotFrame::WebrtcStats(st) => (
-                &st.session_id,
-                serde_json::json!({"type": "webrtc_stats", "session_id": st.session_id,
-                    "connection_type": st.connection_type, "rtt_ms": st.rtt_ms})
-                .to_string(),
-            ),
+            RobotFrame::WebrtcStats(st) => (&st.session_id, encode::webrtc_stats(st)),
             _ => return false,
         };
         if self.sessions.contains_key(id) {
@@ -242,6 +240,33 @@ impl SessionSupervisor {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// A frame from a robot socket here, or from a remote robot: sent to
+    /// the session's owner if that is another instance, else handled, its
+    /// error (if any) to the sender.
+    fn on_robot_frame(&mut self, msg: FromRobot) {
+        if self.forward_to_owner(&msg) {
+            return;
+        }
+        let outbox = msg.outbox.clone();
+        let reference = msg.reference.clone();
+        if let Err(e) = self.on_robot(msg) {
+            outbox.send(e.with_ref(reference).to_frame());
+        }
+    }
+
+    /// Ends every session of `device`, telling both ends.
+    fn end_device(&mut self, device: &DeviceId, reason: &'static str) {
+        let ids: Vec<SessionId> = self
+            .sessions
+            .values()
+            .filter(|s| &s.device == device)
+            .map(|s| s.id.clone())
+            .collect();
+        for id in ids {
+            self.end(&id, reason, Tell::Both);
         }
     }
 
@@ -357,7 +382,7 @@ impl SessionSupervisor {
                 return;
             }
         };
-        let frame = s.robot_request_frame(&creds, false);
+        let frame = s.robot_request_frame(&creds, Setup::New);
         let ends = (s.device.clone(), s.app.conn.clone());
         match robot.send_confirmed(&ends.0, &ends.1, frame) {
             Sending::Done(told) => self.robot_told(id, ends, robot, creds, reference, told),
@@ -385,9 +410,8 @@ impl SessionSupervisor {
             // The app left while the request travelled: the robot may
             // already have it, so it hears the session is over.
             if told {
-                let close = serde_json::json!({"type": "webrtc_close",
-                    "session_id": id.as_str(), "reason": "app_disconnected"});
-                robot.send(&device, &app, close.to_string());
+                let close = encode::webrtc_close(&id, "app_disconnected");
+                robot.send(&device, &app, close);
             }
             return;
         };
@@ -400,7 +424,9 @@ impl SessionSupervisor {
             self.drop_unstarted(&id);
             return;
         }
-        s.app.outbox.send(s.app_credentials_frame(&creds, false));
+        s.app
+            .outbox
+            .send(s.app_credentials_frame(&creds, Setup::New));
         s.robot = Some(robot);
         // The setup window starts when both ends have been told (a slow
         // credentials API does not eat into it).
@@ -473,13 +499,28 @@ impl Handler<FromApp> for SessionSupervisor {
 impl Handler<FromRobot> for SessionSupervisor {
     type Result = ();
     fn handle(&mut self, msg: FromRobot, _ctx: &mut Context<Self>) {
-        if self.forward_to_owner(&msg) {
-            return;
-        }
-        let outbox = msg.outbox.clone();
-        let reference = msg.reference.clone();
-        if let Err(e) = self.on_robot(msg) {
-            outbox.send(e.with_ref(reference).to_frame());
+        self.on_robot_frame(msg);
+    }
+}
+
+impl Handler<ForSessions> for SessionSupervisor {
+    type Result = ();
+    fn handle(&mut self, msg: ForSessions, _ctx: &mut Context<Self>) {
+        match msg {
+            // A remote robot's frame, as if from a robot socket here whose
+            // errors go nowhere (its instance answers the robot).
+            ForSessions::RobotSignal { from, device, raw } => {
+                if let Ok(parsed) = crate::wire::frames::parse_robot(&raw) {
+                    self.on_robot_frame(FromRobot {
+                        conn: RobotEnd::remote_conn(&from),
+                        device,
+                        outbox: crate::wire::Outbox::closed(),
+                        frame: parsed.frame,
+                        reference: None,
+                    });
+                }
+            }
+            ForSessions::Deleted { device } => self.end_device(&device, "device_deleted"),
         }
     }
 }
@@ -513,15 +554,7 @@ impl Handler<ConnGone> for SessionSupervisor {
 impl Handler<EndDeviceSessions> for SessionSupervisor {
     type Result = ();
     fn handle(&mut self, msg: EndDeviceSessions, _ctx: &mut Context<Self>) {
-        let ids: Vec<SessionId> = self
-            .sessions
-            .values()
-            .filter(|s| s.device == msg.device)
-            .map(|s| s.id.clone())
-            .collect();
-        for id in ids {
-            self.end(&id, msg.reason, Tell::Both);
-        }
+        self.end_device(&msg.device, msg.reason);
     }
 }
 

@@ -10,13 +10,14 @@
 //! fresh room.
 
 use super::conn::{on_item, start_common, SocketActor, SocketCore};
-use super::frames::{json_str, parse_app, AppFrame};
-use crate::error::{WireCode, WireError};
 use crate::ids::{DeviceId, UserId};
 use crate::metrics::gauge_add;
 use crate::room::messages::*;
 use crate::room::DeviceRoom;
 use crate::webrtc::messages::{ConnGone, FromApp};
+use crate::wire::encode::{self, DeviceJson};
+use crate::wire::frames::{parse_app, AppFrame};
+use crate::wire::{WireCode, WireError};
 use actix::prelude::*;
 use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
 use serde_json::value::RawValue;
@@ -124,7 +125,10 @@ impl AppConn {
                             conn: conn.clone(),
                             user: user.clone(),
                             outbox: outbox.clone(),
-                            addr: me.clone(),
+                            socket: AppSocket {
+                                failed: me.clone().recipient(),
+                                gone: me.clone().recipient(),
+                            },
                         })
                         .await;
                     match joined {
@@ -157,10 +161,8 @@ impl AppConn {
             return;
         }
         tracing::info!(conn_id = %self.core.conn, device_id = %device, "room failed; subscribing again");
-        let unavailable = format!(
-            "{{\"type\":\"unsubscribed\",\"device_id\":{},\"reason\":\"device_unavailable\"}}",
-            json_str(device.as_str())
-        );
+        let unavailable =
+            encode::unsubscribed(&DeviceJson::new(&device), Some("device_unavailable"));
         self.with_room_or(
             device.clone(),
             ctx,
@@ -196,10 +198,9 @@ impl AppConn {
             if act.rooms.get(&device) == Some(&room) {
                 act.rooms.remove(&device);
             }
-            act.core.outbox.send(format!(
-                "{{\"type\":\"unsubscribed\",\"device_id\":{}}}",
-                json_str(device.as_str())
-            ));
+            act.core
+                .outbox
+                .send(encode::unsubscribed(&DeviceJson::new(&device), None));
         }));
     }
 

@@ -2,14 +2,14 @@
 //! writer handle, heartbeat clock, rate limit) and the handling of raw
 //! WebSocket items (pings, binary frames, oversize frames, close).
 
-use super::outbox::{spawn_writer, Outbox, WriterHandle};
 use super::ratelimit::TokenBucket;
 use crate::caps::sockets::SocketPermit;
 use crate::config::secs;
-use crate::error::{WireCode, WireError};
 use crate::ids::ConnId;
 use crate::metrics::inc;
 use crate::state::AppState;
+use crate::wire::outbox::{spawn_writer, Outbox, WriterHandle};
+use crate::wire::{WireCode, WireError};
 use actix::prelude::*;
 use actix_web::web;
 use actix_ws::{AggregatedMessage, CloseCode, ProtocolError, Session};
@@ -71,11 +71,9 @@ impl SocketCore {
         ctx.stop();
     }
 
+    /// The answer to an application-level `ping`.
     pub fn pong_frame() -> String {
-        format!(
-            "{{\"type\":\"pong\",\"ts_ms\":{}}}",
-            crate::ids::unix_now_ms()
-        )
+        crate::wire::encode::pong(crate::ids::unix_now_ms())
     }
 }
 

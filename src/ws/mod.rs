@@ -9,8 +9,6 @@
 
 pub mod app;
 pub mod conn;
-pub mod frames;
-pub mod outbox;
 pub mod ratelimit;
 pub mod robot;
 
@@ -90,6 +88,12 @@ fn upgrade(
         .aggregate_continuations()
         .max_continuation_size(limit);
     Ok((response, session, stream))
+}
+
+/// The two socket endpoints.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws/device", web::get().to(robot_socket))
+        .route("/ws/app", web::get().to(app_socket));
 }
 
 /// `GET /ws/device`.

@@ -16,13 +16,13 @@
 //! `credentials_revoked` (`device_deleted` if the device is gone).
 
 use super::conn::{on_item, start_common, SocketActor, SocketCore};
-use super::frames::{parse_robot, RobotFrame};
 use crate::auth::CredentialId;
 use crate::ids::DeviceId;
 use crate::metrics::gauge_add;
 use crate::room::messages::*;
 use crate::room::DeviceRoom;
 use crate::webrtc::messages::{ConnGone, FromRobot};
+use crate::wire::frames::{parse_robot, RobotFrame};
 use actix::prelude::*;
 use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
 
@@ -117,7 +117,10 @@ impl RobotConn {
                         .send(AttachRobot {
                             conn: conn.clone(),
                             outbox: outbox.clone(),
-                            addr: me.clone(),
+                            socket: RobotSocket {
+                                close: me.clone().recipient(),
+                                recheck: me.clone().recipient(),
+                            },
                             claim: claim.clone(),
                         })
                         .await;

@@ -228,7 +228,7 @@ async fn three_then_refused(
 
 #[tokio::test]
 async fn forwarded_for_counts_only_from_a_trusted_proxy() {
-    use wimz_relay::caps::client_ip::TrustedProxies;
+    use wimz_relay::net::client_ip::TrustedProxies;
     // No trusted proxy: X-Forwarded-For is the client's word and ignored;
     // every socket here comes from 127.0.0.1.
     let app = spawn_app_with(|s| s.caps.sockets_per_ip = 3).await;
@@ -299,7 +299,7 @@ async fn app_sockets_watching_one_device_meet_the_device_cap() {
 
 #[tokio::test]
 async fn robot_connections_per_device_are_throttled_after_authentication() {
-    use wimz_relay::caps::settings::Rate;
+    use wimz_relay::config::caps::Rate;
     let app = spawn_app_with(|s| s.caps.robot_connects_per_device = Rate::per(2, 3600)).await;
     let u = app.user("flapper").await;
     let secret = app.device(&u, "wimz-flap").await;

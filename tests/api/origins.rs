@@ -194,7 +194,7 @@ async fn by_default_only_the_relays_own_origin_is_allowed() {
     assert_eq!(handshake(&app, "/ws/app", &proxied(https)).await.0, 403);
     let behind_nginx = spawn_app_with(|s| {
         s.server.trusted_proxies =
-            wimz_relay::caps::client_ip::TrustedProxies::new(&["127.0.0.1"]).unwrap()
+            wimz_relay::net::client_ip::TrustedProxies::new(&["127.0.0.1"]).unwrap()
     })
     .await;
     let u = behind_nginx.user("proxied").await;

@@ -1,10 +1,10 @@
 //! Parse at the edge: a text frame becomes a [`RobotFrame`] or [`AppFrame`]
 //! once, and routing code never looks at `"type"` again. Payloads stay raw
 //! JSON text: the relay forwards what it was sent, adding only its own
-//! fields (spliced in, never re-serialising the rest).
+//! fields (spliced in by [`super::encode`], never re-serialising the rest).
 
-use crate::error::{WireCode, WireError};
 use crate::ids::{ConnId, DeviceId, SessionId};
+use crate::wire::{WireCode, WireError};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -319,82 +319,10 @@ pub fn parse_app(text: &str) -> Result<Parsed<AppFrame>, WireError> {
     Ok(Parsed { frame, reference })
 }
 
-/// Returns `raw` (a JSON object) with the keys in `drop` removed and `extra`
-/// (already-encoded `"key":value` pairs, comma-separated) appended. When
-/// nothing is dropped the original text is kept byte for byte and the new
-/// members are spliced in before the closing brace.
-pub fn splice(raw: &str, drop: &[&str], must_drop: bool, extra: &str) -> String {
-    let raw = raw.trim();
-    if !must_drop {
-        let mut out = String::with_capacity(raw.len() + extra.len() + 1);
-        // `raw` parsed as an object, so it ends with '}' and is not empty.
-        out.push_str(&raw[..raw.len() - 1]);
-        if raw[..raw.len() - 1].trim_end() != "{" {
-            out.push(',');
-        }
-        out.push_str(extra);
-        out.push('}');
-        return out;
-    }
-    // Rare path: rebuild from the members, raw values untouched.
-    let members: Vec<(String, Box<RawValue>)> = match serde_json::from_str::<OrderedRaw>(raw) {
-        Ok(m) => m.0,
-        Err(_) => Vec::new(),
-    };
-    let mut out = String::with_capacity(raw.len() + extra.len());
-    out.push('{');
-    let mut first = true;
-    for (k, v) in members.iter().filter(|(k, _)| !drop.contains(&k.as_str())) {
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        out.push_str(&serde_json::to_string(k).unwrap_or_else(|_| "\"\"".into()));
-        out.push(':');
-        out.push_str(v.get());
-    }
-    if !first {
-        out.push(',');
-    }
-    out.push_str(extra);
-    out.push('}');
-    out
-}
-
-/// An object's members in order, values raw.
-struct OrderedRaw(Vec<(String, Box<RawValue>)>);
-
-impl<'de> Deserialize<'de> for OrderedRaw {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = OrderedRaw;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<OrderedRaw, A::Error> {
-                let mut v = Vec::new();
-                while let Some((k, val)) = map.next_entry::<String, Box<RawValue>>()? {
-                    v.push((k, val));
-                }
-                Ok(OrderedRaw(v))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// A JSON string literal.
-pub fn json_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::encode::splice;
 
     #[test]
     fn robot_event_parses_and_keeps_raw() {
@@ -443,20 +371,6 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(e.code, WireCode::BadMessage);
-    }
-
-    #[test]
-    fn splice_appends_or_rebuilds() {
-        let raw = r#"{"type":"event","event":"x","data":{"a":1}}"#;
-        assert_eq!(
-            splice(raw, &["seq"], false, r#""seq":5"#),
-            r#"{"type":"event","event":"x","data":{"a":1},"seq":5}"#
-        );
-        let spoof = r#"{"type":"event","seq":99,"event":"x"}"#;
-        let out = splice(spoof, &["seq"], true, r#""seq":5"#);
-        assert_eq!(out, r#"{"type":"event","event":"x","seq":5}"#);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["seq"], 5);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The `[caps]` and `[throttle]` configuration sections and the [`Rate`]
-//! type their throttles are written in (`"10/min"`, `"10/h"`, `"off"`).
+//! The `[caps]` and `[throttle]` configuration sections (applied by
+//! `crate::caps`) and the [`Rate`] type their throttles are written in
+//! (`"10/min"`, `"10/h"`, `"off"`).
 //! Every key, its default and whether it holds per instance or across a
 //! cluster: docs/PROTOCOL.md Part 2 J and docs/SECURITY.md.
 
@@ -145,7 +146,7 @@ mod tests {
         assert_eq!(s.throttle.login_per_ip, Rate::off());
         assert_eq!(
             Some(s.server.trusted_proxies),
-            crate::caps::client_ip::TrustedProxies::new(&["127.0.0.1", "10.0.0.0/8"])
+            crate::net::client_ip::TrustedProxies::new(&["127.0.0.1", "10.0.0.0/8"])
         );
         let e = crate::config::Settings::load_from(
             None,
