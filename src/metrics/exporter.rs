@@ -12,7 +12,9 @@ use super::catalog::{self, HistogramSpec};
 use super::labels::{ProxyOutcome, Refusal, SocketRole};
 use super::Metrics;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 use std::sync::atomic::Ordering;
 
 static META: Metadata<'static> = Metadata::new("wimz_relay::metrics", Level::INFO, None);

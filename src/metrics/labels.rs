@@ -23,7 +23,8 @@ pub enum Refusal {
     Origin,
     /// A socket message over `limits.messages_per_s` (`error rate_limited`).
     RateLimited,
-    /// A missing, expired, tampered or wrong-role token (401).
+    /// An expired, tampered or malformed token (401; a request with no
+    /// token at all is not counted).
     BadToken,
     /// A device token whose credential was rotated or deleted (401).
     RevokedToken,

@@ -25,10 +25,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-/// How often recorded histogram samples are folded into their buckets
-/// (bounds the memory they hold between scrapes: about 16 bytes a sample).
-pub const UPKEEP_EVERY: Duration = Duration::from_secs(1);
-
 /// Live gauges and monotonically increasing counters, and the exporter.
 pub struct Metrics {
     pub robots_online: AtomicI64,
@@ -149,6 +145,11 @@ impl Metrics {
         }
     }
 
+    /// An event not even tried on Redis (known down): delivered locally only.
+    pub fn redis_publish_skipped(&self) {
+        self.handles.redis_publish_failures.increment(1);
+    }
+
     /// A proxied REST call handed to a room at `started` ended as `outcome`.
     pub fn proxy_done(&self, outcome: ProxyOutcome, started: Instant) {
         self.handles.proxy[outcome as usize].record(started.elapsed());
@@ -186,10 +187,15 @@ impl Metrics {
         loop {
             tick.tick().await;
             match metrics.upgrade() {
-                Some(m) => m.exporter.upkeep(),
+                Some(m) => m.run_upkeep(),
                 None => return,
             }
         }
+    }
+
+    /// Folds recorded histogram samples into their buckets now.
+    pub fn run_upkeep(&self) {
+        self.exporter.upkeep();
     }
 
     /// [`Metrics::upkeep`] for a shared `Metrics`.
@@ -251,13 +257,21 @@ mod tests {
             ),
             Some(1.0)
         );
-        assert!(text.contains("wimz_event_routing_seconds_bucket{instance=\"relay-a\",le=\"0.00005\"}"), "{text}");
+        assert!(
+            text.contains("wimz_event_routing_seconds_bucket{instance=\"relay-a\",le=\"0.00005\"}"),
+            "{text}"
+        );
         assert_eq!(
             sample(&text, "wimz_ws_closed_total{instance=\"relay-a\",role=\"app\",code=\"1009\",reason=\"message_too_big\"}"),
             Some(1.0)
         );
-        assert_eq!(sample(&text, "wimz_redis_up{instance=\"relay-a\"}"), Some(0.0));
+        assert_eq!(
+            sample(&text, "wimz_redis_up{instance=\"relay-a\"}"),
+            Some(0.0)
+        );
         // A single instance has no Redis to be down.
-        assert!(!Metrics::new("solo", false).render(None).contains("wimz_redis_up"));
+        assert!(!Metrics::new("solo", false)
+            .render(None)
+            .contains("wimz_redis_up"));
     }
 }

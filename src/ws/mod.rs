@@ -16,10 +16,12 @@ use crate::auth::CredentialId;
 use crate::error::ApiError;
 use crate::http::extract::{authenticate, authenticate_device, bearer, AnyAuth};
 use crate::ids::DeviceId;
+use crate::metrics::SocketRole;
 use crate::state::AppState;
 use actix::{Actor, AsyncContext};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use std::time::Instant;
 
 #[derive(Deserialize, Default)]
 struct RobotQuery {
@@ -102,6 +104,7 @@ pub async fn robot_socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
     let (device, credential) = authenticate_robot(&req, &state).await?;
     let permit = state.caps.robot_socket(state.caps.client(&req), &device)?;
     let (response, session, stream) = upgrade(&req, body, &state)?;
@@ -110,6 +113,7 @@ pub async fn robot_socket(
         ctx.add_stream(stream);
         robot::RobotConn::new(core, device, credential)
     });
+    state.metrics.handshake_done(SocketRole::Robot, started);
     Ok(response)
 }
 
@@ -119,6 +123,7 @@ pub async fn app_socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
     let query = web::Query::<AppQuery>::from_query(req.query_string())
         .map(|q| q.into_inner())
         .unwrap_or_default();
@@ -143,5 +148,6 @@ pub async fn app_socket(
         ctx.add_stream(stream);
         app::AppConn::new(core, user, initial)
     });
+    state.metrics.handshake_done(SocketRole::App, started);
     Ok(response)
 }

@@ -194,6 +194,15 @@ async fn a_non_reading_app_does_not_slow_a_reading_app() {
         .await;
     let scrape = crate::scrape::Scrape::of(&app).await;
     assert_eq!(scrape.count("wimz_slow_consumers_closed_total", &[]), 1);
+    let slow = [
+        ("role", "app"),
+        ("code", "1008"),
+        ("reason", "slow_consumer"),
+    ];
+    assert_eq!(scrape.count("wimz_ws_closed_total", &slow), 1);
+    // The stalled app's queue passed 3/4 on its way to full (the reader's
+    // never held more than a batch of 32 of its 64).
+    assert_eq!(scrape.count("wimz_outbox_saturated_total", &[]), 1);
     still_usable(&mut reader).await;
     // The stalled peer's connection really ends: draining what its socket
     // buffers held reaches the end of the stream.
