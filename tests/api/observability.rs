@@ -574,3 +574,48 @@ async fn the_dashboard_and_alerts_query_series_the_relay_exposes_in_valid_promql
         assert!(all_queries.contains(needle), "no panel queries {needle}");
     }
 }
+
+/// Clustered: each event's Redis append is timed, `wimz_redis_up` follows
+/// Redis, and events Redis cannot take are counted as publish failures
+/// (and still delivered here).
+#[tokio::test]
+async fn clustered_publishes_are_timed_and_redis_health_is_exposed() {
+    let mut c = crate::cluster::cluster(1).await;
+    let a = &c.nodes[0];
+    let user = a.user("redis-watcher").await;
+    let secret = a.device(&user, "wimz-obs-5").await;
+    let mut robot = a.robot("wimz-obs-5", &secret).await;
+    let (mut phone, _) = a.subscribed_app(&user, "wimz-obs-5").await;
+    let before = Scrape::of(a).await;
+    assert_eq!(before.count("wimz_redis_up", &[]), 1, "{}", before.text);
+    for level in 0..4 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "battery", "data": {"level": level}}),
+        )
+        .await;
+        recv_event(&mut phone, "battery").await;
+    }
+    let after = Scrape::of(a).await;
+    let published = |s: &Scrape| s.count("wimz_redis_publish_seconds_count", &[]);
+    assert_eq!(published(&after) - published(&before), 4);
+    assert_eq!(after.count("wimz_event_routing_seconds_count", &[]), 4);
+    assert_eq!(after.count("wimz_redis_publish_failures_total", &[]), 0);
+
+    c.redis.stop();
+    let a = &c.nodes[0];
+    let deadline = tokio::time::Instant::now() + 3 * PATIENCE;
+    while Scrape::of(a).await.count("wimz_redis_up", &[]) != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "wimz_redis_up stayed 1");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    send(
+        &mut robot,
+        json!({"type": "event", "event": "battery", "data": {"level": 9}}),
+    )
+    .await;
+    assert_eq!(recv_event(&mut phone, "battery").await["data"]["level"], 9);
+    let down = Scrape::of(a).await;
+    assert_eq!(down.count("wimz_redis_publish_failures_total", &[]), 1);
+    assert_eq!(down.count("wimz_event_routing_seconds_count", &[]), 5);
+}
