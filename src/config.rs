@@ -69,6 +69,8 @@ pub struct Settings {
     pub caps: caps::CapsSettings,
     /// Login and registration throttles.
     pub throttle: caps::ThrottleSettings,
+    /// `/metrics` (docs/PROTOCOL.md Part 2 L).
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -351,6 +353,23 @@ impl Default for LogSettings {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// How often recorded histogram samples are folded into their buckets
+    /// (each waiting sample holds about 16 bytes until then, or until a
+    /// scrape of `/metrics`).
+    pub upkeep_interval_s: f64,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            upkeep_interval_s: 1.0,
+        }
+    }
+}
+
 /// Accepts a TOML array of strings or one comma-separated string (handy in env vars).
 fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -467,6 +486,7 @@ impl Settings {
         }
         positive("rooms.idle_grace_s", self.rooms.idle_grace_s)?;
         positive("server.shutdown_timeout_s", self.server.shutdown_timeout_s)?;
+        positive("metrics.upkeep_interval_s", self.metrics.upkeep_interval_s)?;
         if self.limits.messages_burst < 1.0 {
             return Err(ConfigError::new(
                 "limits.messages_burst",

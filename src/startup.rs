@@ -77,7 +77,8 @@ impl Application {
         tokens.self_test().context("JWT self-test")?;
         let store = Store::connect(&settings.store.url, settings.store.max_connections).await?;
         let (last_seen, last_seen_task) = LastSeenWriter::start(store.clone());
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(&instance_id, settings.clustered()));
+        metrics.spawn_upkeep(secs(settings.metrics.upkeep_interval_s));
 
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())

@@ -28,8 +28,10 @@ impl Handler<Append> for ClusterBridge {
         if !self.connected.load(Ordering::Relaxed) {
             // Known down: don't make the room wait out connection retries;
             // it delivers locally and a new epoch follows once Redis is back.
+            self.metrics.redis_publish_skipped();
             return Box::pin(async { AppendResult::Down });
         }
+        let metrics = self.metrics.clone();
         let mut redis = self.redis.clone();
         let instance = self.instance.to_string();
         let maxlen = self.history_size;
@@ -39,6 +41,7 @@ impl Handler<Append> for ClusterBridge {
                 .expected
                 .map(|(e, s)| format!("{e}:{s}"))
                 .unwrap_or_default();
+            let started = std::time::Instant::now();
             let r: Result<String, _> = redis::Script::new(scripts::APPEND)
                 .key(keys::presence(&msg.device))
                 .key(keys::last(&msg.device))
@@ -54,6 +57,7 @@ impl Handler<Append> for ClusterBridge {
                 .arg(ttl)
                 .invoke_async(&mut redis)
                 .await;
+            metrics.redis_published(started, r.is_ok());
             match r.as_deref() {
                 Ok("ok") => AppendResult::Ok,
                 Ok("fenced") => AppendResult::Fenced,

@@ -38,7 +38,7 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The attached robot socket.
@@ -188,22 +188,24 @@ impl DeviceRoom {
 
     /// Numbers an event and sends it out: to local subscribers at once on a
     /// single instance; through the cluster first (append, then local
-    /// delivery) when clustered and the robot is here.
+    /// delivery) when clustered and the robot is here. `received`: when
+    /// the robot's frame was read (none for the relay's own events).
     pub(super) fn publish(
         &mut self,
         raw: String,
         strip: bool,
         save_snapshot: bool,
+        received: Option<Instant>,
         ctx: &mut Context<Self>,
     ) {
         match self.env.bridge.clone() {
             Some(bridge) if self.home => {
-                self.publish_clustered(bridge, raw, strip, save_snapshot, ctx)
+                self.publish_clustered(bridge, raw, strip, save_snapshot, received, ctx)
             }
             _ => {
                 self.seq += 1;
                 let frame = self.envelope(&raw, strip, self.epoch, self.seq);
-                self.deliver(self.seq, frame);
+                self.deliver(self.seq, frame, received);
             }
         }
     }
@@ -213,12 +215,16 @@ impl DeviceRoom {
         encode::event(raw, strip, &self.device_json, epoch, seq, unix_now_ms())
     }
 
-    /// Keeps a numbered frame for recovery and queues it to every subscriber.
-    pub(super) fn deliver(&mut self, seq: u64, frame: ByteString) {
+    /// Keeps a numbered frame for recovery and queues it to every
+    /// subscriber; a robot's event (`received`) is timed per delivery.
+    pub(super) fn deliver(&mut self, seq: u64, frame: ByteString, received: Option<Instant>) {
         let mut delivered = 0u64;
         for m in self.members.values() {
             if m.subscribed && m.outbox.send(frame.clone()) {
                 delivered += 1;
+                if let Some(t) = received {
+                    self.env.metrics.event_routed(t);
+                }
             }
         }
         self.history.push(seq, frame);
@@ -235,13 +241,13 @@ impl DeviceRoom {
             instance: &instance,
         }
         .raw(unix_now());
-        self.publish(frame, false, false, ctx);
+        self.publish(frame, false, false, None, ctx);
     }
 
     /// `robot_disconnected` with `reason`, numbered like the robot's events.
     pub(super) fn robot_disconnected(&mut self, reason: &str, ctx: &mut Context<Self>) {
         let frame = Presence::Disconnected { reason }.raw(unix_now());
-        self.publish(frame, false, false, ctx);
+        self.publish(frame, false, false, None, ctx);
     }
 
     /// Updates the snapshot from an event; true if it changed.
@@ -434,7 +440,13 @@ impl Handler<RobotEvent> for DeviceRoom {
         }
         metrics::inc(&self.env.metrics.events_in);
         let changed = self.update_snapshot(&msg.event.name, msg.event.data.as_deref());
-        self.publish(msg.event.raw, msg.event.has_envelope_keys, changed, ctx);
+        self.publish(
+            msg.event.raw,
+            msg.event.has_envelope_keys,
+            changed,
+            Some(msg.received),
+            ctx,
+        );
     }
 }
 
