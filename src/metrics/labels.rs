@@ -37,10 +37,13 @@ pub enum Refusal {
     ProxyPending,
     /// More than `webrtc.max_sessions_per_device` sessions (`error session_limit`).
     WebrtcSessions,
+    /// A socket asked for while the instance is stopping (503; a rolling
+    /// restart's clients go to another instance).
+    Restarting,
 }
 
 impl Refusal {
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 18;
     pub const ALL: [Refusal; Refusal::COUNT] = [
         Refusal::UserSockets,
         Refusal::DeviceWatchers,
@@ -59,6 +62,7 @@ impl Refusal {
         Refusal::BadPassword,
         Refusal::ProxyPending,
         Refusal::WebrtcSessions,
+        Refusal::Restarting,
     ];
 
     /// The `reason` label.
@@ -81,6 +85,7 @@ impl Refusal {
             Refusal::BadPassword => "bad_password",
             Refusal::ProxyPending => "proxy_pending",
             Refusal::WebrtcSessions => "webrtc_sessions",
+            Refusal::Restarting => "restarting",
         }
     }
 }

@@ -63,6 +63,7 @@ fn upgrade(
     if *state.apps_shutdown.borrow() != crate::state::Phase::Serving
         || *state.robots_shutdown.borrow() != crate::state::Phase::Serving
     {
+        state.metrics.refused(crate::metrics::Refusal::Restarting);
         return Err(ApiError::Unavailable(
             "relay restarting; connect again".into(),
         ));
