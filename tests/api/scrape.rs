@@ -8,8 +8,11 @@ pub struct Scrape {
     pub text: String,
 }
 
+/// A sample: name, labels (name, value), value.
+type Sample<'a> = (&'a str, Vec<(&'a str, &'a str)>, f64);
+
 /// A sample line: name, labels, value.
-fn parse_line(line: &str) -> Option<(&str, Vec<(&str, &str)>, f64)> {
+fn parse_line(line: &str) -> Option<Sample<'_>> {
     if line.starts_with('#') || line.trim().is_empty() {
         return None;
     }
