@@ -8,7 +8,7 @@
 //! `device add`) and passed down; no setting is read from the environment after.
 //!
 //! One file per concept under `config/`, each section with the keys it
-//! holds and its own `validate()`: [`server`] (`[server]`, `[log]`),
+//! holds and its own `validate()`: [`server`] (`[server]`, `[log]`, `[metrics]`),
 //! [`auth`], [`store`] (`[store]`, `[cluster]`), [`sockets`]
 //! (`[heartbeat]`, `[limits]`, `[history]`, `[rooms]`), [`webrtc`]
 //! (`[webrtc]`, `[turn]`), [`proxy`], [`caps`] (`[caps]`, `[throttle]`).
@@ -24,7 +24,7 @@ pub mod webrtc;
 
 pub use auth::AuthSettings;
 pub use proxy::ProxySettings;
-pub use server::{LogSettings, ServerSettings};
+pub use server::{LogSettings, MetricsSettings, ServerSettings};
 pub use sockets::{HeartbeatSettings, HistorySettings, LimitSettings, RoomSettings};
 pub use store::{ClusterSettings, StoreSettings};
 pub use webrtc::{TurnProvider, TurnSettings, WebrtcSettings};
@@ -88,6 +88,8 @@ pub struct Settings {
     pub caps: caps::CapsSettings,
     /// Login and registration throttles.
     pub throttle: caps::ThrottleSettings,
+    /// `/metrics` (docs/PROTOCOL.md Part 2 L).
+    pub metrics: MetricsSettings,
 }
 
 /// Accepts a TOML array of strings or one comma-separated string (handy in env vars).
@@ -210,6 +212,7 @@ impl Settings {
         self.cluster.validate()?;
         self.turn.validate()?;
         self.caps.validate()?;
+        self.metrics.validate()?;
         self.log.validate()
     }
 

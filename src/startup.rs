@@ -87,7 +87,8 @@ impl Application {
         tokens.self_test().context("JWT self-test")?;
         let store = Store::connect(&settings.store.url, settings.store.max_connections).await?;
         let (last_seen, last_seen_task) = LastSeenWriter::start(store.clone());
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(&instance_id, settings.clustered()));
+        metrics.spawn_upkeep(secs(settings.metrics.upkeep_interval_s));
         let turn = Arc::new(TurnService::new(settings.turn.clone()));
         let link = redis_link(&settings).await?;
         let actors = start_actors(&settings, &instance_id, &store, &metrics, &turn, &link);

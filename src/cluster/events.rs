@@ -49,6 +49,7 @@ impl Handler<Append> for ClusterBridge {
             if let Some(home) = self.homes.get_mut(&msg.device) {
                 home.term = None;
             }
+            self.metrics.redis_publish_skipped();
             return Box::pin(fut::ready(AppendResult::Down));
         }
         let generation = self.redis.generation();
@@ -64,7 +65,8 @@ impl Handler<Append> for ClusterBridge {
         );
         let slow = self.scripts.append.clone();
         let device = msg.device.clone();
-        let work = async move {
+        let metrics = self.metrics.clone();
+        let attempt = async move {
             if let Some(term) = proven {
                 match fast_append(&mut redis, &msg, term, maxlen).await {
                     Fast::Ok => return (AppendResult::Ok, Some(term)),
@@ -107,6 +109,14 @@ impl Handler<Append> for ClusterBridge {
                 Some((w, _)) if w == "broken" => (AppendResult::Broken, None),
                 _ => (AppendResult::Down, None),
             }
+        };
+        // Timed once per event, whichever way it went (the pipeline, or the
+        // script that proves the stream first).
+        let work = async move {
+            let started = std::time::Instant::now();
+            let (result, term) = attempt.await;
+            metrics.redis_published(started, !matches!(result, AppendResult::Down));
+            (result, term)
         };
         Box::pin(
             work.into_actor(self)

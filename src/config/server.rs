@@ -1,5 +1,5 @@
-//! The `[server]` and `[log]` sections: the listener, the process around
-//! it, and its logs.
+//! The `[server]`, `[log]` and `[metrics]` sections: the listener, the
+//! process around it, its logs and its metrics.
 
 use super::{seconds, string_list, ConfigError};
 use serde::Deserialize;
@@ -91,5 +91,28 @@ impl LogSettings {
             ));
         }
         Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// How often recorded histogram samples are folded into their buckets
+    /// (each waiting sample holds about 16 bytes until then, or until a
+    /// scrape of `/metrics`).
+    pub upkeep_interval_s: f64,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            upkeep_interval_s: 1.0,
+        }
+    }
+}
+
+impl MetricsSettings {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        seconds("metrics.upkeep_interval_s", self.upkeep_interval_s)
     }
 }

@@ -93,6 +93,7 @@ pub async fn login(
     drop(permit);
     let Some(user_id) = user_id.filter(|_| ok) else {
         crate::metrics::inc(&state.metrics.auth_failures);
+        state.metrics.refused(crate::metrics::Refusal::BadPassword);
         return Err(ApiError::BadCredentials(BAD_LOGIN));
     };
     let token = state
@@ -144,6 +145,7 @@ pub async fn verify_device(
     let now = crate::ids::unix_now();
     let refuse = |reason: &str| {
         crate::metrics::inc(&state.metrics.auth_failures);
+        state.metrics.refused(crate::metrics::Refusal::BadSignature);
         tracing::info!(device_id = %device, reason, "device signature refused");
         ApiError::BadCredentials("invalid device signature")
     };

@@ -52,6 +52,7 @@ enum Verified {
 fn verify(state: &AppState, token: &str) -> Result<Verified, ApiError> {
     let claims = state.tokens.verify(token).map_err(|e| {
         crate::metrics::inc(&state.metrics.auth_failures);
+        state.metrics.refused(crate::metrics::Refusal::BadToken);
         tracing::debug!(reason = %e, "token refused");
         ApiError::Unauthorized
     })?;
@@ -74,6 +75,7 @@ async fn check_binding(
 ) -> Result<(), ApiError> {
     if state.store.device_credential(device).await?.as_ref() != Some(cid) {
         crate::metrics::inc(&state.metrics.auth_failures);
+        state.metrics.refused(crate::metrics::Refusal::RevokedToken);
         tracing::info!(device_id = %device, "device token refused: its credential was revoked");
         return Err(ApiError::Unauthorized);
     }

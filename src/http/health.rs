@@ -78,7 +78,11 @@ pub async fn metrics(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     require_stats_access(&state, &req).await?;
+    let redis_up = state
+        .cluster
+        .as_ref()
+        .map(|_| state.cluster_up.load(std::sync::atomic::Ordering::Relaxed));
     Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(&state.instance_id)))
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(redis_up)))
 }

@@ -28,10 +28,12 @@ pub async fn guard(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let allowed = req
-            .app_data::<web::Data<AppState>>()
-            .is_some_and(|state| state.origins.allows(origin, req.head()));
+        let state = req.app_data::<web::Data<AppState>>();
+        let allowed = state.is_some_and(|state| state.origins.allows(origin, req.head()));
         if !allowed {
+            if let Some(state) = state {
+                state.metrics.refused(crate::metrics::Refusal::Origin);
+            }
             tracing::info!(origin = ?origin, path = %req.path(), "origin not allowed");
             let err = ApiError::Forbidden("this origin is not allowed (server.allowed_origins)");
             return Ok(req.error_response(err).map_into_right_body());

@@ -6,7 +6,7 @@ use super::extract::UserAuth;
 use crate::config::secs;
 use crate::error::ApiError;
 use crate::ids::DeviceId;
-use crate::metrics::inc;
+use crate::metrics::{inc, ProxyOutcome, Refusal};
 use crate::room::messages::{FindRoom, GetRoom, ProxyCancel, ProxyReply, ProxyRequest};
 use crate::room::DeviceRoom;
 use crate::state::AppState;
@@ -14,6 +14,7 @@ use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
+use std::time::Instant;
 use tokio::sync::oneshot;
 
 /// Reads the body up to `limit` bytes (413 beyond).
@@ -69,6 +70,7 @@ pub async fn forward(
         return Err(ApiError::Unavailable("robot_offline".into()));
     };
     inc(&state.metrics.proxy_requests);
+    let started = Instant::now();
     let request_id = format!("r-{}", uuid::Uuid::new_v4().simple());
     let frame = crate::wire::encode::http_request(&request_id, &method, &path, &query, &body_json);
     let (tx, rx) = oneshot::channel();
@@ -78,18 +80,36 @@ pub async fn forward(
         reply: tx,
     });
     tracing::debug!(device_id = %device, request_id = %request_id, method = %method, path = %path, "proxying to robot");
+    let (outcome, answer) = await_reply(&state, &room, request_id, rx).await;
+    state.metrics.proxy_done(outcome, started);
+    answer
+}
+
+/// Waits up to `proxy.timeout_s` for the robot's answer: how the call
+/// ended (`wimz_proxy_seconds{outcome}`) and the HTTP answer.
+async fn await_reply(
+    state: &AppState,
+    room: &Addr<DeviceRoom>,
+    request_id: String,
+    rx: oneshot::Receiver<ProxyReply>,
+) -> (ProxyOutcome, Result<HttpResponse, ApiError>) {
     match tokio::time::timeout(secs(state.settings.proxy.timeout_s), rx).await {
-        Ok(Ok(ProxyReply::Response { status, body })) => robot_response(status, body),
-        Ok(Ok(ProxyReply::TooMany)) => Err(ApiError::TooManyRequests),
-        Ok(Ok(ProxyReply::RobotOffline)) | Ok(Err(_)) => {
-            Err(ApiError::Unavailable("robot_offline".into()))
+        Ok(Ok(ProxyReply::Response { status, body })) => {
+            (ProxyOutcome::Answered, robot_response(status, body))
         }
+        Ok(Ok(ProxyReply::TooMany)) => {
+            state.metrics.refused(Refusal::ProxyPending);
+            (ProxyOutcome::Refused, Err(ApiError::TooManyRequests))
+        }
+        Ok(Ok(ProxyReply::RobotOffline)) | Ok(Err(_)) => (
+            ProxyOutcome::Offline,
+            Err(ApiError::Unavailable("robot_offline".into())),
+        ),
         Err(_) => {
             inc(&state.metrics.proxy_timeouts);
             room.do_send(ProxyCancel { request_id });
-            Err(ApiError::GatewayTimeout(
-                "the robot did not answer in time".into(),
-            ))
+            let late = ApiError::GatewayTimeout("the robot did not answer in time".into());
+            (ProxyOutcome::Timeout, Err(late))
         }
     }
 }

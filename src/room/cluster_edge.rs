@@ -163,6 +163,7 @@ impl DeviceRoom {
         raw: String,
         strip: RelayKeys,
         save_snapshot: SnapshotChange,
+        received: Option<std::time::Instant>,
         ctx: &mut Context<Self>,
     ) {
         let expected = (self.seq > 0).then_some((self.epoch, self.seq));
@@ -184,7 +185,7 @@ impl DeviceRoom {
                 .map(move |res, room, ctx| {
                     match res.unwrap_or(AppendResult::Down) {
                         AppendResult::Ok => {
-                            room.deliver(seq, frame);
+                            room.deliver(seq, frame, received);
                             if save_snapshot == SnapshotChange::Changed {
                                 bridge.do_send(SaveSnapshot {
                                     device: room.device.clone(),
@@ -194,12 +195,19 @@ impl DeviceRoom {
                         }
                         // Degraded: serve local apps; the next append after Redis is
                         // back finds the stream broken and starts a new epoch.
-                        AppendResult::Down => room.deliver(seq, frame),
+                        AppendResult::Down => room.deliver(seq, frame, received),
                         AppendResult::Fenced => room.lost_robot(ctx),
                         AppendResult::Broken => {
                             // Continuity cannot be proven: a new epoch for everyone.
                             room.start_epoch(unix_now_ms().max(room.epoch + 1), 0);
-                            room.publish_clustered(bridge, raw, strip, save_snapshot, ctx);
+                            room.publish_clustered(
+                                bridge,
+                                raw,
+                                strip,
+                                save_snapshot,
+                                received,
+                                ctx,
+                            );
                         }
                     }
                 }),
@@ -405,7 +413,8 @@ impl Handler<RemoteEvent> for DeviceRoom {
                 }
             }
         }
-        self.deliver(msg.seq, msg.frame);
+        // Read by another instance: timed there (its clock, not ours).
+        self.deliver(msg.seq, msg.frame, None);
     }
 }
 

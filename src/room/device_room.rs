@@ -40,7 +40,7 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The attached robot socket.
@@ -185,22 +185,24 @@ impl DeviceRoom {
 
     /// Numbers an event and sends it out: to local subscribers at once on a
     /// single instance; through the cluster first (append, then local
-    /// delivery) when clustered and the robot is here.
+    /// delivery) when clustered and the robot is here. `received`: when
+    /// the robot's frame was read (none for the relay's own events).
     pub(super) fn publish(
         &mut self,
         raw: String,
         envelope_keys: RelayKeys,
         snapshot: SnapshotChange,
+        received: Option<Instant>,
         ctx: &mut Context<Self>,
     ) {
         match self.env.bridge.clone() {
             Some(bridge) if self.home => {
-                self.publish_clustered(bridge, raw, envelope_keys, snapshot, ctx)
+                self.publish_clustered(bridge, raw, envelope_keys, snapshot, received, ctx)
             }
             _ => {
                 self.seq += 1;
                 let frame = self.envelope(&raw, envelope_keys, self.epoch, self.seq);
-                self.deliver(self.seq, frame);
+                self.deliver(self.seq, frame, received);
             }
         }
     }
@@ -223,12 +225,16 @@ impl DeviceRoom {
         )
     }
 
-    /// Keeps a numbered frame for recovery and queues it to every subscriber.
-    pub(super) fn deliver(&mut self, seq: u64, frame: ByteString) {
+    /// Keeps a numbered frame for recovery and queues it to every
+    /// subscriber; a robot's event (`received`) is timed per delivery.
+    pub(super) fn deliver(&mut self, seq: u64, frame: ByteString, received: Option<Instant>) {
         let mut delivered = 0u64;
         for m in self.members.values() {
             if m.subscribed && m.outbox.send(frame.clone()) {
                 delivered += 1;
+                if let Some(t) = received {
+                    self.env.metrics.event_routed(t);
+                }
             }
         }
         self.history.push(seq, frame);
@@ -245,13 +251,13 @@ impl DeviceRoom {
             instance: &instance,
         }
         .raw(unix_now());
-        self.publish(frame, RelayKeys::Absent, SnapshotChange::Same, ctx);
+        self.publish(frame, RelayKeys::Absent, SnapshotChange::Same, None, ctx);
     }
 
     /// `robot_disconnected` with `reason`, numbered like the robot's events.
     pub(super) fn robot_disconnected(&mut self, reason: &str, ctx: &mut Context<Self>) {
         let frame = Presence::Disconnected { reason }.raw(unix_now());
-        self.publish(frame, RelayKeys::Absent, SnapshotChange::Same, ctx);
+        self.publish(frame, RelayKeys::Absent, SnapshotChange::Same, None, ctx);
     }
 
     /// Updates the snapshot from an event; says whether it changed.
@@ -446,7 +452,13 @@ impl Handler<RobotEvent> for DeviceRoom {
         }
         metrics::inc(&self.env.metrics.events_in);
         let changed = self.update_snapshot(&msg.event.name, msg.event.data.as_deref());
-        self.publish(msg.event.raw, msg.event.envelope_keys, changed, ctx);
+        self.publish(
+            msg.event.raw,
+            msg.event.envelope_keys,
+            changed,
+            Some(msg.received),
+            ctx,
+        );
     }
 }
 

@@ -19,7 +19,7 @@ impl Handler<Join> for DeviceRoom {
         }
         let cap = self.env.max_members;
         if cap > 0 && self.members.len() >= cap && !self.members.contains_key(&msg.conn) {
-            crate::caps::count_refused(&self.env.metrics, crate::caps::Reason::DeviceWatchers);
+            self.env.metrics.refused(metrics::Refusal::DeviceWatchers);
             return Err(JoinError::Full);
         }
         self.idle_generation += 1;

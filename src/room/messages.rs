@@ -111,6 +111,9 @@ pub struct DetachRobot {
 pub struct RobotEvent {
     pub conn: ConnId,
     pub event: EventIn,
+    /// When the robot's frame was read (`wimz_event_routing_seconds`
+    /// measures from here to each app's outbox).
+    pub received: std::time::Instant,
 }
 
 /// A `command_result` from the robot, for the app `reply_to` only.

@@ -182,11 +182,16 @@ impl SessionSupervisor {
             .filter(|s| s.robot.is_some())
             .ok_or_else(unknown_session)?;
         s.touch();
-        if kind == Relayed::Sdp && s.state == SessionState::Offered {
+        let answered = kind == Relayed::Sdp && s.state == SessionState::Offered;
+        if answered {
             s.state = SessionState::Answered;
         }
+        let setup_since = s.setup_since;
         if let Some(r) = &s.robot {
             r.send(&s.device, &s.app.conn, sig.raw.clone());
+        }
+        if answered {
+            self.metrics.webrtc_answered(setup_since);
         }
         Ok(())
     }

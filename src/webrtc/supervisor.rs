@@ -30,7 +30,7 @@ use crate::cluster::messages::{ForSessions, SessionSlot, SessionSlots, SlotAnswe
 use crate::cluster::ClusterBridge;
 use crate::config::{secs, WebrtcSettings};
 use crate::ids::{ConnId, DeviceId, SessionId};
-use crate::metrics::{gauge_add, inc, Metrics};
+use crate::metrics::{gauge_add, inc, Metrics, Refusal};
 use crate::room::messages::{EndRemoteRobotSessions, FindRobot, RobotRoute};
 use crate::store::Store;
 use crate::supervise::InjectPanic;
@@ -291,6 +291,7 @@ impl SessionSupervisor {
             .count();
         let max = self.settings.max_sessions_per_device;
         if open >= max {
+            self.metrics.refused(Refusal::WebrtcSessions);
             return Err(limit_error(max));
         }
         let id = SessionId::new_on(&self.instance);
@@ -303,6 +304,7 @@ impl SessionSupervisor {
             .insert(id.clone(), Session::new(id.clone(), device.clone(), app));
         let turn = self.turn.clone();
         let bridge = self.bridge.clone();
+        let metrics = self.metrics.clone();
         let slot = self.bridge.clone().map(|b| {
             (
                 b,
@@ -322,7 +324,10 @@ impl SessionSupervisor {
             if let Some((bridge, slot)) = slot {
                 match bridge.send(slot).await.unwrap_or(SlotAnswer::Down) {
                     SlotAnswer::Taken => {}
-                    SlotAnswer::Full => return Err(limit_error(max)),
+                    SlotAnswer::Full => {
+                        metrics.refused(Refusal::WebrtcSessions);
+                        return Err(limit_error(max));
+                    }
                     SlotAnswer::Down => redis_down = true,
                 }
             }

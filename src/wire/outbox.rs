@@ -5,6 +5,10 @@
 //! a peer. When the queue is full the peer is not reading; the outbox raises
 //! its slow signal, the owning socket actor closes the peer (1008) and
 //! deregisters, and nobody else waits.
+//!
+//! Each send also looks how full the queue is ([`Saturation`], one atomic
+//! load): a queue that rises past 3/4 of its capacity counts one saturation
+//! (`wimz_outbox_saturated_total`), the warning before a slow consumer.
 
 use actix_ws::{CloseCode, CloseReason, Session};
 use bytestring::ByteString;
@@ -26,12 +30,13 @@ pub enum Out {
     CloseAndRead(CloseReason),
 }
 
-/// Raised when a peer's queue overflowed.
-#[derive(Default)]
+/// Raised when a peer's queue overflowed; shared by every sender of the
+/// queue, with its [`Saturation`] watch.
 pub struct SlowSignal {
     fired: AtomicBool,
     /// Wakes the socket actor (stores a permit if it is not waiting yet).
     pub notify: Notify,
+    saturation: Saturation,
 }
 
 impl SlowSignal {
@@ -62,7 +67,7 @@ impl Outbox {
     /// An outbox with no socket behind it: every send is dropped. Used where
     /// a frame's sender lives on another instance.
     pub fn closed() -> Outbox {
-        detached(1).0
+        detached(1, metrics::Counter::noop()).0
     }
 
     /// Queues a text frame; false (and the slow signal raised) when full,
@@ -104,7 +109,10 @@ impl Outbox {
 
     fn push(&self, out: Out) -> bool {
         match self.tx.try_send(out) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.slow.saturation.after_send(self.tx.capacity());
+                true
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.slow.fire();
                 false
@@ -133,15 +141,59 @@ impl WriterHandle {
 
 /// An outbox and the receiving half of its queue, with no writer task
 /// (`spawn_writer` adds one; benchmarks read the queue themselves).
-pub fn detached(capacity: usize) -> (Outbox, mpsc::Receiver<Out>) {
+/// `saturated` counts the queue's saturations.
+pub fn detached(capacity: usize, saturated: metrics::Counter) -> (Outbox, mpsc::Receiver<Out>) {
     let (tx, rx) = mpsc::channel(capacity);
-    let slow = Arc::new(SlowSignal::default());
+    let slow = Arc::new(SlowSignal {
+        fired: AtomicBool::new(false),
+        notify: Notify::new(),
+        saturation: Saturation::new(capacity, saturated),
+    });
     (Outbox { tx, slow }, rx)
 }
 
-/// Starts the writer task on the current arbiter.
-pub fn spawn_writer(session: Session, capacity: usize) -> (Outbox, WriterHandle) {
-    let (outbox, rx) = detached(capacity);
+/// Counts a queue's saturations: once when what is queued reaches 3/4 of
+/// the capacity, again only after it fell back to 1/4 or less (so a queue
+/// that stays full counts once, not once per frame). Senders on any thread.
+pub struct Saturation {
+    /// Free slots at or under which the queue is saturated...
+    saturated_at: usize,
+    /// ...and at or over which it is not any more.
+    relieved_at: usize,
+    saturated: AtomicBool,
+    counter: metrics::Counter,
+}
+
+impl Saturation {
+    pub fn new(capacity: usize, counter: metrics::Counter) -> Saturation {
+        Saturation {
+            saturated_at: capacity / 4,
+            relieved_at: (capacity * 3).div_ceil(4),
+            saturated: AtomicBool::new(false),
+            counter,
+        }
+    }
+
+    /// `free`: slots left in the queue after a send.
+    pub fn after_send(&self, free: usize) {
+        if free <= self.saturated_at {
+            if !self.saturated.swap(true, Ordering::Relaxed) {
+                self.counter.increment(1);
+            }
+        } else if free >= self.relieved_at && self.saturated.load(Ordering::Relaxed) {
+            self.saturated.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Starts the writer task on the current arbiter; `saturated` counts the
+/// queue's saturations.
+pub fn spawn_writer(
+    session: Session,
+    capacity: usize,
+    saturated: metrics::Counter,
+) -> (Outbox, WriterHandle) {
+    let (outbox, rx) = detached(capacity, saturated);
     let kill = Arc::new(Notify::new());
     actix_rt::spawn(writer(session, rx, kill.clone()));
     let slow = outbox.slow.clone();
@@ -216,5 +268,43 @@ async fn writer(mut session: Session, mut rx: mpsc::Receiver<Out>, kill: Arc<Not
         if sent.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_counts_one_saturation_per_rise_past_three_quarters() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let meta = metrics::Metadata::new("t", metrics::Level::INFO, None);
+        let counter = metrics::Recorder::register_counter(
+            &recorder,
+            &metrics::Key::from_static_name("saturated_total"),
+            &meta,
+        );
+        let (outbox, mut rx) = detached(8, counter);
+        let fill = |n: usize| {
+            for _ in 0..n {
+                outbox.send("x");
+            }
+        };
+        // 6 of 8 queued is 3/4: one saturation, however long it stays (and
+        // when it overflows).
+        fill(5);
+        assert!(handle.render().contains("saturated_total 0"));
+        fill(1);
+        fill(4);
+        assert!(outbox.is_slow());
+        // Drained to 2 (1/4 or less), then up to 6 again: a second one.
+        while rx.len() > 1 {
+            rx.try_recv().unwrap();
+        }
+        fill(1);
+        fill(4);
+        let text = handle.render();
+        assert!(text.contains("saturated_total 2"), "{text}");
     }
 }

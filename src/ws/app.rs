@@ -11,7 +11,7 @@
 
 use super::conn::{on_item, start_common, SocketActor, SocketCore};
 use crate::ids::{DeviceId, UserId};
-use crate::metrics::gauge_add;
+use crate::metrics::{gauge_add, SocketRole};
 use crate::room::messages::*;
 use crate::room::DeviceRoom;
 use crate::webrtc::messages::{ConnGone, FromApp};
@@ -238,6 +238,9 @@ impl Actor for AppConn {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        // Counted before the gauge drops: whoever sees the socket gone
+        // from the gauge finds its close counted.
+        self.core.count_close(SocketRole::App);
         gauge_add(&self.core.state.metrics.apps_connected, -1);
         for room in self.rooms.values() {
             room.do_send(Leave {

@@ -6,7 +6,7 @@ use super::ratelimit::TokenBucket;
 use crate::caps::sockets::SocketPermit;
 use crate::config::secs;
 use crate::ids::ConnId;
-use crate::metrics::inc;
+use crate::metrics::{inc, Refusal, SocketRole};
 use crate::state::AppState;
 use crate::state::Phase;
 use crate::wire::close;
@@ -33,6 +33,9 @@ pub struct SocketCore {
     pub stop_reason: &'static str,
     /// Our close frame is queued: the socket is only read until it ends.
     pub closing: bool,
+    /// The close code it ended with (1006: lost without a close frame),
+    /// for `wimz_ws_closed_total`.
+    pub stop_code: u16,
     pub state: web::Data<AppState>,
     /// Counts this socket against the caps until the actor is dropped.
     _permit: SocketPermit,
@@ -46,7 +49,11 @@ impl SocketCore {
         permit: SocketPermit,
     ) -> Self {
         let limits = &state.settings.limits;
-        let (outbox, writer) = spawn_writer(session, limits.outbound_queue);
+        let (outbox, writer) = spawn_writer(
+            session,
+            limits.outbound_queue,
+            state.metrics.outbox_saturated(),
+        );
         SocketCore {
             conn,
             outbox,
@@ -55,6 +62,7 @@ impl SocketCore {
             bucket: TokenBucket::new(limits.messages_per_s, limits.messages_burst),
             stop_reason: "closed",
             closing: false,
+            stop_code: 1000,
             state,
             _permit: permit,
         }
@@ -75,6 +83,7 @@ impl SocketCore {
     ) {
         if !self.closing {
             self.stop_reason = reason;
+            self.stop_code = code.into();
             self.outbox.close(code, reason);
         }
         ctx.stop();
@@ -87,8 +96,17 @@ impl SocketCore {
         if !self.closing {
             self.closing = true;
             self.stop_reason = reason;
+            self.stop_code = code.into();
             self.outbox.close_and_read(code, reason);
         }
+    }
+
+    /// Counts how this socket of `role` ended (`wimz_ws_closed_total`);
+    /// from the actor's `stopped`, which every exit path runs.
+    pub fn count_close(&self, role: SocketRole) {
+        self.state
+            .metrics
+            .ws_closed(role, self.stop_code, self.stop_reason);
     }
 
     /// The answer to an application-level `ping`.
@@ -142,6 +160,7 @@ pub fn start_common<A: SocketActor>(
                 inc(&core.state.metrics.slow_consumers_closed);
                 tracing::info!(conn_id = %core.conn, "closing slow consumer");
                 core.stop_reason = "slow_consumer";
+                core.stop_code = CloseCode::Policy.into();
                 core.writer.kill();
                 ctx.stop();
             }),
@@ -189,6 +208,7 @@ pub fn on_item<A: SocketActor>(
         Ok(AggregatedMessage::Text(text)) => {
             if !core.bucket.take() {
                 inc(&core.state.metrics.rate_limited);
+                core.state.metrics.refused(Refusal::RateLimited);
                 core.send_error(
                     WireError::new(WireCode::RateLimited, "too many messages; slow down")
                         .with_ref(frame_id(&text)),
@@ -216,9 +236,10 @@ pub fn on_item<A: SocketActor>(
                 // The peer went away without a close frame (or the read failed).
                 tracing::debug!(conn_id = %core.conn, error = %e, "connection lost");
                 // No close frame: there is no one to read it. (After ours, the
-                // peer may simply go: the reason stays ours.)
+                // peer may simply go: the reason and code stay ours.)
                 if !core.closing {
                     core.stop_reason = "connection_lost";
+                    core.stop_code = 1006;
                 }
                 ctx.stop();
             }

@@ -17,10 +17,12 @@ use crate::auth::CredentialId;
 use crate::error::ApiError;
 use crate::http::extract::{authenticate, authenticate_device, AnyAuth};
 use crate::ids::DeviceId;
+use crate::metrics::SocketRole;
 use crate::state::AppState;
 use actix::{Actor, AsyncContext};
 use actix_web::{web, HttpRequest, HttpResponse};
 use credentials::RobotCredentials;
+use std::time::Instant;
 
 /// Device token, signature headers, or signature query parameters
 /// ([`credentials::robot_credentials`]); the device and the credential id
@@ -61,6 +63,7 @@ fn upgrade(
     if *state.apps_shutdown.borrow() != crate::state::Phase::Serving
         || *state.robots_shutdown.borrow() != crate::state::Phase::Serving
     {
+        state.metrics.refused(crate::metrics::Refusal::Restarting);
         return Err(ApiError::Unavailable(
             "relay restarting; connect again".into(),
         ));
@@ -87,6 +90,7 @@ pub async fn robot_socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
     let (device, credential) = authenticate_robot(&req, &state).await?;
     let permit = state.caps.robot_socket(state.caps.client(&req), &device)?;
     let (response, session, stream) = upgrade(&req, body, &state)?;
@@ -95,6 +99,7 @@ pub async fn robot_socket(
         ctx.add_stream(stream);
         robot::RobotConn::new(core, device, credential)
     });
+    state.metrics.handshake_done(SocketRole::Robot, started);
     Ok(response)
 }
 
@@ -104,6 +109,7 @@ pub async fn app_socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
     let presented = credentials::app_credentials(req.headers(), req.query_string())?;
     let user = match authenticate(&state, &presented.token).await? {
         AnyAuth::User(u) => u,
@@ -117,5 +123,6 @@ pub async fn app_socket(
         ctx.add_stream(stream);
         app::AppConn::new(core, user, initial)
     });
+    state.metrics.handshake_done(SocketRole::App, started);
     Ok(response)
 }

@@ -20,7 +20,7 @@
 use super::conn::{on_item, start_common, SocketActor, SocketCore};
 use crate::auth::CredentialId;
 use crate::ids::DeviceId;
-use crate::metrics::gauge_add;
+use crate::metrics::{gauge_add, SocketRole};
 use crate::room::messages::*;
 use crate::room::DeviceRoom;
 use crate::webrtc::messages::{ConnGone, FromRobot};
@@ -180,6 +180,8 @@ impl Actor for RobotConn {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        // Counted before the gauge drops (see AppConn::stopped).
+        self.core.count_close(SocketRole::Robot);
         gauge_add(&self.core.state.metrics.robots_online, -1);
         if let Some(room) = &self.room {
             room.do_send(DetachRobot {
@@ -237,7 +239,11 @@ impl SocketActor for RobotConn {
                 self.core.outbox.send(SocketCore::pong_frame());
             }
             RobotFrame::Pong => {}
-            RobotFrame::Event(event) => room.do_send(RobotEvent { conn, event }),
+            RobotFrame::Event(event) => room.do_send(RobotEvent {
+                conn,
+                event,
+                received: self.core.last_seen,
+            }),
             RobotFrame::CommandResult { reply_to, id, raw } => room.do_send(CommandResult {
                 conn,
                 reply_to,

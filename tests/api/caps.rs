@@ -7,16 +7,7 @@ use crate::helpers::*;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-/// `wimz_refused_total{reason=...}` from `/metrics` (0 when absent).
-pub async fn refused(c: &RelayClient, reason: &str) -> u64 {
-    let text = c.get("/metrics", None).await.text().await.unwrap();
-    let needle = format!("wimz_refused_total{{reason=\"{reason}\",");
-    text.lines()
-        .find(|l| l.starts_with(&needle))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
+pub use crate::scrape::refused;
 
 /// Status, `error.code` and `Retry-After` of an HTTP answer.
 async fn answer(r: reqwest::Response) -> (u16, String, Option<u64>) {

@@ -41,6 +41,13 @@ async fn a_stopping_instance_refuses_new_connections_and_sockets_at_once() {
         .request("GET /health HTTP/1.1\r\nHost: relay\r\n\r\n")
         .await
         .starts_with("HTTP/1.1 200"));
+    // A second one to read /metrics over once the upgrade is refused (the
+    // first is not kept after a refused upgrade).
+    let mut scraper = KeptAlive::open(port).await;
+    assert!(scraper
+        .request("GET /health HTTP/1.1\r\nHost: relay\r\n\r\n")
+        .await
+        .starts_with("HTTP/1.1 200"));
     sigterm(&relay.child);
     assert_eq!(recv_close(&mut robot).await, Some(1012));
     // The robot does not answer the close: the instance is still stopping.
@@ -59,6 +66,18 @@ async fn a_stopping_instance_refuses_new_connections_and_sockets_at_once() {
     assert!(
         answer.starts_with("HTTP/1.1 503"),
         "a socket asked for while stopping: {answer}"
+    );
+    // Counted under its own refusal reason.
+    let metrics = scraper
+        .request("GET /metrics HTTP/1.1\r\nHost: relay\r\n\r\n")
+        .await;
+    let scrape = crate::scrape::Scrape {
+        text: metrics.split_once("\r\n\r\n").unwrap().1.to_string(),
+    };
+    assert_eq!(
+        scrape.count("wimz_refused_total", &[("reason", "restarting")]),
+        1,
+        "{metrics}"
     );
     assert!(relay.child.try_wait().unwrap().is_none(), "still stopping");
     let status = tokio::task::spawn_blocking(move || relay.child.wait())

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// A robot that answers every `http_request` by echoing it (status 200, or
 /// the status named in the body's "status").
-fn echo_robot(mut robot: Ws) -> tokio::task::JoinHandle<()> {
+pub(crate) fn echo_robot(mut robot: Ws) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(Ok(m)) = robot.next().await {
             let Ok(t) = m.to_text() else { continue };
