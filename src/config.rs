@@ -407,6 +407,12 @@ mod tests {
         let e = Settings::load_from(None, env(&[("WIMZ__AUTH__JWT_SECRET", "short")])).unwrap_err();
         assert_eq!(e.key, "auth.jwt_secret");
         assert!(!e.to_string().contains("short"));
+        // 0 would be a zero-period upkeep timer (tokio's interval panics on it).
+        for bad in ["0", "-1", "inf"] {
+            let e = Settings::load_from(None, env(&[("WIMZ__METRICS__UPKEEP_INTERVAL_S", bad)]))
+                .unwrap_err();
+            assert_eq!(e.key, "metrics.upkeep_interval_s", "{bad}");
+        }
     }
 
     /// Found by the `config` fuzz target: a key holding a control character

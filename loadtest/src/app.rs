@@ -364,6 +364,18 @@ impl App {
         }
     }
 
+    /// The session a robot's signaling frame names, if it is this app's
+    /// (a frame naming another app's session is counted as misrouted).
+    fn robots_session(&mut self, m: &Incoming<'_>) -> Option<String> {
+        let sid = m.session_id.as_deref()?.to_string();
+        if self.own_session(Some(&sid)) {
+            Some(sid)
+        } else {
+            inc(&self.sh.stats.sess_misrouted);
+            None
+        }
+    }
+
     /// One frame from the relay: counted, then handled by its type.
     async fn on_text(&mut self, ws: &mut Ws, text: &str) {
         let sh = self.sh.clone();
@@ -462,16 +474,10 @@ impl App {
 
     /// The robot's offer for our session: answered at once.
     async fn on_offer(&mut self, ws: &mut Ws, m: &Incoming<'_>) {
-        let sh = self.sh.clone();
-        let st = &sh.stats;
-        let Some(sid) = m.session_id.as_deref().map(str::to_string) else {
+        let Some(sid) = self.robots_session(m) else {
             return;
         };
-        if !self.own_session(Some(&sid)) {
-            inc(&st.sess_misrouted);
-            return;
-        }
-        inc(&st.sess_offers);
+        inc(&self.sh.stats.sess_offers);
         let frame = format!(
             r#"{{"type":"webrtc_answer","session_id":{},"sdp":"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}}"#,
             js(&sid)
@@ -481,15 +487,11 @@ impl App {
 
     /// The robot's ICE candidate: the session is set up; we close it.
     async fn on_ice(&mut self, ws: &mut Ws, m: &Incoming<'_>) {
-        let sh = self.sh.clone();
-        let st = &sh.stats;
-        let Some(sid) = m.session_id.as_deref().map(str::to_string) else {
+        let Some(sid) = self.robots_session(m) else {
             return;
         };
-        if !self.own_session(Some(&sid)) {
-            inc(&st.sess_misrouted);
-            return;
-        }
+        let sh = self.sh.clone();
+        let st = &sh.stats;
         inc(&st.sess_ice);
         if let Some(p) = self.session.take() {
             st.session_setup
