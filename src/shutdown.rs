@@ -69,7 +69,7 @@ impl AppHandle {
 
         let _ = self.apps_down.send(Phase::Closing);
         wait_until(|| get_i(&metrics.apps_connected) == 0, at(0.95)).await;
-        // Let the writers put the close frames on the wire.
+        // Let the dispatchers put the close frames on the wire.
         tokio::time::sleep_until(
             at(1.0)
                 .min(Instant::now() + Duration::from_millis(100))

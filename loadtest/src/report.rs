@@ -19,9 +19,18 @@ pub struct RunFacts {
     pub relay_base: Option<Sample>,
     pub relay_connected: Option<Sample>,
     pub relay_run: Option<(Sample, Sample)>,
+    /// Deliveries the apps received between the two `relay_run` samples
+    /// (the sending window), for CPU per delivery.
+    pub run_deliveries: u64,
     pub relay_peak_rss_kib: Option<u64>,
     pub gen_base: Option<Sample>,
     pub gen_run: Option<(Sample, Sample)>,
+}
+
+/// CPU time between two samples of a process ÷ `n`, microseconds; `None`
+/// when `n` is 0.
+pub fn cpu_us_per(a: &Sample, b: &Sample, n: u64) -> Option<f64> {
+    (n > 0).then(|| (b.cpu_s - a.cpu_s).max(0.0) * 1e6 / n as f64)
 }
 
 /// Percentiles of a histogram, milliseconds.
@@ -142,6 +151,11 @@ pub struct Process {
     pub rss_per_connection_bytes: u64,
     /// During the run, percent of one core (`None`: not readable).
     pub cpu_pct: Option<f64>,
+    /// The process's utime + stime over the sending window ÷ the
+    /// deliveries apps received in it, microseconds (`None`: no
+    /// deliveries in the window, or not readable). The figure noise moves
+    /// least: it does not depend on how busy the rest of the box is.
+    pub cpu_us_per_delivery: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -320,6 +334,9 @@ impl Process {
                 .checked_div(f.connected_sockets)
                 .unwrap_or(0),
             cpu_pct: f.relay_run.map(|(a, b)| cpu_pct(&a, &b)),
+            cpu_us_per_delivery: f
+                .relay_run
+                .and_then(|(a, b)| cpu_us_per(&a, &b, f.run_deliveries)),
         })
     }
 }
@@ -391,4 +408,25 @@ fn failures(
         );
     }
     failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(cpu_s: f64) -> Sample {
+        Sample {
+            rss_kib: 1,
+            cpu_s,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    #[test]
+    fn cpu_per_delivery_divides_the_window_cpu_by_its_deliveries() {
+        // 3 s of CPU for 200,000 deliveries: 15 µs each.
+        let per = cpu_us_per(&at(10.0), &at(13.0), 200_000).unwrap();
+        assert!((per - 15.0).abs() < 1e-9, "{per}");
+        assert_eq!(cpu_us_per(&at(10.0), &at(13.0), 0), None);
+    }
 }

@@ -77,9 +77,11 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
     );
 
     let relay_run_start = relay(args.relay_pid);
+    let received_run_start = get(&sh.stats.events_received);
     let gen_run_start = procstat::sample(None);
     let run_end = run_scenario(&sh, &phase_tx).await;
     let relay_run_end = relay(args.relay_pid);
+    let run_deliveries = get(&sh.stats.events_received) - received_run_start;
     let gen_run_end = procstat::sample(None);
     let _ = phase_tx.send(Phase::Settling);
     settle(&sh).await;
@@ -99,6 +101,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Report> {
         relay_base,
         relay_connected,
         relay_run: pair(relay_run_start, relay_run_end),
+        run_deliveries,
         relay_peak_rss_kib: args.relay_pid.map(|_| peak_rss.load(Ordering::Relaxed)),
         connected_sockets,
         gen_run: pair(gen_run_start, gen_run_end),

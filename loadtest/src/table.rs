@@ -90,12 +90,14 @@ impl Report {
         if let Some(r) = &self.relay {
             let _ = writeln!(
                 o,
-                "  relay process          RSS before {} KiB, connected {} KiB, peak {} KiB, {} B per connection; CPU {} of a core",
+                "  relay process          RSS before {} KiB, connected {} KiB, peak {} KiB, {} B per connection; CPU {} of a core, {} per delivery",
                 r.rss_before_kib,
                 r.rss_connected_kib,
                 r.rss_peak_kib,
                 r.rss_per_connection_bytes,
-                r.cpu_pct.map_or("?".to_string(), |c| format!("{c:.0}%"))
+                r.cpu_pct.map_or("?".to_string(), |c| format!("{c:.0}%")),
+                r.cpu_us_per_delivery
+                    .map_or("?".to_string(), |c| format!("{c:.1} µs"))
             );
         }
         if let Some(g) = self.generator_cpu_pct {

@@ -167,7 +167,7 @@ impl Metrics {
         self.exporter.ws_closed(role, code, reason).increment(1);
     }
 
-    /// The counter a socket's writer bumps when its queue fills past 3/4
+    /// The counter a socket's outbox bumps when its queue fills past 3/4
     /// (`wimz_outbox_saturated_total`); cheap to clone.
     pub fn outbox_saturated(&self) -> metrics::Counter {
         self.handles.outbox_saturated.clone()

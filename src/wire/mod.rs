@@ -7,7 +7,7 @@
 //! - [`encode`]: every frame the relay writes, built in one place.
 //! - [`close`]: the close codes the relay sends, named.
 //! - [`error`]: [`WireError`], the `error` frame's code, message and `ref`.
-//! - [`outbox`]: a socket's bounded outbound queue and its writer task.
+//! - [`outbox`]: a socket's bounded outbound queue (its `actix_ws::Session`).
 //! - [`snapshot`]: a device's live state as apps see it.
 
 pub mod close;

@@ -1,5 +1,5 @@
 //! What robot and app socket actors share: the [`SocketCore`] (outbox,
-//! writer handle, heartbeat clock, rate limit) and the handling of raw
+//! slow-consumer handle, heartbeat clock, rate limit) and the handling of raw
 //! WebSocket items (pings, binary frames, oversize frames, close).
 
 use super::ratelimit::TokenBucket;
@@ -10,7 +10,7 @@ use crate::metrics::{inc, Refusal, SocketRole};
 use crate::state::AppState;
 use crate::state::Phase;
 use crate::wire::close;
-use crate::wire::outbox::{spawn_writer, Outbox, WriterHandle};
+use crate::wire::outbox::{attach, Outbox, WriterHandle};
 use crate::wire::{WireCode, WireError};
 use actix::prelude::*;
 use actix_web::web;
@@ -23,7 +23,7 @@ pub struct SocketCore {
     pub conn: ConnId,
     /// The bounded queue to this peer; rooms hold clones.
     pub outbox: Outbox,
-    /// Slow signal and kill switch of the writer task.
+    /// Slow signal, and the switch that drops the peer.
     pub writer: WriterHandle,
     /// Last time anything (frame, ping, pong) came from the peer.
     pub last_seen: Instant,
@@ -49,7 +49,7 @@ impl SocketCore {
         permit: SocketPermit,
     ) -> Self {
         let limits = &state.settings.limits;
-        let (outbox, writer) = spawn_writer(
+        let (outbox, writer) = attach(
             session,
             limits.outbound_queue,
             state.metrics.outbox_saturated(),

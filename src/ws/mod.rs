@@ -68,7 +68,9 @@ fn upgrade(
             "relay restarting; connect again".into(),
         ));
     }
-    let (response, session, stream) = actix_ws::handle(req, body)
+    // The session's queue is the socket's outbound queue (`wire::outbox`).
+    let queue = state.settings.limits.outbound_queue;
+    let (response, session, stream) = actix_ws::handle_with_capacity(req, body, &[], queue)
         .map_err(|e| ApiError::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;
     let limit = state.settings.limits.max_message_bytes;
     let stream = stream

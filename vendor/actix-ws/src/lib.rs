@@ -88,20 +88,39 @@ pub fn handle_with_protocols(
     body: web::Payload,
     protocols: &[&str],
 ) -> Result<(HttpResponse, Session, MessageStream), actix_web::Error> {
+    handle_with_capacity(req, body, protocols, 32)
+}
+
+/// WIM-Z relay patch (vendor/README.md): [`handle_with_protocols`] with the
+/// session's queue holding `capacity` messages (upstream: 32), so that the
+/// queue can be the socket's only outbound queue ([`Session::try_send`]).
+pub fn handle_with_capacity(
+    req: &HttpRequest,
+    body: web::Payload,
+    protocols: &[&str],
+    capacity: usize,
+) -> Result<(HttpResponse, Session, MessageStream), actix_web::Error> {
     let mut response = handshake_with_protocols(req, protocols)?;
-    let (tx, rx) = channel(32);
+    let (tx, rx) = channel(capacity);
     let (connection_closed_tx, connection_closed_rx) = oneshot::channel();
+    let (abort_tx, abort_rx) = oneshot::channel();
+    let linger = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
 
     Ok((
         response
             .message_body(
                 BodyStream::new(
-                    StreamingBody::new(rx).with_connection_close_signal(connection_closed_tx),
+                    StreamingBody::new(rx)
+                        .with_connection_close_signal(connection_closed_tx)
+                        .with_abort_signal(abort_rx)
+                        .with_linger_flag(linger.clone()),
                 )
                 .boxed(),
             )?
             .into(),
-        Session::new(tx),
+        Session::new(tx)
+            .with_abort_signal(abort_tx)
+            .with_linger_flag(linger),
         MessageStream::new(body.into_inner()).with_connection_close_signal(connection_closed_rx),
     ))
 }

@@ -4,7 +4,7 @@ use std::{
     pin::Pin,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     task::{Context, Poll},
 };
@@ -13,8 +13,14 @@ use actix_http::ws::{CloseReason, Item, Message};
 use actix_web::web::Bytes;
 use bytestring::ByteString;
 use futures_sink::Sink;
-use tokio::sync::mpsc::Sender;
+use tokio::sync::{
+    mpsc::{error::TrySendError, Sender},
+    oneshot,
+};
 use tokio_util::sync::PollSender;
+
+/// WIM-Z relay patch: what [`Session::abort`] hands the response body.
+type AbortSignal = Arc<Mutex<Option<oneshot::Sender<Option<CloseReason>>>>>;
 
 // RFC 6455: Control frames MUST have payload length <= 125 bytes.
 // Close payload is: 2-byte close code + optional UTF-8 reason, therefore the reason is <= 123 bytes.
@@ -30,6 +36,9 @@ const MAX_CLOSE_REASON_BYTES: usize = MAX_CONTROL_PAYLOAD_BYTES - 2;
 pub struct Session {
     inner: Option<PollSender<Message>>,
     closed: Arc<AtomicBool>,
+    abort: AbortSignal,
+    /// WIM-Z relay patch: shared with the response body ([`Session::try_close`]).
+    linger: Arc<AtomicBool>,
 }
 
 /// The error representing a closed websocket session
@@ -45,10 +54,71 @@ impl fmt::Display for Closed {
 impl std::error::Error for Closed {}
 
 impl Session {
-    pub(super) fn new(inner: Sender<Message>) -> Self {
+    /// WIM-Z relay patch: public, so that a queue with no connection behind
+    /// it can be made (tests, benchmarks); its [`Session::abort`] does nothing.
+    pub fn new(inner: Sender<Message>) -> Self {
         Session {
             inner: Some(PollSender::new(inner)),
             closed: Arc::new(AtomicBool::new(false)),
+            abort: AbortSignal::default(),
+            linger: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub(super) fn with_linger_flag(mut self, linger: Arc<AtomicBool>) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// WIM-Z relay patch: free slots in the session's queue (0 once closed).
+    pub fn capacity(&self) -> usize {
+        match self.inner.as_ref().and_then(|inner| inner.get_ref()) {
+            Some(tx) if !self.closed.load(Ordering::Relaxed) => tx.capacity(),
+            _ => 0,
+        }
+    }
+
+    /// WIM-Z relay patch: queues a Close frame without waiting, after what is queued; later
+    /// sends from every clone fail with `Closed`. Without `linger` the response ends after the
+    /// frame (as [`Session::close`]); with it the connection goes on reading the peer (what it
+    /// sent before it saw the Close, then its reply) until the last `Session` clone is dropped.
+    pub fn try_close(
+        &self,
+        reason: Option<CloseReason>,
+        linger: bool,
+    ) -> Result<(), TrySendError<Message>> {
+        if linger {
+            self.linger.store(true, Ordering::Relaxed);
+        }
+        self.try_send(Message::Close(reason))?;
+        self.closed.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(super) fn with_abort_signal(self, abort: oneshot::Sender<Option<CloseReason>>) -> Self {
+        *self.abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(abort);
+        self
+    }
+
+    /// WIM-Z relay patch: queues a message without waiting; `Full` when the
+    /// session's queue is full (the peer is not reading), `Closed` when the
+    /// session is closed or the connection gone.
+    pub fn try_send(&self, msg: Message) -> Result<(), TrySendError<Message>> {
+        match self.inner.as_ref().and_then(|inner| inner.get_ref()) {
+            Some(tx) if !self.closed.load(Ordering::Relaxed) => tx.try_send(msg),
+            _ => Err(TrySendError::Closed(msg)),
+        }
+    }
+
+    /// WIM-Z relay patch: ends the connection now, whatever is queued (a peer
+    /// that stopped reading): the messages still queued are dropped, `reason`
+    /// is the last frame, then the response ends. For every clone; only the
+    /// first call counts.
+    pub fn abort(&self, reason: Option<CloseReason>) {
+        self.closed.store(true, Ordering::Relaxed);
+        let abort = self.abort.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(abort) = abort {
+            let _ = abort.send(reason);
         }
     }
 

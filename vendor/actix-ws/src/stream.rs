@@ -3,12 +3,16 @@ use std::{
     future::{poll_fn, Future},
     io, mem,
     pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     task::{Context, Poll},
 };
 
 use actix_codec::{Decoder, Encoder};
 use actix_http::{
-    ws::{Codec, Frame, Message, ProtocolError},
+    ws::{CloseReason, Codec, Frame, Message, ProtocolError},
     Payload,
 };
 use actix_web::{
@@ -30,10 +34,16 @@ const MAX_CLOSE_REASON_BYTES: usize = MAX_CONTROL_PAYLOAD_BYTES - 2;
 pub struct StreamingBody {
     session_rx: Receiver<Message>,
     connection_closed: Option<oneshot::Sender<()>>,
+    /// WIM-Z relay patch: fired by [`Session::abort`](crate::Session::abort).
+    abort: Option<oneshot::Receiver<Option<CloseReason>>>,
+    /// WIM-Z relay patch: set by [`Session::try_close`](crate::Session::try_close) with
+    /// `linger`: after the Close frame the body stays open until the last sender is gone.
+    linger: Arc<AtomicBool>,
     messages: VecDeque<Message>,
     buf: BytesMut,
     codec: Codec,
     closing: bool,
+    /// WIM-Z relay patch: a lingering Close frame is out; what is queued after it is dropped.
     close_sent: bool,
 }
 
@@ -42,6 +52,8 @@ impl StreamingBody {
         StreamingBody {
             session_rx,
             connection_closed: None,
+            abort: None,
+            linger: Arc::new(AtomicBool::new(false)),
             messages: VecDeque::new(),
             buf: BytesMut::new(),
             codec: Codec::new(),
@@ -55,6 +67,19 @@ impl StreamingBody {
         connection_closed: oneshot::Sender<()>,
     ) -> Self {
         self.connection_closed = Some(connection_closed);
+        self
+    }
+
+    pub(super) fn with_abort_signal(
+        mut self,
+        abort: oneshot::Receiver<Option<CloseReason>>,
+    ) -> Self {
+        self.abort = Some(abort);
+        self
+    }
+
+    pub(super) fn with_linger_flag(mut self, linger: Arc<AtomicBool>) -> Self {
+        self.linger = linger;
         self
     }
 }
@@ -150,7 +175,27 @@ impl Stream for StreamingBody {
             return Poll::Ready(None);
         }
 
-        if !this.closing {
+        // WIM-Z relay patch: an aborted session drops what is queued; its
+        // close frame is the last one (a dropped signal is no abort).
+        let mut aborted = false;
+        if let Some(abort) = this.abort.as_mut() {
+            if let Poll::Ready(reason) = Pin::new(abort).poll(cx) {
+                this.abort = None;
+                if let Ok(reason) = reason {
+                    aborted = true;
+                    this.session_rx.close();
+                    this.messages.clear();
+                    if this.close_sent {
+                        // Our Close frame is out already: only end.
+                        this.closing = true;
+                    } else {
+                        this.messages.push_back(Message::Close(reason));
+                    }
+                }
+            }
+        }
+
+        if !this.closing && !aborted {
             loop {
                 match Pin::new(&mut this.session_rx).poll_recv(cx) {
                     Poll::Ready(Some(_)) if this.close_sent => {}
@@ -197,12 +242,20 @@ impl Stream for StreamingBody {
             }
 
             if is_close {
-                // WIM-Z relay patch (vendor/README.md): nothing is sent after a Close frame, but
-                // the body (and so the connection, which goes on reading the peer's frames and
-                // its Close reply) ends only when the last `Session` clone is dropped: a server
-                // that closes first can read what the peer sent before it saw the Close.
-                this.close_sent = true;
                 this.messages.clear();
+                if this.linger.load(Ordering::Relaxed) {
+                    // WIM-Z relay patch (vendor/README.md): nothing is sent after a lingering
+                    // Close frame, but the body (and so the connection, which goes on reading
+                    // the peer's frames and its Close reply) ends only when the last `Session`
+                    // clone is dropped: a server that closes first can read what the peer sent
+                    // before it saw the Close.
+                    this.close_sent = true;
+                } else {
+                    // A WebSocket Close frame is terminal. End the response body after flushing
+                    // this frame, even if there are still `Session` clones holding the sender.
+                    this.closing = true;
+                    this.session_rx.close();
+                }
                 break;
             }
         }
@@ -654,7 +707,7 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn stream_ends_after_close_message_once_senders_are_gone() {
+    async fn stream_closes_after_close_message_even_if_sender_alive() {
         std::future::poll_fn(move |cx| {
             let (tx, rx) = tokio::sync::mpsc::channel(1);
 
@@ -680,14 +733,39 @@ pub(crate) mod tests {
 
             let poll = stream.as_mut().poll_next(cx);
             assert!(
-                poll.is_pending(),
-                "stream stays open after a close frame while a sender is alive (WIM-Z patch)"
+                matches!(poll, Poll::Ready(None)),
+                "stream should close after close frame even if sender is still alive"
+            );
+
+            Poll::Ready(())
+        })
+        .await;
+    }
+
+    /// WIM-Z relay patch: a lingering Close (`Session::try_close` with `linger`).
+    #[tokio::test]
+    async fn a_lingering_close_ends_the_stream_once_senders_are_gone() {
+        std::future::poll_fn(move |cx| {
+            let (tx, rx) = tokio::sync::mpsc::channel(2);
+            let linger = Arc::new(AtomicBool::new(true));
+            let stream = StreamingBody::new(rx).with_linger_flag(linger);
+            let mut stream = std::pin::pin!(stream);
+
+            assert!(tx.try_send(Message::Close(None)).is_ok());
+            assert!(
+                stream.as_mut().poll_next(cx).is_ready(),
+                "stream should yield close frame bytes"
+            );
+            // Nothing after the Close is sent, but the body stays open.
+            assert!(tx.try_send(Message::Text("late".into())).is_ok());
+            assert!(
+                stream.as_mut().poll_next(cx).is_pending(),
+                "stream stays open after a lingering close while a sender is alive"
             );
             drop(tx);
-            let poll = stream.as_mut().poll_next(cx);
             assert!(
-                matches!(poll, Poll::Ready(None)),
-                "stream ends once the last sender is gone"
+                matches!(stream.as_mut().poll_next(cx), Poll::Ready(None)),
+                "stream ends once the last sender is gone, with nothing after the close"
             );
 
             Poll::Ready(())
