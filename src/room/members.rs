@@ -10,7 +10,7 @@ use actix::prelude::*;
 impl Handler<Join> for DeviceRoom {
     type Result = Result<(), JoinError>;
 
-    fn handle(&mut self, msg: Join, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
         if self.retired {
             return Err(JoinError::Retired);
         }
@@ -29,6 +29,10 @@ impl Handler<Join> for DeviceRoom {
             socket: msg.socket,
             subscribed: false,
         });
+        // A room its robot left while nobody was here stays (idle grace)
+        // without mirroring the device (`release_home` watches for members
+        // only): the first member makes it follow the device again.
+        self.watch(ctx);
         Ok(())
     }
 }

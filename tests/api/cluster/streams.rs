@@ -215,3 +215,36 @@ pub async fn a_moving_robot_continues_the_stream(c: &Cluster) {
         .expect("connect seen");
     assert!(d < cpos, "{names:?}");
 }
+
+/// A room whose robot left while no app was there stays (until
+/// `rooms.idle_grace_s`) without mirroring the device; an app that joins it
+/// must still follow the robot, now on another instance.
+#[tokio::test]
+async fn an_app_joining_the_room_its_robot_left_empty_follows_the_robot_elsewhere() {
+    let c = cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = a.user("clempty").await;
+    let secret = a.device(&u, "wimz-em").await;
+    // The robot on A, alone: A's room is its home, with no members.
+    let robot = a.robot("wimz-em", &secret).await;
+    drop(robot);
+    a.wait_stats("the robot gone from A", |s| s["robots_online"] == 0)
+        .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a fresh signature
+    let mut robot = b.robot("wimz-em", &secret).await;
+    // A's room is still there (idle grace); the app joins it.
+    let (mut on_a, sub) = a.subscribed_app(&u, "wimz-em").await;
+    assert_eq!(sub["robot_online"], true, "the robot is online on B: {sub}");
+    for i in 1..4 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "dog_detected", "data": {"i": i}}),
+        )
+        .await;
+    }
+    for i in 1..4 {
+        let v = recv_event(&mut on_a, "dog_detected").await;
+        assert_eq!(v["data"]["i"], i, "in order: {v}");
+        assert_eq!(v["epoch"], sub["epoch"], "B's numbering: {v}");
+    }
+}
