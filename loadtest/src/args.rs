@@ -118,6 +118,23 @@ pub struct LoadtestArgs {
 }
 
 impl LoadtestArgs {
+    /// Parses a command line (`argv[0]` the program's name) into the
+    /// generator's arguments, for callers that run it in-process (tests of
+    /// the relay and of the floor).
+    pub fn try_parse_from<I, T>(argv: I) -> Result<LoadtestArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: LoadtestArgs,
+        }
+        Cli::try_parse_from(argv).map(|cli| cli.args)
+    }
+
     /// Refuses out-of-bounds or inconsistent values with a readable reason.
     pub fn validate(&self) -> anyhow::Result<()> {
         let sockets = self.robots.saturating_mul(1 + self.apps_per_robot);
@@ -221,18 +238,9 @@ pub fn parse_sources(s: &str) -> anyhow::Result<Vec<Ipv4Addr>> {
 mod tests {
     use super::*;
 
-    #[derive(clap::Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: LoadtestArgs,
-    }
-
     fn parsed(extra: &[&str]) -> LoadtestArgs {
-        use clap::Parser;
         let argv = ["loadtest", "--target", "http://127.0.0.1:1"];
-        Cli::try_parse_from(argv.iter().chain(extra))
-            .expect("arguments parse")
-            .args
+        LoadtestArgs::try_parse_from(argv.iter().chain(extra)).expect("arguments parse")
     }
 
     #[test]

@@ -136,12 +136,12 @@ impl Outbox {
 }
 
 /// Handle the socket actor keeps: the slow signal and a way to drop the peer.
-pub struct WriterHandle {
+pub struct PeerHandle {
     pub slow: Arc<SlowSignal>,
     session: Session,
 }
 
-impl WriterHandle {
+impl PeerHandle {
     /// Drops the peer now: what is still queued is dropped, a close frame
     /// (1008 `slow_consumer`) is the last one (unless ours is out already),
     /// then the connection ends.
@@ -204,9 +204,9 @@ pub fn attach(
     session: Session,
     capacity: usize,
     saturated: metrics::Counter,
-) -> (Outbox, WriterHandle) {
+) -> (Outbox, PeerHandle) {
     let slow = SlowSignal::new(capacity, saturated);
-    let handle = WriterHandle {
+    let handle = PeerHandle {
         slow: slow.clone(),
         session: session.clone(),
     };
@@ -260,7 +260,7 @@ mod tests {
     }
 
     /// An upgraded socket's session and response body, as `ws::upgrade` makes them.
-    async fn socket(capacity: usize) -> (Outbox, WriterHandle, actix_web::body::BoxBody) {
+    async fn socket(capacity: usize) -> (Outbox, PeerHandle, actix_web::body::BoxBody) {
         use actix_web::FromRequest;
         let (req, mut payload) = actix_web::test::TestRequest::get()
             .insert_header(("upgrade", "websocket"))
@@ -350,6 +350,25 @@ mod tests {
         );
         assert_eq!(next_chunk(&mut body).await, None);
         assert!(!outbox.send("late"));
+    }
+
+    #[actix_rt::test]
+    async fn a_close_into_a_full_queue_drops_the_peer_at_once_with_that_close() {
+        let (outbox, handle, mut body) = socket(2).await;
+        assert!(outbox.send("e0"));
+        assert!(outbox.send("e1"));
+        outbox.close(CloseCode::Away, "relay_shutdown");
+        assert!(
+            handle.slow.fired(),
+            "no room for the close: a slow consumer"
+        );
+        assert!(!outbox.send("late"));
+        // What was queued is dropped; the close is the only frame left.
+        assert_eq!(
+            next_chunk(&mut body).await.unwrap(),
+            ["close 1001 relay_shutdown"]
+        );
+        assert_eq!(next_chunk(&mut body).await, None);
     }
 
     #[actix_rt::test]

@@ -10,7 +10,7 @@ use crate::metrics::{inc, Refusal, SocketRole};
 use crate::state::AppState;
 use crate::state::Phase;
 use crate::wire::close;
-use crate::wire::outbox::{attach, Outbox, WriterHandle};
+use crate::wire::outbox::{attach, Outbox, PeerHandle};
 use crate::wire::{WireCode, WireError};
 use actix::prelude::*;
 use actix_web::web;
@@ -24,7 +24,7 @@ pub struct SocketCore {
     /// The bounded queue to this peer; rooms hold clones.
     pub outbox: Outbox,
     /// Slow signal, and the switch that drops the peer.
-    pub writer: WriterHandle,
+    pub peer: PeerHandle,
     /// Last time anything (frame, ping, pong) came from the peer.
     pub last_seen: Instant,
     /// `limits.messages_per_s` for this connection.
@@ -49,7 +49,7 @@ impl SocketCore {
         permit: SocketPermit,
     ) -> Self {
         let limits = &state.settings.limits;
-        let (outbox, writer) = attach(
+        let (outbox, peer) = attach(
             session,
             limits.outbound_queue,
             state.metrics.outbox_saturated(),
@@ -57,7 +57,7 @@ impl SocketCore {
         SocketCore {
             conn,
             outbox,
-            writer,
+            peer,
             last_seen: Instant::now(),
             bucket: TokenBucket::new(limits.messages_per_s, limits.messages_burst),
             stop_reason: "closed",
@@ -151,7 +151,7 @@ pub fn start_common<A: SocketActor>(
         }
     });
 
-    let slow = core.writer.slow.clone();
+    let slow = core.peer.slow.clone();
     ctx.spawn(
         async move { slow.notify.notified().await }
             .into_actor(act)
@@ -161,7 +161,7 @@ pub fn start_common<A: SocketActor>(
                 tracing::info!(conn_id = %core.conn, "closing slow consumer");
                 core.stop_reason = "slow_consumer";
                 core.stop_code = CloseCode::Policy.into();
-                core.writer.kill();
+                core.peer.kill();
                 ctx.stop();
             }),
     );

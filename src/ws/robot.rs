@@ -196,7 +196,7 @@ impl Actor for RobotConn {
         self.touch();
         if self.core.closing {
             // Everything read is with the room: the connection can go.
-            self.core.writer.kill();
+            self.core.peer.kill();
         }
         tracing::info!(device_id = %self.device, conn_id = %self.core.conn, reason = self.core.stop_reason, "robot disconnected");
     }

@@ -4,14 +4,7 @@
 //! from rotting.
 
 use crate::helpers::*;
-use clap::Parser;
 use wimz_loadtest::{self as loadgen, LoadtestArgs, Report};
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: LoadtestArgs,
-}
 
 async fn loadtest(app: &TestApp, provision: &std::path::Path, extra: &[&str]) -> Report {
     let mut argv = vec![
@@ -25,7 +18,7 @@ async fn loadtest(app: &TestApp, provision: &std::path::Path, extra: &[&str]) ->
         "5".into(),
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));
-    let args = Cli::try_parse_from(argv).expect("arguments parse").args;
+    let args = LoadtestArgs::try_parse_from(argv).expect("arguments parse");
     let report = loadgen::run(args).await.expect("load test runs");
     eprintln!("{}", report.table());
     report

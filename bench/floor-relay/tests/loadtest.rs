@@ -5,16 +5,9 @@
 //! delivery through `--relay-pid`. A few dozen sockets for a few seconds;
 //! no timing assertions.
 
-use clap::Parser;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStderr, Command, Stdio};
 use wimz_loadtest::{LoadtestArgs, Report};
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: LoadtestArgs,
-}
 
 /// The floor on a free loopback port; killed when dropped.
 struct Floor {
@@ -63,7 +56,7 @@ async fn loadtest(floor: &Floor, provision: &std::path::Path, extra: &[&str]) ->
         "5".into(),
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));
-    let args = Cli::try_parse_from(argv).expect("arguments parse").args;
+    let args = LoadtestArgs::try_parse_from(argv).expect("arguments parse");
     let report = wimz_loadtest::run(args).await.expect("load test runs");
     eprintln!("{}", report.table());
     report
