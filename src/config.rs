@@ -184,7 +184,13 @@ impl Settings {
         apply_env(&mut table, env)?;
         let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| {
-                let key = e.path().to_string();
+                // An empty TOML key (`'' = 1`, unknown) renders as an
+                // empty path: named as TOML writes it, so the error still
+                // says which key.
+                let key = match e.path().to_string() {
+                    k if k.is_empty() => "''".to_string(),
+                    k => k,
+                };
                 let message = e.into_inner().to_string();
                 // One line: the deserializer appends "in `key`" on its own line.
                 let first = message
@@ -304,6 +310,14 @@ mod tests {
         assert_eq!(s.proxy.timeout_s, 10.0);
         assert_eq!(s.store_url(), "sqlite://data/relay.db");
         assert!(!s.clustered());
+    }
+
+    #[test]
+    fn an_unknown_empty_key_is_refused_by_its_name() {
+        // Found by the `config` fuzz target: the error named no key.
+        let e = Settings::from_toml_str("'' = 1", "t.toml", env(&[])).unwrap_err();
+        assert_eq!(e.key, "''");
+        assert!(e.to_string().contains("unknown field"), "{e}");
     }
 
     #[test]
