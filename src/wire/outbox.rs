@@ -106,13 +106,11 @@ impl Outbox {
             code,
             description: Some(reason.to_string()),
         };
-        match self.session.try_close(Some(reason), linger) {
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(Message::Close(reason))) => {
-                self.slow.fire();
-                self.session.abort(reason);
-            }
-            Err(TrySendError::Full(_)) => {}
+        if let Err(TrySendError::Full(_)) = self.session.try_close(Some(reason.clone()), linger) {
+            // No room for the close: a peer that stopped reading. Dropped
+            // at once (no lingering), that close its last frame.
+            self.slow.fire();
+            self.session.abort(Some(reason));
         }
     }
 
@@ -369,6 +367,26 @@ mod tests {
             ["close 1001 relay_shutdown"]
         );
         assert_eq!(next_chunk(&mut body).await, None);
+    }
+
+    #[actix_rt::test]
+    async fn a_close_and_read_into_a_full_queue_drops_the_peer_at_once_without_lingering() {
+        let (outbox, handle, mut body) = socket(2).await;
+        assert!(outbox.send("e0"));
+        assert!(outbox.send("e1"));
+        outbox.close_and_read(CloseCode::Restart, "relay_shutdown");
+        assert!(
+            handle.slow.fired(),
+            "no room for the close: a slow consumer"
+        );
+        assert_eq!(
+            next_chunk(&mut body).await.unwrap(),
+            ["close 1012 relay_shutdown"]
+        );
+        // The holders are all still alive: a peer that does not read is not
+        // read to the end of a closing handshake it will never answer.
+        assert_eq!(next_chunk(&mut body).await, None);
+        drop((outbox, handle));
     }
 
     #[actix_rt::test]

@@ -104,24 +104,25 @@ pub fn handle_with_capacity(
     let (tx, rx) = channel(capacity);
     let (connection_closed_tx, connection_closed_rx) = oneshot::channel();
     let (abort_tx, abort_rx) = oneshot::channel();
-    let linger = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flags = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
 
     Ok((
         response
             .message_body(
                 BodyStream::new(
                     StreamingBody::new(rx)
+                        .with_flags(flags.clone())
                         .with_connection_close_signal(connection_closed_tx)
-                        .with_abort_signal(abort_rx)
-                        .with_linger_flag(linger.clone()),
+                        .with_abort_signal(abort_rx),
                 )
                 .boxed(),
             )?
             .into(),
         Session::new(tx)
             .with_abort_signal(abort_tx)
-            .with_linger_flag(linger),
-        MessageStream::new(body.into_inner()).with_connection_close_signal(connection_closed_rx),
+            .with_flags(flags.clone()),
+        MessageStream::new(body.into_inner())
+            .with_connection_close_signal(connection_closed_rx, flags),
     ))
 }
 

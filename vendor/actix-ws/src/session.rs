@@ -3,7 +3,7 @@ use std::{
     future::poll_fn,
     pin::Pin,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU8, Ordering},
         Arc, Mutex,
     },
     task::{Context, Poll},
@@ -37,8 +37,8 @@ pub struct Session {
     inner: Option<PollSender<Message>>,
     closed: Arc<AtomicBool>,
     abort: AbortSignal,
-    /// WIM-Z relay patch: shared with the response body ([`Session::try_close`]).
-    linger: Arc<AtomicBool>,
+    /// WIM-Z relay patch: shared with the response body (`stream::flags`).
+    flags: Arc<AtomicU8>,
 }
 
 /// The error representing a closed websocket session
@@ -61,12 +61,12 @@ impl Session {
             inner: Some(PollSender::new(inner)),
             closed: Arc::new(AtomicBool::new(false)),
             abort: AbortSignal::default(),
-            linger: Arc::new(AtomicBool::new(false)),
+            flags: Arc::new(AtomicU8::new(0)),
         }
     }
 
-    pub(super) fn with_linger_flag(mut self, linger: Arc<AtomicBool>) -> Self {
-        self.linger = linger;
+    pub(super) fn with_flags(mut self, flags: Arc<AtomicU8>) -> Self {
+        self.flags = flags;
         self
     }
 
@@ -88,7 +88,7 @@ impl Session {
         linger: bool,
     ) -> Result<(), TrySendError<Message>> {
         if linger {
-            self.linger.store(true, Ordering::Relaxed);
+            self.flags.fetch_or(crate::stream::flags::LINGER, Ordering::Relaxed);
         }
         self.try_send(Message::Close(reason))?;
         self.closed.store(true, Ordering::Relaxed);
@@ -118,6 +118,9 @@ impl Session {
         self.closed.store(true, Ordering::Relaxed);
         let abort = self.abort.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(abort) = abort {
+            // the bit the response body polls the signal on, before the signal
+            self.flags
+                .fetch_or(crate::stream::flags::ABORT, Ordering::Release);
             let _ = abort.send(reason);
         }
     }

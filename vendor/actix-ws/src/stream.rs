@@ -4,10 +4,10 @@ use std::{
     io, mem,
     pin::Pin,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicU8, Ordering},
         Arc,
     },
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
 };
 
 use actix_codec::{Decoder, Encoder};
@@ -30,15 +30,67 @@ use crate::AggregatedMessageStream;
 const MAX_CONTROL_PAYLOAD_BYTES: usize = 125;
 const MAX_CLOSE_REASON_BYTES: usize = MAX_CONTROL_PAYLOAD_BYTES - 2;
 
+/// WIM-Z relay patch: the bits a socket's `Session`, `StreamingBody` and
+/// `MessageStream` share (vendor/README.md).
+pub(crate) mod flags {
+    /// `Session::try_close` with `linger`: after the Close frame the body
+    /// stays open until the last sender is gone.
+    pub(crate) const LINGER: u8 = 1;
+    /// `Session::abort` fired the abort signal.
+    pub(crate) const ABORT: u8 = 2;
+    /// The `StreamingBody` is gone (the connection-closed signal fired).
+    pub(crate) const BODY_GONE: u8 = 4;
+}
+
+/// WIM-Z relay patch: a oneshot receiver that a hot stream polls only once
+/// its sender has raised `bit` in the shared flags (it does before sending),
+/// or when the task's waker is not the one registered: not on every poll.
+struct GatedSignal<T> {
+    rx: oneshot::Receiver<T>,
+    flags: Arc<AtomicU8>,
+    bit: u8,
+    registered: Option<Waker>,
+}
+
+impl<T> GatedSignal<T> {
+    fn new(rx: oneshot::Receiver<T>, flags: Arc<AtomicU8>, bit: u8) -> Self {
+        GatedSignal {
+            rx,
+            flags,
+            bit,
+            registered: None,
+        }
+    }
+
+    /// `Ready` only with what the sender sent (a sender dropped without
+    /// raising its bit stays `Pending`).
+    fn poll_signal(&mut self, cx: &mut Context<'_>) -> Poll<T> {
+        let raised = self.flags.load(Ordering::Acquire) & self.bit != 0;
+        let registered = self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()));
+        if !raised && registered {
+            return Poll::Pending;
+        }
+        if !registered {
+            self.registered = Some(cx.waker().clone());
+        }
+        match Pin::new(&mut self.rx).poll(cx) {
+            Poll::Ready(Ok(value)) => Poll::Ready(value),
+            _ => Poll::Pending,
+        }
+    }
+}
+
 /// Response body for a WebSocket.
 pub struct StreamingBody {
     session_rx: Receiver<Message>,
     connection_closed: Option<oneshot::Sender<()>>,
     /// WIM-Z relay patch: fired by [`Session::abort`](crate::Session::abort).
-    abort: Option<oneshot::Receiver<Option<CloseReason>>>,
-    /// WIM-Z relay patch: set by [`Session::try_close`](crate::Session::try_close) with
-    /// `linger`: after the Close frame the body stays open until the last sender is gone.
-    linger: Arc<AtomicBool>,
+    abort: Option<GatedSignal<Option<CloseReason>>>,
+    /// WIM-Z relay patch: shared with the `Session` and the `MessageStream` ([`flags`]).
+    flags: Arc<AtomicU8>,
     messages: VecDeque<Message>,
     buf: BytesMut,
     codec: Codec,
@@ -53,7 +105,7 @@ impl StreamingBody {
             session_rx,
             connection_closed: None,
             abort: None,
-            linger: Arc::new(AtomicBool::new(false)),
+            flags: Arc::new(AtomicU8::new(0)),
             messages: VecDeque::new(),
             buf: BytesMut::new(),
             codec: Codec::new(),
@@ -70,16 +122,17 @@ impl StreamingBody {
         self
     }
 
+    /// WIM-Z relay patch: `flags` before the abort signal (which is gated on them).
+    pub(super) fn with_flags(mut self, flags: Arc<AtomicU8>) -> Self {
+        self.flags = flags;
+        self
+    }
+
     pub(super) fn with_abort_signal(
         mut self,
         abort: oneshot::Receiver<Option<CloseReason>>,
     ) -> Self {
-        self.abort = Some(abort);
-        self
-    }
-
-    pub(super) fn with_linger_flag(mut self, linger: Arc<AtomicBool>) -> Self {
-        self.linger = linger;
+        self.abort = Some(GatedSignal::new(abort, self.flags.clone(), flags::ABORT));
         self
     }
 }
@@ -87,7 +140,8 @@ impl StreamingBody {
 /// Stream of messages from a WebSocket client.
 pub struct MessageStream {
     payload: Payload,
-    connection_closed: Option<oneshot::Receiver<()>>,
+    /// WIM-Z relay patch: gated on [`flags::BODY_GONE`].
+    connection_closed: Option<GatedSignal<()>>,
 
     messages: VecDeque<Message>,
     buf: BytesMut,
@@ -110,8 +164,13 @@ impl MessageStream {
     pub(super) fn with_connection_close_signal(
         mut self,
         connection_closed: oneshot::Receiver<()>,
+        shared: Arc<AtomicU8>,
     ) -> Self {
-        self.connection_closed = Some(connection_closed);
+        self.connection_closed = Some(GatedSignal::new(
+            connection_closed,
+            shared,
+            flags::BODY_GONE,
+        ));
         self
     }
 
@@ -179,18 +238,16 @@ impl Stream for StreamingBody {
         // close frame is the last one (a dropped signal is no abort).
         let mut aborted = false;
         if let Some(abort) = this.abort.as_mut() {
-            if let Poll::Ready(reason) = Pin::new(abort).poll(cx) {
+            if let Poll::Ready(reason) = abort.poll_signal(cx) {
                 this.abort = None;
-                if let Ok(reason) = reason {
-                    aborted = true;
-                    this.session_rx.close();
-                    this.messages.clear();
-                    if this.close_sent {
-                        // Our Close frame is out already: only end.
-                        this.closing = true;
-                    } else {
-                        this.messages.push_back(Message::Close(reason));
-                    }
+                aborted = true;
+                this.session_rx.close();
+                this.messages.clear();
+                if this.close_sent {
+                    // Our Close frame is out already: only end.
+                    this.closing = true;
+                } else {
+                    this.messages.push_back(Message::Close(reason));
                 }
             }
         }
@@ -243,7 +300,7 @@ impl Stream for StreamingBody {
 
             if is_close {
                 this.messages.clear();
-                if this.linger.load(Ordering::Relaxed) {
+                if this.flags.load(Ordering::Relaxed) & flags::LINGER != 0 {
                     // WIM-Z relay patch (vendor/README.md): nothing is sent after a lingering
                     // Close frame, but the body (and so the connection, which goes on reading
                     // the peer's frames and its Close reply) ends only when the last `Session`
@@ -277,6 +334,8 @@ impl Stream for StreamingBody {
 impl Drop for StreamingBody {
     fn drop(&mut self) {
         if let Some(connection_closed) = self.connection_closed.take() {
+            // WIM-Z relay patch: the bit the `MessageStream` polls the signal on.
+            self.flags.fetch_or(flags::BODY_GONE, Ordering::Release);
             let _ = connection_closed.send(());
         }
     }
@@ -299,7 +358,7 @@ impl Stream for MessageStream {
             let connection_closed = this
                 .connection_closed
                 .as_mut()
-                .is_some_and(|connection_closed| Pin::new(connection_closed).poll(cx).is_ready());
+                .is_some_and(|connection_closed| connection_closed.poll_signal(cx).is_ready());
 
             if connection_closed {
                 this.closing = true;
@@ -382,6 +441,7 @@ pub(crate) mod tests {
 
     use actix_http::{error::PayloadError, ws::ProtocolError};
     use futures_core::Stream;
+    use std::sync::{atomic::AtomicU8, Arc};
     use tokio::sync::{
         mpsc::{Receiver, Sender},
         oneshot,
@@ -598,15 +658,17 @@ pub(crate) mod tests {
             let (_tx, rx) = tokio::sync::mpsc::channel(1);
             let (connection_closed_tx, connection_closed_rx) = oneshot::channel();
 
-            let response_body =
-                StreamingBody::new(rx).with_connection_close_signal(connection_closed_tx);
+            let flags = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+            let response_body = StreamingBody::new(rx)
+                .with_flags(flags.clone())
+                .with_connection_close_signal(connection_closed_tx);
 
             let payload = Payload::Stream {
                 payload: Box::pin(PendingPayload)
                     as Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>,
             };
-            let message_stream =
-                MessageStream::new(payload).with_connection_close_signal(connection_closed_rx);
+            let message_stream = MessageStream::new(payload)
+                .with_connection_close_signal(connection_closed_rx, flags);
             let mut stream = std::pin::pin!(message_stream);
 
             let poll = stream.as_mut().poll_next(cx);
@@ -747,8 +809,8 @@ pub(crate) mod tests {
     async fn a_lingering_close_ends_the_stream_once_senders_are_gone() {
         std::future::poll_fn(move |cx| {
             let (tx, rx) = tokio::sync::mpsc::channel(2);
-            let linger = Arc::new(AtomicBool::new(true));
-            let stream = StreamingBody::new(rx).with_linger_flag(linger);
+            let linger = Arc::new(AtomicU8::new(super::flags::LINGER));
+            let stream = StreamingBody::new(rx).with_flags(linger);
             let mut stream = std::pin::pin!(stream);
 
             assert!(tx.try_send(Message::Close(None)).is_ok());
@@ -771,6 +833,52 @@ pub(crate) mod tests {
             Poll::Ready(())
         })
         .await;
+    }
+
+    /// WIM-Z relay patch: the abort signal is polled only once raised, and
+    /// a lingering close into a full queue, then an abort, ends the body.
+    #[tokio::test]
+    async fn an_abort_ends_a_lingering_body_seen_through_the_gate() {
+        use actix_http::ws::{CloseCode, CloseReason};
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let (abort_tx, abort_rx) = oneshot::channel();
+        let flags = Arc::new(AtomicU8::new(0));
+        let session = crate::Session::new(tx)
+            .with_abort_signal(abort_tx)
+            .with_flags(flags.clone());
+        let stream = StreamingBody::new(rx)
+            .with_flags(flags)
+            .with_abort_signal(abort_rx);
+        let mut stream = std::pin::pin!(stream);
+        assert!(session.try_send(Message::Text("queued".into())).is_ok());
+        std::future::poll_fn(|cx| {
+            assert!(stream.as_mut().poll_next(cx).is_ready(), "the queued frame");
+            assert!(stream.as_mut().poll_next(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        assert!(session.try_send(Message::Text("fills the queue".into())).is_ok());
+        let reason = CloseReason {
+            code: CloseCode::Policy,
+            description: None,
+        };
+        assert!(session.try_close(Some(reason.clone()), true).is_err(), "full");
+        session.abort(Some(reason));
+        std::future::poll_fn(|cx| {
+            match stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => {
+                    assert_eq!(&bytes[..], &[0x88, 0x02, 0x03, 0xf0], "only the close")
+                }
+                other => panic!("expected the close frame, got {other:?}"),
+            }
+            assert!(
+                matches!(stream.as_mut().poll_next(cx), Poll::Ready(None)),
+                "the body ends though a sender lives"
+            );
+            Poll::Ready(())
+        })
+        .await;
+        drop(session);
     }
 
     #[tokio::test]
