@@ -408,7 +408,7 @@ impl Handler<RemoteEvent> for DeviceRoom {
                         self.end_remote_sessions();
                     }
                     name => {
-                        self.update_snapshot(name, e.data.as_deref());
+                        self.update_snapshot(name, e.data);
                     }
                 }
             }

@@ -264,7 +264,7 @@ impl DeviceRoom {
     pub(super) fn update_snapshot(
         &mut self,
         name: &str,
-        data: Option<&serde_json::value::RawValue>,
+        data: Option<Box<serde_json::value::RawValue>>,
     ) -> SnapshotChange {
         if !matches!(
             name,
@@ -276,8 +276,9 @@ impl DeviceRoom {
             return SnapshotChange::Same;
         };
         match name {
-            "mission_progress" => self.snapshot.mission = Some(data.to_owned()),
-            "battery" => self.snapshot.battery = Some(data.to_owned()),
+            // the event's own copy, kept (no second one per event)
+            "mission_progress" => self.snapshot.mission = Some(data),
+            "battery" => self.snapshot.battery = Some(data),
             _ => {
                 // mode_changed / status_update: rare; these carry fields.
                 let Ok(value) = serde_json::from_str::<serde_json::Value>(data.get()) else {
@@ -451,7 +452,7 @@ impl Handler<RobotEvent> for DeviceRoom {
             return; // from a socket that was replaced
         }
         metrics::inc(&self.env.metrics.events_in);
-        let changed = self.update_snapshot(&msg.event.name, msg.event.data.as_deref());
+        let changed = self.update_snapshot(&msg.event.name, msg.event.data);
         self.publish(
             msg.event.raw,
             msg.event.envelope_keys,

@@ -230,27 +230,82 @@ fn unsupported(ty: &str, reference: Option<Box<RawValue>>) -> WireError {
     .with_ref(reference)
 }
 
+/// A robot frame's head together with an event's fields: an event (most of
+/// what a robot sends) is read in one pass, not a head pass then a body pass.
+#[derive(Deserialize)]
+struct RobotHead<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Cow<'a, str>,
+    #[serde(default, borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    event: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    device_id: Option<IgnoredAny>,
+    #[serde(default)]
+    epoch: Option<IgnoredAny>,
+    #[serde(default)]
+    seq: Option<IgnoredAny>,
+    #[serde(default)]
+    ts_ms: Option<IgnoredAny>,
+}
+
+/// `None` where the one pass cannot decide (not an object, a duplicate key):
+/// the two passes then give the answer, errors worded as ever.
+fn robot_head(text: &str) -> Option<RobotHead<'_>> {
+    let trimmed = text.trim();
+    if !trimmed.starts_with('{') {
+        return None;
+    }
+    serde_json::from_str(trimmed).ok()
+}
+
+/// The event a one-pass head holds; `None` if its `event` is missing or not
+/// a string (the body pass words that error).
+fn event_in(text: &str, h: &RobotHead<'_>) -> Option<EventIn> {
+    let name = serde_json::from_str::<Cow<str>>(h.event?.get()).ok()?;
+    Some(EventIn {
+        name: name.into_owned(),
+        data: h.data.map(RawValue::to_owned),
+        raw: text.trim().to_string(),
+        envelope_keys: RelayKeys::present_if(
+            h.device_id.is_some() || h.epoch.is_some() || h.seq.is_some() || h.ts_ms.is_some(),
+        ),
+    })
+}
+
 /// Parses a robot's text frame.
 pub fn parse_robot(text: &str) -> Result<Parsed<RobotFrame>, WireError> {
-    let h = head(text)?;
-    let reference = h.id.map(|r| r.to_owned());
-    let frame = match h.ty.as_ref() {
+    let wide = robot_head(text);
+    let (ty, reference) = match &wide {
+        Some(w) => (w.ty.clone(), w.id.map(RawValue::to_owned)),
+        None => {
+            let h = head(text)?;
+            (h.ty, h.id.map(RawValue::to_owned))
+        }
+    };
+    let frame = match ty.as_ref() {
         "ping" => RobotFrame::Ping,
         "pong" => RobotFrame::Pong,
-        "event" => {
-            let b: EventBody = body(text, &reference)?;
-            RobotFrame::Event(EventIn {
-                name: b.event.into_owned(),
-                data: b.data,
-                raw: text.trim().to_string(),
-                envelope_keys: RelayKeys::present_if(
-                    b.device_id.is_some()
-                        || b.epoch.is_some()
-                        || b.seq.is_some()
-                        || b.ts_ms.is_some(),
-                ),
-            })
-        }
+        "event" => match wide.as_ref().and_then(|w| event_in(text, w)) {
+            Some(event) => RobotFrame::Event(event),
+            None => {
+                let b: EventBody = body(text, &reference)?;
+                RobotFrame::Event(EventIn {
+                    name: b.event.into_owned(),
+                    data: b.data,
+                    raw: text.trim().to_string(),
+                    envelope_keys: RelayKeys::present_if(
+                        b.device_id.is_some()
+                            || b.epoch.is_some()
+                            || b.seq.is_some()
+                            || b.ts_ms.is_some(),
+                    ),
+                })
+            }
+        },
         "command_result" => {
             let b: ReplyBody = body(text, &reference)?;
             RobotFrame::CommandResult {
@@ -385,6 +440,113 @@ mod tests {
             AppFrame::Command { spoofed, .. } => assert_eq!(spoofed, RelayKeys::Present),
             _ => panic!(),
         }
+    }
+
+    /// What the one-pass event parse must give: the head pass, then (for an
+    /// event) the body pass, as `parse_robot` read every frame before.
+    type Reading = Result<(Option<String>, Option<EventFields>), (String, Option<String>)>;
+    type EventFields = (String, Option<String>, String, RelayKeys);
+
+    fn error(e: WireError) -> (String, Option<String>) {
+        (e.message, e.reference.map(|r| r.get().to_string()))
+    }
+
+    fn two_passes(text: &str) -> Reading {
+        let h = head(text).map_err(error)?;
+        let reference = h.id.map(|r| r.to_owned());
+        let got = reference.as_ref().map(|r| r.get().to_string());
+        if h.ty != "event" {
+            return Ok((got, None));
+        }
+        let b: EventBody = body(text, &reference).map_err(error)?;
+        let keys = RelayKeys::present_if(
+            b.device_id.is_some() || b.epoch.is_some() || b.seq.is_some() || b.ts_ms.is_some(),
+        );
+        let data = b.data.map(|d| d.get().to_string());
+        Ok((
+            got,
+            Some((b.event.into_owned(), data, text.trim().to_string(), keys)),
+        ))
+    }
+
+    fn one_pass(text: &str) -> Reading {
+        match parse_robot(text) {
+            Ok(p) => {
+                let got = p.reference.as_ref().map(|r| r.get().to_string());
+                match p.frame {
+                    RobotFrame::Event(e) => Ok((
+                        got,
+                        Some((
+                            e.name,
+                            e.data.map(|d| d.get().to_string()),
+                            e.raw,
+                            e.envelope_keys,
+                        )),
+                    )),
+                    _ => Ok((got, None)),
+                }
+            }
+            Err(e) => Err(error(e)),
+        }
+    }
+
+    fn agree(text: &str) {
+        match (two_passes(text), one_pass(text)) {
+            // not an event: its body pass is the code it always was
+            (Ok((reference, None)), Err((_, got))) => assert_eq!(got, reference, "{text}"),
+            (want, got) => assert_eq!(got, want, "{text}"),
+        }
+    }
+
+    /// The one-pass parse of an event agrees with the two passes it replaced
+    /// on every frame: valid, escaped, duplicated keys, wrong types, mangled.
+    #[test]
+    fn one_pass_events_read_as_the_two_passes_did() {
+        use rand::{Rng, SeedableRng};
+        let seeds = [
+            r#"{"type":"event","event":"mission_progress","data":{"stage":3},"seq":9}"#,
+            r#"{"type":"event","event":"tr\u0065at_\"dispensed\"","id":[1],"ts_ms":null}"#,
+            r#"{"type":"event","event":5,"data":1}"#,
+            r#"{"type":"event","data":{"a":1}}"#,
+            r#"{"type":"event","event":"a","event":"b"}"#,
+            r#"{"type":"event","event":"a","type":"event"}"#,
+            r#"{"type":"event","event":"a","data":null,"device_id":"x","epoch":1}"#,
+            r#"["event","a"]"#,
+            r#" {"id":"i","type":"ping","data":2,"data":3} "#,
+            r#"{"type":"command_result","reply_to":"a.1","id":{"nested":["\u0000"]}}"#,
+        ];
+        for seed in seeds {
+            agree(seed);
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x0e7e);
+        let mut events = 0;
+        for _ in 0..20_000 {
+            let mut b = seeds[rng.gen_range(0..seeds.len())].as_bytes().to_vec();
+            for _ in 0..rng.gen_range(0..4) {
+                let i = rng.gen_range(0..=b.len());
+                match rng.gen_range(0..3) {
+                    0 if i < b.len() => {
+                        let junk = br#"{}[]",:\-e1 "#;
+                        b[i] = junk[rng.gen_range(0..junk.len())];
+                    }
+                    1 => {
+                        let other = seeds[rng.gen_range(0..seeds.len())].as_bytes();
+                        let j = rng.gen_range(0..other.len());
+                        b.splice(i..i, other[j..].iter().copied());
+                    }
+                    _ => b.truncate(i),
+                }
+            }
+            let text = String::from_utf8_lossy(&b);
+            if matches!(two_passes(&text), Ok((_, Some(_)))) {
+                events += 1;
+            }
+            agree(&text);
+        }
+        assert!(
+            events > 1_000,
+            "the mangling leaves events to compare: {events}"
+        );
     }
 
     /// Hostile input never panics the parsers or the splicer: valid frames
