@@ -114,33 +114,21 @@ async fn check_buffer_retention(body_len: usize, threshold: usize, partial: bool
         assert!(dispatcher.as_mut().poll(&mut cx).is_pending());
     }
 
-    // try_reclaim does not allocate. If the old backing allocation survived,
-    // reclaiming its consumed prefix exposes the large capacity to the assertion below.
-    // Checking only the visible tail could otherwise let the partial-write regression pass.
-    if release {
-        let DispatcherStateProj::Normal { inner } = dispatcher.as_mut().project().inner.project()
-        else {
-            panic!()
-        };
-        assert!(inner.project().write_buf.try_reclaim(HW_BUFFER_SIZE));
-    }
-
+    // WIM-Z relay patch (vendor/README.md): every drained write buffer is released, whatever
+    // its size or the watermark (upstream released only oversized ones, `release`, and reused
+    // the others); the next write allocates one.
+    let _ = release;
     let DispatcherState::Normal { inner } = &dispatcher.inner else {
         panic!()
     };
     assert!(inner.write_buf.is_empty());
+    assert_eq!(
+        inner.write_buf.capacity(),
+        0,
+        "drained buffer retained {} bytes",
+        inner.write_buf.capacity()
+    );
 
-    if release {
-        assert!(
-            inner.write_buf.capacity() <= HW_BUFFER_SIZE,
-            "drained buffer retained {} bytes",
-            inner.write_buf.capacity()
-        );
-    } else {
-        assert!(inner.write_buf.capacity() >= body_len);
-    }
-
-    let pointer = inner.write_buf.as_ptr();
     let response = io.take_write_buf();
     // Compare the complete body separately from the generated HTTP headers.
     // A smaller retained buffer must not come at the cost of missing response bytes.
@@ -165,17 +153,11 @@ async fn check_buffer_retention(body_len: usize, threshold: usize, partial: bool
         &response[body_start..]
     );
 
-    if !release {
-        // Check reuse across requests, not just sufficient capacity after each flush.
-        let DispatcherState::Normal { inner } = &dispatcher.inner else {
-            panic!()
-        };
-        assert_eq!(
-            inner.write_buf.as_ptr(),
-            pointer,
-            "normal buffers should be reused"
-        );
-    }
+    // WIM-Z relay patch: released again after the second response.
+    let DispatcherState::Normal { inner } = &dispatcher.inner else {
+        panic!()
+    };
+    assert_eq!(inner.write_buf.capacity(), 0, "released after every response");
 }
 
 #[actix_rt::test]
