@@ -2,6 +2,7 @@
 //! slow-consumer handle, heartbeat clock, rate limit) and the handling of raw
 //! WebSocket items (pings, binary frames, oversize frames, close).
 
+use super::gate::{Gate, Ticks};
 use super::ratelimit::TokenBucket;
 use crate::caps::sockets::SocketPermit;
 use crate::config::secs;
@@ -136,24 +137,32 @@ pub fn start_common<A: SocketActor>(
     ctx: &mut Context<A>,
     shutdown: tokio::sync::watch::Receiver<Phase>,
 ) {
+    // Each behind one gate (`super::gate`): polled when it fired, not on
+    // every frame the peer sends.
+    let gate = Gate::new();
     let core = act.core();
     let hb = &core.state.settings.heartbeat;
     let (interval, timeout) = (secs(hb.interval_s), secs(hb.timeout_s));
-    ctx.run_interval(interval, move |act, ctx| {
-        let core = act.core();
-        if core.last_seen.elapsed() > timeout {
-            inc(&core.state.metrics.heartbeat_timeouts);
-            tracing::info!(conn_id = %core.conn, "heartbeat timeout");
-            core.close(ctx, close::HEARTBEAT_TIMEOUT, "heartbeat_timeout");
-        } else {
-            core.outbox.ping();
-            act.check_rooms(ctx);
-        }
-    });
+    ctx.spawn(
+        actix::fut::wrap_stream::<_, A>(gate.wrap(Ticks::every(interval)))
+            .map(move |(), act, ctx| {
+                let core = act.core();
+                if core.last_seen.elapsed() > timeout {
+                    inc(&core.state.metrics.heartbeat_timeouts);
+                    tracing::info!(conn_id = %core.conn, "heartbeat timeout");
+                    core.close(ctx, close::HEARTBEAT_TIMEOUT, "heartbeat_timeout");
+                } else {
+                    core.outbox.ping();
+                    act.check_rooms(ctx);
+                }
+            })
+            .finish(),
+    );
 
+    let core = act.core();
     let slow = core.peer.slow.clone();
     ctx.spawn(
-        async move { slow.notify.notified().await }
+        gate.wrap(async move { slow.notify.notified().await })
             .into_actor(act)
             .map(|_, act, ctx| {
                 let core = act.core();
@@ -168,17 +177,17 @@ pub fn start_common<A: SocketActor>(
 
     let mut closing = shutdown.clone();
     ctx.spawn(
-        async move {
+        gate.wrap(async move {
             let _ = closing.wait_for(|p| *p >= Phase::Closing).await;
-        }
+        })
         .into_actor(act)
         .map(|_, act, ctx| act.on_shutdown(ctx)),
     );
     let mut now = shutdown;
     ctx.spawn(
-        async move {
+        gate.wrap(async move {
             let _ = now.wait_for(|p| *p >= Phase::Now).await;
-        }
+        })
         .into_actor(act)
         .map(|_, act, ctx| {
             act.core().close(ctx, close::RESTART, "relay_shutdown");

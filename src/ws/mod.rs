@@ -10,6 +10,7 @@
 pub mod app;
 pub mod conn;
 pub mod credentials;
+pub mod gate;
 pub mod ratelimit;
 pub mod robot;
 
