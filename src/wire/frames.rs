@@ -11,6 +11,18 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
+/// Whether a member is in the frame at all, whatever its value: a sender's
+/// `"ts_ms":null` is a member the relay must replace, not one it may leave
+/// beside its own (`Option<IgnoredAny>` reads `null` as absent).
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+struct Seen(bool);
+
+impl<'de> Deserialize<'de> for Seen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Seen, D::Error> {
+        IgnoredAny::deserialize(d).map(|_| Seen(true))
+    }
+}
+
 /// `type` and `id` of any frame, read first.
 #[derive(Deserialize)]
 struct Head<'a> {
@@ -157,13 +169,13 @@ struct EventBody<'a> {
     #[serde(default)]
     data: Option<Box<RawValue>>,
     #[serde(default)]
-    device_id: Option<IgnoredAny>,
+    device_id: Seen,
     #[serde(default)]
-    epoch: Option<IgnoredAny>,
+    epoch: Seen,
     #[serde(default)]
-    seq: Option<IgnoredAny>,
+    seq: Seen,
     #[serde(default)]
-    ts_ms: Option<IgnoredAny>,
+    ts_ms: Seen,
 }
 
 #[derive(Deserialize)]
@@ -203,9 +215,9 @@ struct CommandBody<'a> {
     #[allow(dead_code)]
     command: Cow<'a, str>,
     #[serde(default)]
-    from_user: Option<IgnoredAny>,
+    from_user: Seen,
     #[serde(default)]
-    reply_to: Option<IgnoredAny>,
+    reply_to: Seen,
 }
 
 #[derive(Deserialize)]
@@ -246,13 +258,13 @@ struct RobotHead<'a> {
     #[serde(default, borrow)]
     data: Option<&'a RawValue>,
     #[serde(default)]
-    device_id: Option<IgnoredAny>,
+    device_id: Seen,
     #[serde(default)]
-    epoch: Option<IgnoredAny>,
+    epoch: Seen,
     #[serde(default)]
-    seq: Option<IgnoredAny>,
+    seq: Seen,
     #[serde(default)]
-    ts_ms: Option<IgnoredAny>,
+    ts_ms: Seen,
 }
 
 /// `None` where the one pass cannot decide (not an object, a duplicate key):
@@ -273,9 +285,7 @@ fn event_in(text: &str, h: &RobotHead<'_>) -> Option<EventIn> {
         name: name.into_owned(),
         data: h.data.map(RawValue::to_owned),
         raw: text.trim().to_string(),
-        envelope_keys: RelayKeys::present_if(
-            h.device_id.is_some() || h.epoch.is_some() || h.seq.is_some() || h.ts_ms.is_some(),
-        ),
+        envelope_keys: RelayKeys::present_if(h.device_id.0 || h.epoch.0 || h.seq.0 || h.ts_ms.0),
     })
 }
 
@@ -360,7 +370,7 @@ pub fn parse_app(text: &str) -> Result<Parsed<AppFrame>, WireError> {
             AppFrame::Command {
                 device: b.device_id,
                 raw: text.trim().to_string(),
-                spoofed: RelayKeys::present_if(b.from_user.is_some() || b.reply_to.is_some()),
+                spoofed: RelayKeys::present_if(b.from_user.0 || b.reply_to.0),
             }
         }
         "webrtc_request" => {
@@ -434,6 +444,31 @@ mod tests {
         assert_eq!(e.code, WireCode::BadMessage);
     }
 
+    /// A relay member the sender wrote as `null` is still a member: the
+    /// forwarded frame holds the relay's value once, never beside the
+    /// sender's `null` (found by the robot_frame fuzz target).
+    #[test]
+    fn a_null_relay_member_is_replaced_not_duplicated() {
+        for key in ["device_id", "epoch", "seq", "ts_ms"] {
+            let t = format!("{{\"type\":\"event\",\"event\":\"x\",\"{key}\":\t\n null}}");
+            let RobotFrame::Event(e) = parse_robot(&t).unwrap().frame else {
+                panic!("not an event: {t}");
+            };
+            assert_eq!(e.envelope_keys, RelayKeys::Present, "{t}");
+            let out = splice(&e.raw, &[key], e.envelope_keys, &format!(r#""{key}":1"#));
+            assert_eq!(out.matches(&format!("\"{key}\"")).count(), 1, "{out}");
+            assert!(out.ends_with(&format!(r#""{key}":1}}"#)), "{out}");
+        }
+        for key in ["from_user", "reply_to"] {
+            let t =
+                format!(r#"{{"type":"command","device_id":"d1","command":"sit","{key}":null}}"#);
+            let AppFrame::Command { spoofed, .. } = parse_app(&t).unwrap().frame else {
+                panic!("not a command: {t}");
+            };
+            assert_eq!(spoofed, RelayKeys::Present, "{t}");
+        }
+    }
+
     #[test]
     fn command_spoofing_detected() {
         let p =
@@ -462,9 +497,7 @@ mod tests {
             return Ok((got, None));
         }
         let b: EventBody = body(text, &reference).map_err(error)?;
-        let keys = RelayKeys::present_if(
-            b.device_id.is_some() || b.epoch.is_some() || b.seq.is_some() || b.ts_ms.is_some(),
-        );
+        let keys = RelayKeys::present_if(b.device_id.0 || b.epoch.0 || b.seq.0 || b.ts_ms.0);
         let data = b.data.map(|d| d.get().to_string());
         Ok((
             got,
