@@ -125,6 +125,8 @@ pub enum Incoming {
         epoch: i64,
         seq: u64,
         frame: ByteString,
+        /// When the subscriber read it from Redis.
+        read: std::time::Instant,
     },
     Gap {
         device: DeviceId,
@@ -254,6 +256,8 @@ pub struct RemoteEvent {
     pub epoch: i64,
     pub seq: u64,
     pub frame: ByteString,
+    /// When this instance read it from Redis (`wimz_mirror_routing_seconds`).
+    pub read: std::time::Instant,
 }
 
 /// Events `from..=to` of `epoch` could not be recovered from Redis.

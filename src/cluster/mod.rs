@@ -252,9 +252,15 @@ impl Handler<Incoming> for ClusterBridge {
                 epoch,
                 seq,
                 frame,
+                read,
             } => {
                 if let Some(mirror) = self.mirrors.get(&device) {
-                    mirror.events.do_send(RemoteEvent { epoch, seq, frame });
+                    mirror.events.do_send(RemoteEvent {
+                        epoch,
+                        seq,
+                        frame,
+                        read,
+                    });
                 }
             }
             Incoming::Gap {

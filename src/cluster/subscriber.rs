@@ -133,7 +133,7 @@ impl Subscriber {
                             self.bridge.do_send(Incoming::Directed(payload));
                         }
                     } else if let Some(device) = keys::device_of_channel(&channel) {
-                        self.on_message(device, &payload, watched).await;
+                        self.on_message(device, &payload, Instant::now(), watched).await;
                     }
                 }
                 cmd = self.cmds.recv() => match cmd {
@@ -217,7 +217,15 @@ impl Subscriber {
         }
     }
 
-    async fn on_message(&mut self, device: DeviceId, payload: &str, watched: &mut Watched) {
+    /// A device's event or marker, published by its home and `read` here
+    /// just now.
+    async fn on_message(
+        &mut self,
+        device: DeviceId,
+        payload: &str,
+        read: Instant,
+        watched: &mut Watched,
+    ) {
         let Some(p) = Published::parse(payload) else {
             return;
         };
@@ -231,7 +239,7 @@ impl Subscriber {
             let needed = before(&p.at, p.frame.is_some());
             if p.at.epoch == last.epoch && needed > last.id.seq {
                 // A hole: fill it from the stream first.
-                let reached = self.fill(&device, last, p.at, needed).await;
+                let reached = self.fill(&device, last, p.at, needed, read).await;
                 if reached < needed {
                     self.bridge.do_send(Incoming::Gap {
                         device: device.clone(),
@@ -243,16 +251,19 @@ impl Subscriber {
             }
         }
         watched.insert(device.clone(), Some(p.at));
-        self.forward(&device, p.at, p.frame);
+        self.forward(&device, p.at, p.frame, read);
     }
 
-    fn forward(&self, device: &DeviceId, at: Position, frame: Option<ByteString>) {
+    /// Passes an event on to the device's mirror; `read`: when this instance
+    /// read it from Redis (`wimz_mirror_routing_seconds` starts there).
+    fn forward(&self, device: &DeviceId, at: Position, frame: Option<ByteString>, read: Instant) {
         if let Some(frame) = frame {
             self.bridge.do_send(Incoming::Event {
                 device: device.clone(),
                 epoch: at.epoch,
                 seq: at.id.seq,
                 frame,
+                read,
             });
         }
     }
@@ -266,6 +277,7 @@ impl Subscriber {
         after: Position,
         upto: Position,
         needed: u64,
+        read: Instant,
     ) -> u64 {
         let Some(entries) = read_stream(&mut self.redis, device, Some(after.id)).await else {
             return after.id.seq;
@@ -278,7 +290,7 @@ impl Subscriber {
             if e.frame.is_some() {
                 reached = e.at.id.seq;
             }
-            self.forward(device, e.at, e.frame);
+            self.forward(device, e.at, e.frame, read);
         }
         reached.min(needed)
     }
@@ -290,6 +302,7 @@ impl Subscriber {
         let Some(entries) = read_stream(&mut self.redis, device, last.map(|l| l.id)).await else {
             return;
         };
+        let read = Instant::now();
         let mut last = last;
         for e in entries {
             if let Some(l) = last {
@@ -307,7 +320,7 @@ impl Subscriber {
                 }
             }
             last = Some(e.at);
-            self.forward(device, e.at, e.frame);
+            self.forward(device, e.at, e.frame, read);
         }
         watched.insert(device.clone(), last);
     }

@@ -164,6 +164,11 @@ pub const EVENT_ROUTING: HistogramSpec = HistogramSpec {
     help: "Robot event frame read -> queued to an app's outbox, one sample per delivery (on the robot's instance; clustered, the Redis append is inside).",
     buckets: FAST,
 };
+pub const MIRROR_ROUTING: HistogramSpec = HistogramSpec {
+    name: "wimz_mirror_routing_seconds",
+    help: "Clustered: an event another instance published, read from Redis -> queued to an app's outbox here, one sample per delivery (on each instance mirroring the device).",
+    buckets: FAST,
+};
 pub const WS_HANDSHAKE: HistogramSpec = HistogramSpec {
     name: "wimz_ws_handshake_seconds",
     help: "WebSocket upgrade request -> 101 answer (authentication, caps), by role; refused handshakes are in wimz_refused_total.",
@@ -184,8 +189,9 @@ pub const WEBRTC_SETUP: HistogramSpec = HistogramSpec {
     help: "webrtc_request (or ICE restart, or renegotiating offer) -> the app's webrtc_answer.",
     buckets: SLOW,
 };
-pub const HISTOGRAMS: [&HistogramSpec; 5] = [
+pub const HISTOGRAMS: [&HistogramSpec; 6] = [
     &EVENT_ROUTING,
+    &MIRROR_ROUTING,
     &WS_HANDSHAKE,
     &REDIS_PUBLISH,
     &PROXY,

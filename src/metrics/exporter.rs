@@ -22,6 +22,7 @@ static META: Metadata<'static> = Metadata::new("wimz_relay::metrics", Level::INF
 /// The handles the relay records into.
 pub struct Handles {
     pub event_routing: Histogram,
+    pub mirror_routing: Histogram,
     pub redis_publish: Histogram,
     pub webrtc_setup: Histogram,
     /// By [`SocketRole`].
@@ -83,6 +84,7 @@ impl Exporter {
         .set(1.0);
         let handles = Handles {
             event_routing: histogram(&recorder, &catalog::EVENT_ROUTING, &[]),
+            mirror_routing: histogram(&recorder, &catalog::MIRROR_ROUTING, &[]),
             redis_publish: histogram(&recorder, &catalog::REDIS_PUBLISH, &[]),
             webrtc_setup: histogram(&recorder, &catalog::WEBRTC_SETUP, &[]),
             handshake: SocketRole::ALL

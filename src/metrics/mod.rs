@@ -129,6 +129,13 @@ impl Metrics {
         self.handles.event_routing.record(received.elapsed());
     }
 
+    /// One delivery of an event another instance published, read from
+    /// Redis at `read`, queued to an app just now
+    /// (`wimz_mirror_routing_seconds`).
+    pub fn mirror_routed(&self, read: Instant) {
+        self.handles.mirror_routing.record(read.elapsed());
+    }
+
     /// A WebSocket upgrade of `role` that began at `started` was answered
     /// 101 just now.
     pub fn handshake_done(&self, role: SocketRole, started: Instant) {

@@ -4,7 +4,7 @@
 //! bridge), and the cross-instance paths of commands and results.
 //! With no bridge (single instance) every function here is a no-op.
 
-use super::device_room::{DeviceRoom, SnapshotChange};
+use super::device_room::{Arrival, DeviceRoom, SnapshotChange};
 use super::history::History;
 use super::messages::*;
 use super::mirror::MirrorState;
@@ -185,7 +185,7 @@ impl DeviceRoom {
                 .map(move |res, room, ctx| {
                     match res.unwrap_or(AppendResult::Down) {
                         AppendResult::Ok => {
-                            room.deliver(seq, frame, received);
+                            room.deliver(seq, frame, received.map(Arrival::Robot));
                             if save_snapshot == SnapshotChange::Changed {
                                 bridge.do_send(SaveSnapshot {
                                     device: room.device.clone(),
@@ -195,7 +195,9 @@ impl DeviceRoom {
                         }
                         // Degraded: serve local apps; the next append after Redis is
                         // back finds the stream broken and starts a new epoch.
-                        AppendResult::Down => room.deliver(seq, frame, received),
+                        AppendResult::Down => {
+                            room.deliver(seq, frame, received.map(Arrival::Robot))
+                        }
                         AppendResult::Fenced => room.lost_robot(ctx),
                         AppendResult::Broken => {
                             // Continuity cannot be proven: a new epoch for everyone.
@@ -413,8 +415,9 @@ impl Handler<RemoteEvent> for DeviceRoom {
                 }
             }
         }
-        // Read by another instance: timed there (its clock, not ours).
-        self.deliver(msg.seq, msg.frame, None);
+        // The robot's frame was read by another instance (timed there, from
+        // its read to its own apps); here, from reading it off Redis.
+        self.deliver(msg.seq, msg.frame, Some(Arrival::Mirror(msg.read)));
     }
 }
 

@@ -82,6 +82,17 @@ pub(super) enum SnapshotChange {
     Same,
 }
 
+/// Where and when an event came into this instance, for its routing
+/// histogram.
+#[derive(Clone, Copy)]
+pub(super) enum Arrival {
+    /// Read from the robot's socket (`wimz_event_routing_seconds`).
+    Robot(Instant),
+    /// Read from Redis, published by the robot's instance
+    /// (`wimz_mirror_routing_seconds`).
+    Mirror(Instant),
+}
+
 pub struct DeviceRoom {
     pub(super) device: DeviceId,
     /// The device id as a JSON string, encoded once for envelopes.
@@ -202,7 +213,7 @@ impl DeviceRoom {
             _ => {
                 self.seq += 1;
                 let frame = self.envelope(&raw, envelope_keys, self.epoch, self.seq);
-                self.deliver(self.seq, frame, received);
+                self.deliver(self.seq, frame, received.map(Arrival::Robot));
             }
         }
     }
@@ -226,14 +237,17 @@ impl DeviceRoom {
     }
 
     /// Keeps a numbered frame for recovery and queues it to every
-    /// subscriber; a robot's event (`received`) is timed per delivery.
-    pub(super) fn deliver(&mut self, seq: u64, frame: ByteString, received: Option<Instant>) {
+    /// subscriber; an event that came in at a known instant (`arrival`) is
+    /// timed per delivery.
+    pub(super) fn deliver(&mut self, seq: u64, frame: ByteString, arrival: Option<Arrival>) {
         let mut delivered = 0u64;
         for m in self.members.values() {
             if m.subscribed && m.outbox.send(frame.clone()) {
                 delivered += 1;
-                if let Some(t) = received {
-                    self.env.metrics.event_routed(t);
+                match arrival {
+                    Some(Arrival::Robot(t)) => self.env.metrics.event_routed(t),
+                    Some(Arrival::Mirror(t)) => self.env.metrics.mirror_routed(t),
+                    None => {}
                 }
             }
         }

@@ -623,12 +623,66 @@ async fn clustered_publishes_are_timed_and_redis_health_is_exposed() {
     assert_eq!(down.count("wimz_redis_publish_failures_total", &[]), 1);
 }
 
+/// Clustered, robot on A and its app on B: B times each delivery from
+/// reading the event off Redis (`wimz_mirror_routing_seconds`), A times the
+/// publish; neither counts it as a robot-socket routing, which A has no app
+/// for and B never read from a robot.
+#[tokio::test]
+async fn a_cross_instance_delivery_is_timed_where_the_app_is() {
+    let c = crate::cluster::cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let user = a.user("mirror-watcher").await;
+    let secret = a.device(&user, "wimz-obs-6").await;
+    let mut robot = a.robot("wimz-obs-6", &secret).await;
+    let (mut phone, subscribed) = b.subscribed_app(&user, "wimz-obs-6").await;
+    assert_eq!(subscribed["robot_online"], true, "{subscribed}");
+    let mirrored = |s: &Scrape| s.count("wimz_mirror_routing_seconds_count", &[]);
+    let published = |s: &Scrape| s.count("wimz_redis_publish_seconds_count", &[]);
+    let (a0, b0) = (Scrape::of(a).await, Scrape::of(b).await);
+    assert!(b0.has("wimz_mirror_routing_seconds_count"), "{}", b0.text);
+    for level in 0..6 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "battery", "data": {"level": level}}),
+        )
+        .await;
+        assert_eq!(
+            recv_event(&mut phone, "battery").await["data"]["level"],
+            level
+        );
+    }
+    let b1 = counted_reaches(b, "wimz_mirror_routing_seconds_count", mirrored(&b0) + 6).await;
+    let a1 = Scrape::of(a).await;
+    assert_eq!(published(&a1) - published(&a0), 6, "{}", a1.text);
+    for s in [&a1, &b1] {
+        assert_eq!(
+            s.count("wimz_event_routing_seconds_count", &[]),
+            0,
+            "{}",
+            s.text
+        );
+    }
+    assert_eq!(mirrored(&a1), 0, "A mirrors nothing: {}", a1.text);
+    assert_eq!(
+        b1.count(
+            "wimz_mirror_routing_seconds_bucket",
+            &[("le", "+Inf"), ("instance", &b.handle.state.instance_id)]
+        ),
+        mirrored(&b1)
+    );
+}
+
 /// Scrapes until `wimz_event_routing_seconds_count` is `n` (never more).
 async fn routed_reaches(a: &crate::helpers::RelayClient, n: u64) -> Scrape {
+    counted_reaches(a, "wimz_event_routing_seconds_count", n).await
+}
+
+/// Scrapes until the series `name` is `n` (never more).
+async fn counted_reaches(a: &crate::helpers::RelayClient, name: &str, n: u64) -> Scrape {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let s = Scrape::of(a).await;
-        let got = s.count("wimz_event_routing_seconds_count", &[]);
+        let got = s.count(name, &[]);
         assert!(got <= n, "{got} deliveries timed, {n} made: {}", s.text);
         if got == n {
             return s;
