@@ -14,7 +14,7 @@ use std::borrow::Cow;
 /// Whether a member is in the frame at all, whatever its value: a sender's
 /// `"ts_ms":null` is a member the relay must replace, not one it may leave
 /// beside its own (`Option<IgnoredAny>` reads `null` as absent).
-#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Default)]
 struct Seen(bool);
 
 impl<'de> Deserialize<'de> for Seen {

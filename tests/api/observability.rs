@@ -631,11 +631,8 @@ async fn clustered_publishes_are_timed_and_redis_health_is_exposed() {
 async fn a_cross_instance_delivery_is_timed_where_the_app_is() {
     let c = crate::cluster::cluster(2).await;
     let (a, b) = (&c.nodes[0], &c.nodes[1]);
-    let user = a.user("mirror-watcher").await;
-    let secret = a.device(&user, "wimz-obs-6").await;
-    let mut robot = a.robot("wimz-obs-6", &secret).await;
-    let (mut phone, subscribed) = b.subscribed_app(&user, "wimz-obs-6").await;
-    assert_eq!(subscribed["robot_online"], true, "{subscribed}");
+    let (_, _, mut robot, mut phone) =
+        crate::cluster::robot_on_a_app_on_b(&c, "mirror-watcher", "wimz-obs-6").await;
     let mirrored = |s: &Scrape| s.count("wimz_mirror_routing_seconds_count", &[]);
     let published = |s: &Scrape| s.count("wimz_redis_publish_seconds_count", &[]);
     let (a0, b0) = (Scrape::of(a).await, Scrape::of(b).await);
