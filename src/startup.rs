@@ -244,15 +244,15 @@ fn start_actors(
             cluster_up.clone(),
             upstream,
         );
-        Some(supervise::start(
-            "cluster_bridge",
-            metrics.clone(),
-            OnStop::Restart,
-            |_| bridge,
-        ))
+        let lane = bridge.lane();
+        let bridge = supervise::start("cluster_bridge", metrics.clone(), OnStop::Restart, |_| {
+            bridge
+        });
+        Some((bridge, lane))
     } else {
         None
     };
+    let (cluster, lane) = cluster.unzip();
     let supervisor = SessionSupervisor::new(
         settings.webrtc.clone(),
         turn.clone(),
@@ -274,6 +274,7 @@ fn start_actors(
         max_pending_proxy: settings.proxy.max_pending_per_device,
         max_members: settings.caps.app_sockets_per_device,
         bridge: cluster.clone(),
+        lane,
         sessions: Some(sessions.clone().recipient()),
         instance: instance_id.clone(),
     };

@@ -69,8 +69,8 @@ impl Handler<Append> for ClusterBridge {
         let attempt = async move {
             if let Some(term) = proven {
                 match fast_append(&mut redis, &msg, term, maxlen).await {
-                    Fast::Ok => return (AppendResult::Ok, Some(term)),
-                    Fast::Down => return (AppendResult::Down, None),
+                    Fast::Ok => return Ok(term),
+                    Fast::Down => return Err(AppendResult::Down),
                     Fast::Refused => {}
                 }
             }
@@ -104,36 +104,50 @@ impl Handler<Append> for ClusterBridge {
                 Some((word, term))
             });
             match answer {
-                Some((w, Some(term))) if w == "ok" => (AppendResult::Ok, Some(term)),
-                Some((w, _)) if w == "fenced" => (AppendResult::Fenced, None),
-                Some((w, _)) if w == "broken" => (AppendResult::Broken, None),
-                _ => (AppendResult::Down, None),
+                Some((w, Some(term))) if w == "ok" => Ok(term),
+                Some((w, _)) if w == "fenced" => Err(AppendResult::Fenced),
+                Some((w, _)) if w == "broken" => Err(AppendResult::Broken),
+                _ => Err(AppendResult::Down),
             }
         };
         // Timed once per event, whichever way it went (the pipeline, or the
         // script that proves the stream first).
         let work = async move {
             let started = std::time::Instant::now();
-            let (result, term) = attempt.await;
-            metrics.redis_published(started, !matches!(result, AppendResult::Down));
-            (result, term)
+            let result = attempt.await;
+            metrics.redis_published(started, !matches!(result, Err(AppendResult::Down)));
+            if result.is_ok() {
+                metrics.redis_appended(crate::metrics::AppendPath::Bridge);
+            }
+            result
         };
-        Box::pin(
-            work.into_actor(self)
-                .map(move |(result, term), bridge, _ctx| {
-                    // The generation after the request: a slow append proved the
-                    // stream on whatever connection it went over.
-                    let generation = match proven {
-                        Some(_) if term == proven => generation,
-                        _ => bridge.redis.generation(),
-                    };
-                    if let Some(home) = bridge.homes.get_mut(&device) {
-                        home.term = term.map(|term| Term { term, generation });
-                        home.claimed |= term.is_some();
-                    }
-                    result
-                }),
-        )
+        Box::pin(work.into_actor(self).map(move |result, bridge, _ctx| {
+            let term = result.ok();
+            // The generation after the request: a slow append proved the
+            // stream on whatever connection it went over.
+            let generation = match proven {
+                Some(_) if term == proven => generation,
+                _ => bridge.redis.generation(),
+            };
+            if let Some(home) = bridge.homes.get_mut(&device) {
+                home.term = term.map(|term| Term { term, generation });
+                home.claimed |= term.is_some();
+            }
+            match result {
+                Ok(term) => AppendResult::Ok(bridge.lane.ticket(term, generation)),
+                Err(other) => other,
+            }
+        }))
+    }
+}
+
+impl Handler<Unprove> for ClusterBridge {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unprove, _ctx: &mut Context<Self>) {
+        if let Some(home) = self.homes.get_mut(&msg.device) {
+            home.term = None;
+        }
     }
 }
 

@@ -51,6 +51,8 @@ impl Handler<FinishHandOff> for ClusterBridge {
 
     fn handle(&mut self, _msg: FinishHandOff, _ctx: &mut Context<Self>) -> Self::Result {
         self.closing = true;
+        // No room appends on its own from now on either.
+        self.lane.invalidate();
         // The rooms drained: their last snapshots are written now, not at
         // a flush this instance may not live to see.
         let snapshots = self.snapshot_writes();

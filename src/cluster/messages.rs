@@ -48,13 +48,23 @@ pub struct Append {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendResult {
-    Ok,
+    /// Appended and published; the ticket lets the room append the next
+    /// events on its [`Lane`](super::Lane) while it holds.
+    Ok(super::Ticket),
     /// Another instance holds the robot now.
     Fenced,
     /// The stream does not continue from `expected`: start a new epoch.
     Broken,
     /// Redis unreachable.
     Down,
+}
+
+/// A lane append of `device` failed (refused, or Redis did not answer):
+/// its term must be proven again before the bridge's next fast append.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unprove {
+    pub device: DeviceId,
 }
 
 /// Mirror `device` here: subscribe to its events and return its state.

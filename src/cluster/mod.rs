@@ -37,6 +37,8 @@ mod events;
 mod handoff;
 pub use events::{fast_append, Fast};
 pub mod keys;
+mod lane;
+pub use lane::{Lane, LaneResult, Ticket};
 pub mod link;
 pub mod messages;
 mod presence;
@@ -89,6 +91,9 @@ pub struct ClusterBridge {
     history_size: usize,
     /// Reports this instance's numbers for cluster totals.
     metrics: Arc<crate::metrics::Metrics>,
+    /// The rooms' own way to append; the bridge gives its tickets and
+    /// invalidates them.
+    lane: Lane,
 }
 
 /// The scripts, hashed once (`EVALSHA`, loaded on first use).
@@ -155,6 +160,13 @@ impl ClusterBridge {
             history_size,
             snapshot_flush,
         } = config;
+        let lane = Lane::new(
+            topology.clone(),
+            redis.clone(),
+            connected.clone(),
+            history_size,
+            metrics.clone(),
+        );
         ClusterBridge {
             instance,
             redis,
@@ -172,15 +184,23 @@ impl ClusterBridge {
             presence_ttl_s: presence_ttl_s.max(1),
             history_size: history_size.max(1),
             metrics,
+            lane,
         }
+    }
+
+    /// The rooms' lane (given to them when the relay starts).
+    pub fn lane(&self) -> Lane {
+        self.lane.clone()
     }
 
     /// Forget every home's term: the next event of each proves the stream
     /// again (Redis was unreachable, or may have restarted or failed over).
+    /// The rooms' tickets go with them.
     fn unprove_homes(&mut self) {
         for home in self.homes.values_mut() {
             home.term = None;
         }
+        self.lane.invalidate();
     }
 }
 

@@ -216,6 +216,10 @@ pub const REDIS_PUBLISH_FAILURES: (&str, &str) = (
     "wimz_redis_publish_failures_total",
     "Events Redis did not take (down or erroring): delivered locally only.",
 );
+pub const REDIS_APPENDS: (&str, &str) = (
+    "wimz_redis_appends_total",
+    "Clustered: events appended to Redis on the robot's instance, by path: lane (the room's own worker connection, under the term the bridge proved) or bridge (through the cluster bridge: the first event after a claim, after Redis changed, or one the lane handed back).",
+);
 pub const REDIS_UP: (&str, &str) = (
     "wimz_redis_up",
     "Clustered only: 1 while Redis pub/sub is live, 0 while degraded.",
@@ -236,6 +240,7 @@ pub fn all_names() -> Vec<&'static str> {
             WS_CLOSED,
             OUTBOX_SATURATED,
             REDIS_PUBLISH_FAILURES,
+            REDIS_APPENDS,
             REDIS_UP,
             BUILD_INFO,
         ]

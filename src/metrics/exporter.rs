@@ -9,7 +9,7 @@
 //! histograms, and so does every render.
 
 use super::catalog::{self, HistogramSpec};
-use super::labels::{ProxyOutcome, Refusal, SocketRole};
+use super::labels::{AppendPath, ProxyOutcome, Refusal, SocketRole};
 use super::Metrics;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{
@@ -33,6 +33,8 @@ pub struct Handles {
     pub refused: [Counter; Refusal::COUNT],
     pub outbox_saturated: Counter,
     pub redis_publish_failures: Counter,
+    /// By [`AppendPath`].
+    pub redis_appends: [Counter; 2],
 }
 
 pub struct Exporter {
@@ -103,6 +105,10 @@ impl Exporter {
                 let (name, help) = catalog::REDIS_PUBLISH_FAILURES;
                 counter(&recorder, name, help, &[])
             },
+            redis_appends: AppendPath::ALL.map(|p| {
+                let (name, help) = catalog::REDIS_APPENDS;
+                counter(&recorder, name, help, &[("path", p.label())])
+            }),
         };
         let (name, help) = catalog::WS_CLOSED;
         recorder.describe_counter(KeyName::from_const_str(name), None, help.into());

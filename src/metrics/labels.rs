@@ -1,7 +1,7 @@
 //! The closed sets of label values the relay's series use: why something
 //! was refused ([`Refusal`], `wimz_refused_total{reason}`), which end of a
 //! socket ([`SocketRole`]), how a proxied REST call ended
-//! ([`ProxyOutcome`]). Typed so a label cannot be misspelt at a call site,
+//! ([`ProxyOutcome`]), which way an event reached Redis ([`AppendPath`]). Typed so a label cannot be misspelt at a call site,
 //! and listed (`ALL`) so every series exists from start-up, at 0.
 
 /// Why a request, socket or message was refused: the `reason` label of
@@ -140,6 +140,28 @@ impl ProxyOutcome {
     }
 }
 
+/// Which way an event reached Redis on the robot's instance: the `path`
+/// label of `wimz_redis_appends_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendPath {
+    /// The room's own worker connection, under the bridge's ticket.
+    Lane,
+    /// Through the cluster bridge (the first event after a claim, after
+    /// Redis changed, or one the lane handed back).
+    Bridge,
+}
+
+impl AppendPath {
+    pub const ALL: [AppendPath; 2] = [AppendPath::Lane, AppendPath::Bridge];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            AppendPath::Lane => "lane",
+            AppendPath::Bridge => "bridge",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +180,9 @@ mod tests {
         }
         for (i, r) in SocketRole::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i, "{r:?}");
+        }
+        for (i, p) in AppendPath::ALL.iter().enumerate() {
+            assert_eq!(*p as usize, i, "{p:?}");
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod catalog;
 mod exporter;
 pub mod labels;
 
-pub use labels::{ProxyOutcome, Refusal, SocketRole};
+pub use labels::{AppendPath, ProxyOutcome, Refusal, SocketRole};
 
 use exporter::{Exporter, Handles};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -150,6 +150,12 @@ impl Metrics {
         if !ok {
             self.handles.redis_publish_failures.increment(1);
         }
+    }
+
+    /// An event appended to Redis (clustered, on the robot's instance), by
+    /// which way it went.
+    pub fn redis_appended(&self, path: AppendPath) {
+        self.handles.redis_appends[path as usize].increment(1);
     }
 
     /// An event not even tried on Redis (known down): delivered locally only.

@@ -10,9 +10,9 @@ use super::messages::*;
 use super::mirror::MirrorState;
 use crate::cluster::messages::{
     Append, AppendResult, Claimed, Directed, HolderIs, InstanceGone, Mirror, Release, RemoteEvent,
-    RemoteGap, SaveSnapshot, SendDirected, SyncState, Unwatch, Watch,
+    RemoteGap, SaveSnapshot, SendDirected, SyncState, Unprove, Unwatch, Watch,
 };
-use crate::cluster::ClusterBridge;
+use crate::cluster::{ClusterBridge, LaneResult};
 use crate::ids::{unix_now, unix_now_ms, ConnId};
 use crate::wire::close;
 use crate::wire::encode::{self, Loss, Presence, RelayKeys};
@@ -101,6 +101,7 @@ impl DeviceRoom {
             });
         }
         self.home = true;
+        self.ticket = None;
         let Some(claim) = claim else {
             return false; // Redis unreachable: local numbering, a new epoch later
         };
@@ -131,6 +132,7 @@ impl DeviceRoom {
                 .into_actor(self)
                 .map(|_, room, ctx| {
                     room.home = false;
+                    room.ticket = None;
                     if !room.members.is_empty() {
                         room.watch(ctx);
                     }
@@ -155,7 +157,8 @@ impl DeviceRoom {
         }
     }
 
-    /// Numbers the event through Redis, then delivers it here. The room's
+    /// Numbers the event through Redis, then delivers it here: on the lane
+    /// while the bridge's ticket holds, else through the bridge. The room's
     /// mailbox waits for the append, so events keep the robot's order.
     pub(super) fn publish_clustered(
         &mut self,
@@ -177,6 +180,74 @@ impl DeviceRoom {
             seq,
             frame: frame.clone(),
         };
+        let lane = match (&self.env.lane, self.ticket) {
+            (Some(lane), Some(ticket)) if lane.holds(ticket) => Some((lane.clone(), ticket)),
+            _ => None,
+        };
+        let Some((lane, ticket)) = lane else {
+            self.ticket = None;
+            return self.append_through_bridge(
+                bridge,
+                append,
+                raw,
+                strip,
+                save_snapshot,
+                received,
+                ctx,
+            );
+        };
+        let appended = async move {
+            let result = lane.append(&append, ticket).await;
+            (result, append)
+        };
+        ctx.wait(
+            appended
+                .into_actor(self)
+                .map(move |(result, append), room, ctx| {
+                    if result != LaneResult::Ok {
+                        room.ticket = None;
+                    }
+                    if matches!(result, LaneResult::Refused | LaneResult::Down) {
+                        // Before the bridge's next append of this device (one
+                        // mailbox: it is read first).
+                        bridge.do_send(Unprove {
+                            device: room.device.clone(),
+                        });
+                    }
+                    match result {
+                        LaneResult::Ok => {
+                            room.appended(&bridge, seq, frame, save_snapshot, received)
+                        }
+                        // Degraded, as through the bridge: serve local apps.
+                        LaneResult::Down => room.deliver(seq, frame, received.map(Arrival::Robot)),
+                        // The same event, the same seq: the bridge fences or
+                        // proves the stream.
+                        LaneResult::Stale | LaneResult::Refused => room.append_through_bridge(
+                            bridge,
+                            append,
+                            raw,
+                            strip,
+                            save_snapshot,
+                            received,
+                            ctx,
+                        ),
+                    }
+                }),
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn append_through_bridge(
+        &mut self,
+        bridge: Addr<ClusterBridge>,
+        append: Append,
+        raw: String,
+        strip: RelayKeys,
+        save_snapshot: SnapshotChange,
+        received: Option<std::time::Instant>,
+        ctx: &mut Context<Self>,
+    ) {
+        let (seq, frame) = (append.seq, append.frame.clone());
         ctx.wait(
             bridge
                 .clone()
@@ -184,14 +255,9 @@ impl DeviceRoom {
                 .into_actor(self)
                 .map(move |res, room, ctx| {
                     match res.unwrap_or(AppendResult::Down) {
-                        AppendResult::Ok => {
-                            room.deliver(seq, frame, received.map(Arrival::Robot));
-                            if save_snapshot == SnapshotChange::Changed {
-                                bridge.do_send(SaveSnapshot {
-                                    device: room.device.clone(),
-                                    snapshot: room.snapshot(),
-                                });
-                            }
+                        AppendResult::Ok(ticket) => {
+                            room.ticket = room.home.then_some(ticket);
+                            room.appended(&bridge, seq, frame, save_snapshot, received);
                         }
                         // Degraded: serve local apps; the next append after Redis is
                         // back finds the stream broken and starts a new epoch.
@@ -214,6 +280,24 @@ impl DeviceRoom {
                     }
                 }),
         );
+    }
+
+    /// The event is in Redis: deliver it here, and have its snapshot saved.
+    fn appended(
+        &mut self,
+        bridge: &Addr<ClusterBridge>,
+        seq: u64,
+        frame: bytestring::ByteString,
+        save_snapshot: SnapshotChange,
+        received: Option<std::time::Instant>,
+    ) {
+        self.deliver(seq, frame, received.map(Arrival::Robot));
+        if save_snapshot == SnapshotChange::Changed {
+            bridge.do_send(SaveSnapshot {
+                device: self.device.clone(),
+                snapshot: self.snapshot(),
+            });
+        }
     }
 
     /// Numbers from `seq` in `epoch` from now on: the events kept for
@@ -239,6 +323,7 @@ impl DeviceRoom {
         }
         self.fail_pending();
         self.home = false;
+        self.ticket = None;
         self.watch(ctx);
     }
 

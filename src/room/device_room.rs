@@ -69,6 +69,9 @@ pub struct RoomEnv {
     pub max_members: usize,
     /// Set when clustered: the room's outward edge.
     pub bridge: Option<Addr<crate::cluster::ClusterBridge>>,
+    /// Set when clustered: a home room's own way to append its events
+    /// while the bridge's ticket holds (`crate::cluster::Lane`).
+    pub lane: Option<crate::cluster::Lane>,
     /// Told when a robot on another instance goes away (its sessions here end).
     pub sessions: Option<Recipient<EndRemoteRobotSessions>>,
     pub instance: std::sync::Arc<str>,
@@ -121,6 +124,9 @@ pub struct DeviceRoom {
     pub(super) env: RoomEnv,
     /// Clustered: this instance holds the robot and numbers the events.
     pub(super) home: bool,
+    /// Home: the bridge's word that the device's term is proven, from its
+    /// last good append; while it holds, events go on the lane.
+    pub(super) ticket: Option<crate::cluster::Ticket>,
     /// Clustered, `Some` while this room receives the device's events from
     /// Redis (it mirrors the device): where the robot is.
     pub(super) mirror: Option<MirrorState>,
@@ -161,6 +167,7 @@ impl DeviceRoom {
             directory,
             env,
             home: false,
+            ticket: None,
             mirror: None,
             remote_pending: HashMap::new(),
             waiting_commands: HashMap::new(),

@@ -427,7 +427,7 @@ pub async fn recv_within(ws: &mut Ws, patience: Duration) -> Value {
     }
 }
 
-async fn next_json(ws: &mut Ws) -> Option<Value> {
+pub async fn next_json(ws: &mut Ws) -> Option<Value> {
     loop {
         match ws.next().await? {
             Ok(Message::Text(t)) => {

@@ -5,12 +5,14 @@
 //! proxy) and [`harness`] (building a cluster, shared steps). The tests, by
 //! concept: [`streams`] (order, recovery, a moving robot), [`calls`]
 //! (commands and REST calls across instances), [`devices`] (credentials
-//! and deletion), [`webrtc`], [`faults`] (Redis or an instance failing).
+//! and deletion), [`webrtc`], [`faults`] (Redis or an instance failing),
+//! [`lane`] (events appended on the room's own connection, still fenced).
 
 mod calls;
 mod devices;
 mod faults;
 mod harness;
+mod lane;
 mod processes;
 mod streams;
 mod webrtc;

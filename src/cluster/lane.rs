@@ -1,0 +1,184 @@
+//! The lane: a home room appends its events to Redis itself, over a
+//! connection of its own worker thread, instead of through the bridge's
+//! mailbox and the bridge's connection (two cross-thread hops each way and
+//! the bridge's thread in every event's way).
+//!
+//! The bridge still decides *when* that is safe. A room takes the lane
+//! only with a [`Ticket`] the bridge gave with its last good [`Append`]
+//! answer (the device's proven term, the bridge link's generation then, and
+//! the lane's invalidation count then), and only while nothing has changed
+//! since: Redis is live (`connected`), the bridge's link has not
+//! reconnected, and the bridge has not bumped [`Lane::invalidate`] (it does
+//! whenever it forgets the homes' terms — Redis went down or came back —
+//! and when it hands the devices off on shutdown). A worker connection that
+//! reconnects during an append bumps it too, as the bridge's own
+//! reconnecting link makes its next append prove the stream again. These
+//! are exactly the conditions under which the bridge itself takes its fast
+//! path ([`super::events`]); anything else — a refusal, Redis down, a stale
+//! ticket — and the room hands that same event (same seq) to the bridge,
+//! which fences, proves or degrades as before.
+//!
+//! Correctness does not rest on the ticket alone: the `XADD` id
+//! `<term>-<seq>` is refused by Redis itself once another instance claimed
+//! the device (its marker's term is higher).
+
+use super::events::{fast_append, Fast};
+use super::link::{Link, Topology};
+use super::messages::Append;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// What a room needs to append on its own worker's connection.
+#[derive(Clone)]
+pub struct Lane {
+    /// Which lane this is, for [`WORKER_LINKS`] (unique in the process).
+    id: usize,
+    topology: Topology,
+    /// The bridge's link, for its generation.
+    bridge_link: Link,
+    connected: Arc<AtomicBool>,
+    invalidations: Arc<AtomicU64>,
+    history_size: usize,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// The bridge's word that `term` is proven for a device, and as of when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    term: u64,
+    generation: u64,
+    invalidations: u64,
+}
+
+/// How a lane append ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaneResult {
+    /// Appended and published.
+    Ok,
+    /// Not tried: the ticket went stale (or this worker has no
+    /// connection). The bridge takes the same event.
+    Stale,
+    /// Redis refused the id (another instance claimed the device, or the
+    /// stream moved on). The bridge takes the same event, after it
+    /// forgets the term ([`Unprove`](super::messages::Unprove)): it fences
+    /// or proves the stream.
+    Refused,
+    /// Redis did not answer: deliver here only, as the bridge does, and
+    /// have the bridge forget the term (the next event proves the stream).
+    Down,
+}
+
+thread_local! {
+    /// This worker thread's connection of each lane (its driver runs on
+    /// this thread), by lane: relays sharing a process never share one.
+    static WORKER_LINKS: RefCell<Vec<(usize, Link)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Lane {
+    pub fn new(
+        topology: Topology,
+        bridge_link: Link,
+        connected: Arc<AtomicBool>,
+        history_size: usize,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Lane {
+        static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+        Lane {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            topology,
+            bridge_link,
+            connected,
+            invalidations: Arc::new(AtomicU64::new(0)),
+            history_size: history_size.max(1),
+            metrics,
+        }
+    }
+
+    /// Every ticket given so far goes stale.
+    pub(super) fn invalidate(&self) {
+        self.invalidations.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A ticket for `term`, proven on the bridge's link at `generation`.
+    pub(super) fn ticket(&self, term: u64, generation: u64) -> Ticket {
+        Ticket {
+            term,
+            generation,
+            invalidations: self.invalidations.load(Ordering::Acquire),
+        }
+    }
+
+    /// True while `ticket` still stands (what the bridge would check before
+    /// its own fast path, plus the invalidations).
+    pub fn holds(&self, ticket: Ticket) -> bool {
+        self.connected.load(Ordering::Relaxed)
+            && self.invalidations.load(Ordering::Acquire) == ticket.invalidations
+            && self.bridge_link.generation() == ticket.generation
+    }
+
+    /// Appends `msg` under the ticket's term on this worker's connection.
+    /// Timed and counted as the bridge's appends are.
+    pub async fn append(&self, msg: &Append, ticket: Ticket) -> LaneResult {
+        let Some(mut link) = self.worker_link().await else {
+            return LaneResult::Stale;
+        };
+        // Checked after the connection exists, so the append below runs on
+        // a connection made before the check (as the bridge's does).
+        if !self.holds(ticket) {
+            return LaneResult::Stale;
+        }
+        let started = std::time::Instant::now();
+        let before = link.generation();
+        let fast = fast_append(&mut link, msg, ticket.term, self.history_size).await;
+        if link.generation() != before {
+            // Reconnected on the way: Redis may not be the one the term was
+            // proven on; the next append proves it again through the bridge.
+            self.invalidate();
+        }
+        match fast {
+            Fast::Ok => {
+                self.metrics.redis_published(started, true);
+                self.metrics
+                    .redis_appended(crate::metrics::AppendPath::Lane);
+                LaneResult::Ok
+            }
+            // Not timed: the bridge takes the event over and times it.
+            Fast::Refused => LaneResult::Refused,
+            Fast::Down => {
+                self.metrics.redis_published(started, false);
+                LaneResult::Down
+            }
+        }
+    }
+
+    /// This thread's connection, made on first use.
+    async fn worker_link(&self) -> Option<Link> {
+        let id = self.id;
+        let mine = |links: &Vec<(usize, Link)>| {
+            links
+                .iter()
+                .find(|(l, _)| *l == id)
+                .map(|(_, link)| link.clone())
+        };
+        if let Some(link) = WORKER_LINKS.with(|l| mine(&l.borrow())) {
+            return Some(link);
+        }
+        let link = match Link::connect(&self.topology).await {
+            Ok(link) => link,
+            Err(e) => {
+                tracing::debug!(error = %e, "lane: no worker connection to Redis");
+                return None;
+            }
+        };
+        // Another room of this thread may have connected meanwhile: one
+        // connection per thread, the first one kept.
+        Some(WORKER_LINKS.with(|l| {
+            let mut links = l.borrow_mut();
+            mine(&links).unwrap_or_else(|| {
+                links.push((id, link.clone()));
+                link
+            })
+        }))
+    }
+}
