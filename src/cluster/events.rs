@@ -53,8 +53,13 @@ impl Handler<Append> for ClusterBridge {
             return Box::pin(fut::ready(AppendResult::Down));
         }
         let generation = self.redis.generation();
+        // Read before the attempt: an invalidation while it is in flight (a
+        // hand-off, a worker's new connection) leaves its ticket stale.
+        let invalidations = self.lane.count();
         let proven = match self.homes.get(&msg.device).and_then(|h| h.term) {
-            Some(t) if t.generation == generation => Some(t.term),
+            Some(t) if t.generation == generation && t.invalidations == invalidations => {
+                Some(t.term)
+            }
             _ => None,
         };
         let mut redis = self.redis.clone();
@@ -130,11 +135,15 @@ impl Handler<Append> for ClusterBridge {
                 _ => bridge.redis.generation(),
             };
             if let Some(home) = bridge.homes.get_mut(&device) {
-                home.term = term.map(|term| Term { term, generation });
+                home.term = term.map(|term| Term {
+                    term,
+                    generation,
+                    invalidations,
+                });
                 home.claimed |= term.is_some();
             }
             match result {
-                Ok(term) => AppendResult::Ok(bridge.lane.ticket(term, generation)),
+                Ok(term) => AppendResult::Ok(bridge.lane.ticket(term, generation, invalidations)),
                 Err(other) => other,
             }
         }))

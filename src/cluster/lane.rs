@@ -10,13 +10,14 @@
 //! since: Redis is live (`connected`), the bridge's link has not
 //! reconnected, and the bridge has not bumped [`Lane::invalidate`] (it does
 //! whenever it forgets the homes' terms — Redis went down or came back —
-//! and when it hands the devices off on shutdown). A worker connection that
-//! reconnects during an append bumps it too, as the bridge's own
-//! reconnecting link makes its next append prove the stream again. These
-//! are exactly the conditions under which the bridge itself takes its fast
-//! path ([`super::events`]); anything else — a refusal, Redis down, a stale
-//! ticket — and the room hands that same event (same seq) to the bridge,
-//! which fences, proves or degrades as before.
+//! and when it hands the devices off on shutdown). A worker connection
+//! bumps it too when it is new and when it reconnects during an append, as
+//! the bridge's own reconnecting link makes its next append prove the
+//! stream again. The bridge's fast path ([`super::events`]) requires the
+//! same count, so after any invalidation its next append of each device
+//! runs the script that proves the stream. Anything else — a refusal, no
+//! answer, a stale ticket — and the room hands that same event (same seq)
+//! to the bridge, which fences, proves or degrades as before.
 //!
 //! Correctness does not rest on the ticket alone: the `XADD` id
 //! `<term>-<seq>` is refused by Redis itself once another instance claimed
@@ -56,17 +57,22 @@ pub struct Ticket {
 pub enum LaneResult {
     /// Appended and published.
     Ok,
-    /// Not tried: the ticket went stale (or this worker has no
-    /// connection). The bridge takes the same event.
+    /// Not tried: the ticket went stale, this worker has no connection,
+    /// or its connection is new (made since the term was proven). The
+    /// bridge takes the same event.
     Stale,
     /// Redis refused the id (another instance claimed the device, or the
-    /// stream moved on). The bridge takes the same event, after it
-    /// forgets the term ([`Unprove`](super::messages::Unprove)): it fences
-    /// or proves the stream.
-    Refused,
-    /// Redis did not answer: deliver here only, as the bridge does, and
-    /// have the bridge forget the term (the next event proves the stream).
-    Down,
+    /// stream moved on), or this connection got no answer (it may be dead
+    /// while Redis is fine). The bridge takes the same event, after it
+    /// forgets the term ([`Unprove`](super::messages::Unprove)): it fences,
+    /// proves the stream, or finds Redis down and delivers locally.
+    Failed,
+}
+
+/// A worker's connection, and whether it was made just now.
+struct WorkerLink {
+    link: Link,
+    fresh: bool,
 }
 
 thread_local! {
@@ -100,12 +106,19 @@ impl Lane {
         self.invalidations.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// A ticket for `term`, proven on the bridge's link at `generation`.
-    pub(super) fn ticket(&self, term: u64, generation: u64) -> Ticket {
+    /// How many times tickets were made stale so far.
+    pub(super) fn count(&self) -> u64 {
+        self.invalidations.load(Ordering::Acquire)
+    }
+
+    /// A ticket for `term`, proven on the bridge's link at `generation`,
+    /// by an append (or claim) that began at invalidation count
+    /// `invalidations`.
+    pub(super) fn ticket(&self, term: u64, generation: u64, invalidations: u64) -> Ticket {
         Ticket {
             term,
             generation,
-            invalidations: self.invalidations.load(Ordering::Acquire),
+            invalidations,
         }
     }
 
@@ -120,9 +133,15 @@ impl Lane {
     /// Appends `msg` under the ticket's term on this worker's connection.
     /// Timed and counted as the bridge's appends are.
     pub async fn append(&self, msg: &Append, ticket: Ticket) -> LaneResult {
-        let Some(mut link) = self.worker_link().await else {
+        let Some(link) = self.worker_link().await else {
             return LaneResult::Stale;
         };
+        if link.fresh {
+            // A new connection: the term was proven before it existed.
+            self.invalidate();
+            return LaneResult::Stale;
+        }
+        let mut link = link.link;
         // Checked after the connection exists, so the append below runs on
         // a connection made before the check (as the bridge's does).
         if !self.holds(ticket) {
@@ -143,17 +162,14 @@ impl Lane {
                     .redis_appended(crate::metrics::AppendPath::Lane);
                 LaneResult::Ok
             }
-            // Not timed: the bridge takes the event over and times it.
-            Fast::Refused => LaneResult::Refused,
-            Fast::Down => {
-                self.metrics.redis_published(started, false);
-                LaneResult::Down
-            }
+            // Not timed nor counted here: the bridge takes the event over
+            // and times and counts how it ends.
+            Fast::Refused | Fast::Down => LaneResult::Failed,
         }
     }
 
-    /// This thread's connection, made on first use.
-    async fn worker_link(&self) -> Option<Link> {
+    /// This thread's connection, made on first use (then `fresh`).
+    async fn worker_link(&self) -> Option<WorkerLink> {
         let id = self.id;
         let mine = |links: &Vec<(usize, Link)>| {
             links
@@ -162,7 +178,7 @@ impl Lane {
                 .map(|(_, link)| link.clone())
         };
         if let Some(link) = WORKER_LINKS.with(|l| mine(&l.borrow())) {
-            return Some(link);
+            return Some(WorkerLink { link, fresh: false });
         }
         let link = match Link::connect(&self.topology).await {
             Ok(link) => link,
@@ -173,12 +189,13 @@ impl Lane {
         };
         // Another room of this thread may have connected meanwhile: one
         // connection per thread, the first one kept.
-        Some(WORKER_LINKS.with(|l| {
+        let link = WORKER_LINKS.with(|l| {
             let mut links = l.borrow_mut();
             mine(&links).unwrap_or_else(|| {
                 links.push((id, link.clone()));
                 link
             })
-        }))
+        });
+        Some(WorkerLink { link, fresh: true })
     }
 }

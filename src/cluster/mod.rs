@@ -129,11 +129,14 @@ pub(crate) struct Home {
     term: Option<Term>,
 }
 
-/// A home's term, and the link generation it was proven on.
+/// A home's term, the link generation it was proven on, and the lane's
+/// invalidation count when its proof began (any invalidation since — a
+/// worker's Redis connection made anew, a hand-off — means proving again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Term {
     term: u64,
     generation: u64,
+    invalidations: u64,
 }
 
 /// What the bridge is built from (`[cluster]`, `history.size`).

@@ -110,6 +110,7 @@ impl Handler<Claim> for ClusterBridge {
             return Box::pin(fut::ready(Err(())));
         }
         self.homes.insert(msg.device.clone(), Home::default());
+        let invalidations = self.lane.count();
         let mut redis = self.redis.clone();
         let instance = self.instance.to_string();
         let ttl = self.presence_ttl_s;
@@ -175,6 +176,7 @@ impl Handler<Claim> for ClusterBridge {
                 home.term = Some(Term {
                     term,
                     generation: bridge.redis.generation(),
+                    invalidations,
                 });
             }
             Ok(claimed)

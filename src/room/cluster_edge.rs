@@ -115,6 +115,16 @@ impl DeviceRoom {
         claim.previous.is_some()
     }
 
+    /// The robot is leaving: its last event goes through the bridge, so it
+    /// is in the bridge's mailbox ahead of the `Release` that follows it.
+    /// On the lane it would not be: a room polls its waiting futures
+    /// newest first, so the append would start only after the release
+    /// (when another instance may have claimed the device), and a room that
+    /// stops right after (`CloseRoom`) would never start it.
+    pub(super) fn leaving_home(&mut self) {
+        self.ticket = None;
+    }
+
     /// The robot left: give the device up in Redis (after its last event),
     /// and keep mirroring for the members still here.
     pub(super) fn release_home(&mut self, ctx: &mut Context<Self>) {
@@ -207,7 +217,7 @@ impl DeviceRoom {
                     if result != LaneResult::Ok {
                         room.ticket = None;
                     }
-                    if matches!(result, LaneResult::Refused | LaneResult::Down) {
+                    if result == LaneResult::Failed {
                         // Before the bridge's next append of this device (one
                         // mailbox: it is read first).
                         bridge.do_send(Unprove {
@@ -218,11 +228,9 @@ impl DeviceRoom {
                         LaneResult::Ok => {
                             room.appended(&bridge, seq, frame, save_snapshot, received)
                         }
-                        // Degraded, as through the bridge: serve local apps.
-                        LaneResult::Down => room.deliver(seq, frame, received.map(Arrival::Robot)),
-                        // The same event, the same seq: the bridge fences or
-                        // proves the stream.
-                        LaneResult::Stale | LaneResult::Refused => room.append_through_bridge(
+                        // The same event, the same seq: the bridge fences,
+                        // proves the stream, or finds Redis down.
+                        LaneResult::Stale | LaneResult::Failed => room.append_through_bridge(
                             bridge,
                             append,
                             raw,

@@ -459,6 +459,7 @@ impl Handler<DetachRobot> for DeviceRoom {
         self.snapshot.last_seen = Some(unix_now());
         self.fail_pending();
         tracing::info!(device_id = %self.device, conn_id = %msg.conn, reason = msg.reason, "robot detached");
+        self.leaving_home();
         self.robot_disconnected(msg.reason, ctx);
         self.release_home(ctx);
         self.check_idle(ctx);
@@ -551,6 +552,7 @@ impl Handler<CloseRoom> for DeviceRoom {
                 code: close::REVOKED,
                 reason: msg.reason,
             });
+            self.leaving_home();
             self.robot_disconnected(msg.reason, ctx);
             self.release_home(ctx);
         }

@@ -7,24 +7,55 @@ use crate::helpers::*;
 use crate::scrape::Scrape;
 use serde_json::json;
 
+/// Once every instance's pub/sub is up: until then a robot's events are
+/// not even tried on Redis, and coming up makes every ticket stale.
+async fn up(c: Cluster) -> Cluster {
+    for node in &c.nodes {
+        wait_health(node, 200).await;
+    }
+    c
+}
+
 fn appends(s: &Scrape, path: &str) -> u64 {
     s.count("wimz_redis_appends_total", &[("path", path)])
 }
 
-/// A steady stream goes on the lane after its first event (which the bridge
-/// appends, proving the term); then another instance claims the device in
+/// Scrapes `a` until it has counted `n` appends, either way: an app
+/// elsewhere may get an event off Redis before `a` has read Redis's answer
+/// to its append (and counted it).
+async fn counted(a: &RelayClient, n: u64) -> Scrape {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let s = Scrape::of(a).await;
+        let got = appends(&s, "lane") + appends(&s, "bridge");
+        assert!(got <= n, "{got} appends counted, {n} made: {}", s.text);
+        if got == n {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{got} of {n}: {}",
+            s.text
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A steady stream goes on the lane after its first events (which the
+/// bridge appends, proving the term); then another instance claims the device in
 /// Redis without A hearing of it (its `Replaced` lost): A's next event,
 /// tried on the lane under the old term, is refused by Redis, and the
 /// bridge fences the robot instead of appending it, so neither the stream
 /// nor any app, on A or on B, gets it.
 #[tokio::test]
 async fn a_steady_stream_goes_on_the_lane_and_a_stale_term_is_still_fenced() {
-    let c = cluster(2).await;
+    let c = up(cluster(2).await).await;
     let a = &c.nodes[0];
     let device = "wimz-lane-1";
     let (user, _, mut robot, mut on_b) = robot_on_a_app_on_b(&c, "lane-user", device).await;
     let (mut on_a, _) = a.subscribed_app(&user, device).await;
-    let before = Scrape::of(a).await;
+    // `robot_connected`
+    let before = counted(a, 1).await;
     for level in 0..10 {
         send(
             &mut robot,
@@ -35,14 +66,16 @@ async fn a_steady_stream_goes_on_the_lane_and_a_stale_term_is_still_fenced() {
             assert_eq!(recv_event(app, "battery").await["data"]["level"], level);
         }
     }
-    let after = Scrape::of(a).await;
+    let after = counted(a, 11).await;
     let (lane, bridge) = (
         appends(&after, "lane") - appends(&before, "lane"),
         appends(&after, "bridge") - appends(&before, "bridge"),
     );
     // The room's first event of the device (`robot_connected`) went through
-    // the bridge, before the scrape; every one since on the lane.
-    assert_eq!((lane, bridge), (10, 0), "{}", after.text);
+    // the bridge, before the scrape; so did the first after it, which found
+    // the worker's Redis connection new (made after the term was proven);
+    // every one since on the lane.
+    assert_eq!((lane, bridge), (9, 1), "{}", after.text);
     assert!(appends(&before, "bridge") >= 1, "{}", before.text);
 
     // Instance Z claims the device as the claim script does: presence, a
@@ -116,4 +149,39 @@ async fn a_steady_stream_goes_on_the_lane_and_a_stale_term_is_still_fenced() {
             );
         }
     }
+}
+
+/// A robot leaving: its last event (`robot_disconnected`) goes through the
+/// bridge, ahead of the device's release in the bridge's mailbox, and B's
+/// app gets it next in the stream.
+#[tokio::test]
+async fn a_leaving_robots_last_event_goes_through_the_bridge_before_the_release() {
+    let c = up(cluster(2).await).await;
+    let a = &c.nodes[0];
+    let device = "wimz-lane-2";
+    let (_, _, mut robot, mut on_b) = robot_on_a_app_on_b(&c, "lane-leaver", device).await;
+    let mut last = 0;
+    for level in 0..5 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "battery", "data": {"level": level}}),
+        )
+        .await;
+        last = recv_event(&mut on_b, "battery").await["seq"]
+            .as_u64()
+            .unwrap();
+    }
+    // `robot_connected` and five batteries
+    let before = counted(a, 6).await;
+    assert!(
+        appends(&before, "lane") >= 1,
+        "the lane is in use: {}",
+        before.text
+    );
+    drop(robot);
+    let gone = recv_event(&mut on_b, "robot_disconnected").await;
+    assert_eq!(gone["seq"].as_u64(), Some(last + 1), "{gone}");
+    let after = counted(a, 7).await;
+    assert_eq!(appends(&after, "lane"), appends(&before, "lane"));
+    assert_eq!(appends(&after, "bridge"), appends(&before, "bridge") + 1);
 }
