@@ -19,6 +19,14 @@ use crate::wire::encode::{self, Loss, Presence, RelayKeys};
 use crate::wire::frames::{parse_robot, RobotFrame};
 use actix::prelude::*;
 
+/// An event published while another append was in flight.
+pub(crate) struct Queued {
+    raw: String,
+    strip: RelayKeys,
+    save_snapshot: SnapshotChange,
+    received: Option<std::time::Instant>,
+}
+
 /// This room as the bridge reaches it while it mirrors the device.
 fn mirror(ctx: &Context<DeviceRoom>) -> Mirror {
     let me = ctx.address();
@@ -169,7 +177,12 @@ impl DeviceRoom {
 
     /// Numbers the event through Redis, then delivers it here: on the lane
     /// while the bridge's ticket holds, else through the bridge. The room's
-    /// mailbox waits for the append, so events keep the robot's order.
+    /// mailbox waits for the append, so events keep the robot's order; and
+    /// one append at a time: a second event published by the same handler
+    /// (a replaced robot's `robot_disconnected`, then `robot_connected`)
+    /// waits in `queued` until the first is delivered — two waiting appends
+    /// would be finished newest first (actix polls `ctx.wait` futures from
+    /// the most recent), delivering here out of order.
     pub(super) fn publish_clustered(
         &mut self,
         bridge: Addr<ClusterBridge>,
@@ -179,6 +192,16 @@ impl DeviceRoom {
         received: Option<std::time::Instant>,
         ctx: &mut Context<Self>,
     ) {
+        if self.appending {
+            self.queued.push_back(Queued {
+                raw,
+                strip,
+                save_snapshot,
+                received,
+            });
+            return;
+        }
+        self.appending = true;
         let expected = (self.seq > 0).then_some((self.epoch, self.seq));
         self.seq += 1;
         let (epoch, seq) = (self.epoch, self.seq);
@@ -226,7 +249,8 @@ impl DeviceRoom {
                     }
                     match result {
                         LaneResult::Ok => {
-                            room.appended(&bridge, seq, frame, save_snapshot, received)
+                            room.appended(&bridge, seq, frame, save_snapshot, received);
+                            room.next_queued(bridge, ctx);
                         }
                         // The same event, the same seq: the bridge fences,
                         // proves the stream, or finds Redis down.
@@ -266,15 +290,25 @@ impl DeviceRoom {
                         AppendResult::Ok(ticket) => {
                             room.ticket = room.home.then_some(ticket);
                             room.appended(&bridge, seq, frame, save_snapshot, received);
+                            room.next_queued(bridge, ctx);
                         }
                         // Degraded: serve local apps; the next append after Redis is
                         // back finds the stream broken and starts a new epoch.
                         AppendResult::Down => {
-                            room.deliver(seq, frame, received.map(Arrival::Robot))
+                            room.deliver(seq, frame, received.map(Arrival::Robot));
+                            room.next_queued(bridge, ctx);
                         }
-                        AppendResult::Fenced => room.lost_robot(ctx),
+                        // The robot is another instance's: what it queued goes
+                        // with it (it would be fenced too).
+                        AppendResult::Fenced => {
+                            room.appending = false;
+                            room.queued.clear();
+                            room.lost_robot(ctx);
+                        }
                         AppendResult::Broken => {
-                            // Continuity cannot be proven: a new epoch for everyone.
+                            // Continuity cannot be proven: a new epoch for everyone,
+                            // this event first, then what queued behind it.
+                            room.appending = false;
                             room.start_epoch(unix_now_ms().max(room.epoch + 1), 0);
                             room.publish_clustered(
                                 bridge,
@@ -288,6 +322,19 @@ impl DeviceRoom {
                     }
                 }),
         );
+    }
+
+    /// The append in flight is done: start the next queued one, if any.
+    fn next_queued(&mut self, bridge: Addr<ClusterBridge>, ctx: &mut Context<Self>) {
+        self.appending = false;
+        if let Some(q) = self.queued.pop_front() {
+            if self.home {
+                self.publish_clustered(bridge, q.raw, q.strip, q.save_snapshot, q.received, ctx);
+            } else {
+                // No longer home (released meanwhile): as `publish` would.
+                self.publish(q.raw, q.strip, q.save_snapshot, q.received, ctx);
+            }
+        }
     }
 
     /// The event is in Redis: deliver it here, and have its snapshot saved.

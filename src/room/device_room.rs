@@ -127,6 +127,11 @@ pub struct DeviceRoom {
     /// Home: the bridge's word that the device's term is proven, from its
     /// last good append; while it holds, events go on the lane.
     pub(super) ticket: Option<crate::cluster::Ticket>,
+    /// Home: an append is in flight; events published meanwhile (by the
+    /// same handler: the mailbox waits for the append) queue behind it, so
+    /// each is delivered here after the one before (`cluster_edge.rs`).
+    pub(super) appending: bool,
+    pub(super) queued: std::collections::VecDeque<super::cluster_edge::Queued>,
     /// Clustered, `Some` while this room receives the device's events from
     /// Redis (it mirrors the device): where the robot is.
     pub(super) mirror: Option<MirrorState>,
@@ -168,6 +173,8 @@ impl DeviceRoom {
             env,
             home: false,
             ticket: None,
+            appending: false,
+            queued: std::collections::VecDeque::new(),
             mirror: None,
             remote_pending: HashMap::new(),
             waiting_commands: HashMap::new(),

@@ -1,6 +1,8 @@
 //! The lane (ARCHITECTURE.md "The cluster"): a home room appends its events
 //! to Redis on its own worker's connection once the bridge proved the
-//! device's term, and Redis's own refusal of a stale term still fences it.
+//! device's term, and Redis's own refusal of a stale term still fences it;
+//! a home room appends one event at a time, so its own apps get them in
+//! order.
 
 use super::*;
 use crate::helpers::*;
@@ -184,4 +186,30 @@ async fn a_leaving_robots_last_event_goes_through_the_bridge_before_the_release(
     let after = counted(a, 7).await;
     assert_eq!(appends(&after, "lane"), appends(&before, "lane"));
     assert_eq!(appends(&after, "bridge"), appends(&before, "bridge") + 1);
+}
+
+/// A robot replaced by a new connection on the same instance (it came back
+/// before its old socket timed out): its room publishes
+/// `robot_disconnected{replaced}` and `robot_connected` in one go, and an
+/// app there gets them in their seq order, one after the other.
+#[tokio::test]
+async fn a_robot_replaced_on_its_own_instance_is_told_in_order_there() {
+    let c = up(cluster(2).await).await;
+    let a = &c.nodes[0];
+    let u = a.user("lane-replacer").await;
+    let secret = a.device(&u, "wimz-lane-4").await;
+    let _r1 = a.robot("wimz-lane-4", &secret).await;
+    let (mut on_a, _) = a.subscribed_app(&u, "wimz-lane-4").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let _r2 = a.robot("wimz-lane-4", &secret).await;
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let v = recv(&mut on_a).await;
+        if v["type"] == "event" {
+            got.push((v["event"].as_str().unwrap().to_string(), v["seq"].as_u64()));
+        }
+    }
+    assert_eq!(got[0].0, "robot_disconnected", "{got:?}");
+    assert_eq!(got[1].0, "robot_connected", "{got:?}");
+    assert_eq!(got[1].1, got[0].1.map(|s| s + 1), "{got:?}");
 }
