@@ -14,17 +14,21 @@
 //! subscribers only after the claim's own announcement, so mirrors drop it
 //! (its id is below the marker's). `ARGV` `pub` is `PUBLISH` or `SPUBLISH`.
 
-/// Reads the stream's last entry: its term, seq and epoch (`e`), or nils.
+/// Reads the stream's last entry: its term, seq, epoch (`e`) and frame
+/// (`f`, nil in a marker), or nils.
 const TOP: &str = r#"
 local function top(stream)
   local t = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
-  if not t[1] then return nil, nil, nil end
+  if not t[1] then return nil, nil, nil, nil end
   local id = t[1][1]
   local dash = string.find(id, '-', 1, true)
-  local epoch = nil
+  local epoch, frame = nil, nil
   local f = t[1][2]
-  for i = 1, #f, 2 do if f[i] == 'e' then epoch = f[i + 1] end end
-  return tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1)), epoch
+  for i = 1, #f, 2 do
+    if f[i] == 'e' then epoch = f[i + 1] end
+    if f[i] == 'f' then frame = f[i + 1] end
+  end
+  return tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1)), epoch, frame
 end
 local function newterm(now, term)
   return math.max(tonumber(now), (term or 0) + 1)
@@ -69,7 +73,10 @@ return {prev or '', epoch, seq, t, ''}
 /// Redis restarted empty, failed over and lost the tail, or our own events
 /// never reached it — continuity cannot be proven: start a new epoch) or
 /// {'ok', term}: presence (re)taken, a new term, the event appended as
-/// `<term>-<seq>` and published.
+/// `<term>-<seq>` and published. When the stream already ends with this
+/// very event (its epoch, seq and frame: an append whose answer was lost,
+/// a lane append that timed out after Redis did it), that is done already:
+/// {'ok', its term}, nothing appended or published again.
 pub fn append() -> String {
     format!(
         "{TOP}{}",
@@ -77,7 +84,10 @@ pub fn append() -> String {
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return {'fenced'} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-local term, seq, epoch = top(KEYS[2])
+local term, seq, epoch, frame = top(KEYS[2])
+if epoch == ARGV[4] and seq == tonumber(ARGV[5]) and frame == ARGV[6] then
+  return {'ok', term}
+end
 if ARGV[3] ~= '' and (not epoch or (epoch .. ':' .. string.format('%d', seq)) ~= ARGV[3]) then
   return {'broken'}
 end

@@ -213,3 +213,94 @@ async fn a_robot_replaced_on_its_own_instance_is_told_in_order_there() {
     assert_eq!(got[1].0, "robot_connected", "{got:?}");
     assert_eq!(got[1].1, got[0].1.map(|s| s + 1), "{got:?}");
 }
+/// The worker's own connection goes silent (a middlebox dropped it; Redis
+/// and the bridge's connection are fine): the event it was carrying is not
+/// kept local. After the connection's timeout the bridge appends it with
+/// its seq, and B's app gets every event in one epoch, none missing.
+#[tokio::test]
+async fn an_event_on_a_silent_worker_connection_is_appended_by_the_bridge() {
+    lane_connection_lost(Lost::BothWays).await;
+}
+
+/// The worker's connection loses only Redis's answers: the event it
+/// carried *was* appended and published, but the room never heard so.
+/// The bridge, given the same event, finds it already at the stream's end
+/// and takes that as done: no second copy, no new epoch.
+#[tokio::test]
+async fn an_append_whose_answer_was_lost_is_not_made_twice_nor_a_new_epoch() {
+    lane_connection_lost(Lost::Answers).await;
+}
+
+enum Lost {
+    BothWays,
+    Answers,
+}
+
+/// Robot on A (talking to Redis through a proxy), app on B: four events
+/// on the lane, then A's worker connection loses `what`, then four more.
+async fn lane_connection_lost(what: Lost) {
+    let redis = Redis::start();
+    let proxy = FreezingProxy::start(redis.port).await;
+    let store = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}/shared.db", store.path().display());
+    // A talks to Redis through the proxy.
+    let (r, su) = (
+        Backend::Single(format!("redis://127.0.0.1:{}", proxy.port)),
+        store_url.clone(),
+    );
+    let a = spawn_app_with(move |s| clustered(s, "A", &r, &su)).await;
+    let (r, su) = (Backend::Single(redis.url()), store_url.clone());
+    let b = spawn_app_with(move |s| clustered(s, "B", &r, &su)).await;
+    wait_health(&a, 200).await;
+    wait_health(&b, 200).await;
+    // A's connections so far (its bridge's, its pub/sub) stay as they are;
+    // the one its robot's worker makes from here on is the one to freeze.
+    proxy.mark();
+    let u = a.user("lane-silent").await;
+    let secret = a.device(&u, "wimz-lane-3").await;
+    let mut robot = a.robot("wimz-lane-3", &secret).await;
+    let (mut on_b, _) = b.subscribed_app(&u, "wimz-lane-3").await;
+    let mut seqs = Vec::new();
+    let mut epochs = std::collections::HashSet::new();
+    for i in 0..4 {
+        bark(&mut robot, i).await;
+        let v = recv_event(&mut on_b, "bark_detected").await;
+        seqs.push(v["seq"].as_u64().unwrap());
+        epochs.insert(v["epoch"].as_i64().unwrap());
+    }
+    // `robot_connected` and four barks
+    let s = counted(&a, 5).await;
+    assert!(appends(&s, "lane") >= 1, "the lane is in use: {}", s.text);
+    match what {
+        Lost::BothWays => proxy.freeze_commands_since_mark(),
+        Lost::Answers => proxy.deafen_commands_since_mark(),
+    }
+    for i in 4..8 {
+        bark(&mut robot, i).await;
+        let v = loop {
+            let v = recv_within(&mut on_b, PATIENCE * 3).await;
+            assert_ne!(v["type"], "recovered", "{v}");
+            if v["type"] == "event" && v["event"] == "bark_detected" {
+                break v;
+            }
+        };
+        assert_eq!(v["data"]["i"], i, "{v}");
+        seqs.push(v["seq"].as_u64().unwrap());
+        epochs.insert(v["epoch"].as_i64().unwrap());
+    }
+    assert_eq!(epochs.len(), 1, "one epoch: {epochs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "nothing missing: {seqs:?}"
+    );
+    // Every event is in A's count once, whichever way it went.
+    counted(&a, 9).await;
+}
+
+async fn bark(robot: &mut Ws, i: u64) {
+    send(
+        robot,
+        json!({"type": "event", "event": "bark_detected", "data": {"i": i}}),
+    )
+    .await;
+}

@@ -173,12 +173,20 @@ pub async fn process_node(
 
 /// A TCP proxy in front of Redis that can freeze the pub/sub connections
 /// open at that moment: they stay open but deliver nothing (a silently dead
-/// pub/sub connection); connections made afterwards work.
+/// pub/sub connection); connections made afterwards work. It can do the
+/// same to the command connections made between [`FreezingProxy::mark`]
+/// and [`FreezingProxy::freeze_commands_since_mark`]: in both directions
+/// (a connection a middlebox dropped without a word), or only Redis's
+/// answers ([`FreezingProxy::deafen_commands_since_mark`]: what the client
+/// writes is done, the client never hears so).
 pub struct FreezingProxy {
     pub port: u16,
     /// Connections numbered up to this are frozen.
     frozen: std::sync::Arc<std::sync::atomic::AtomicU64>,
     made: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Command connections numbered in `(lo, hi]` are frozen; what they
+    /// write is dropped too unless the third is 1 (answers only).
+    commands: std::sync::Arc<[std::sync::atomic::AtomicU64; 3]>,
 }
 
 impl FreezingProxy {
@@ -189,7 +197,9 @@ impl FreezingProxy {
         let port = listener.local_addr().unwrap().port();
         let frozen = std::sync::Arc::new(AtomicU64::new(0));
         let made = std::sync::Arc::new(AtomicU64::new(0));
-        let (f, m) = (frozen.clone(), made.clone());
+        let commands =
+            std::sync::Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
+        let (f, m, cmds) = (frozen.clone(), made.clone(), commands.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let me = m.fetch_add(1, Ordering::SeqCst) + 1;
@@ -202,6 +212,23 @@ impl FreezingProxy {
                 // Only pub/sub connections (they sent SUBSCRIBE) can be frozen.
                 let pubsub = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
                 let p1 = pubsub.clone();
+                // A frozen command connection hears nothing from Redis.
+                let dead = {
+                    let cmds = cmds.clone();
+                    move |pubsub: bool| {
+                        let (lo, hi) = (
+                            cmds[0].load(Ordering::SeqCst),
+                            cmds[1].load(Ordering::SeqCst),
+                        );
+                        !pubsub && me > lo && me <= hi
+                    }
+                };
+                // And, unless only deafened, what it writes never reaches
+                // Redis either.
+                let dead_up = {
+                    let (dead, cmds) = (dead.clone(), cmds.clone());
+                    move |pubsub: bool| dead(pubsub) && cmds[2].load(Ordering::SeqCst) == 0
+                };
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 16384];
                     while let Ok(n) = cr.read(&mut buf).await {
@@ -210,6 +237,9 @@ impl FreezingProxy {
                             .contains("SUBSCRIBE")
                         {
                             p1.store(true, Ordering::SeqCst);
+                        }
+                        if n > 0 && dead_up(p1.load(Ordering::SeqCst)) {
+                            continue;
                         }
                         if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
                             break;
@@ -226,6 +256,9 @@ impl FreezingProxy {
                         if pubsub.load(Ordering::SeqCst) && me <= f.load(Ordering::SeqCst) {
                             continue; // swallowed: the client hears nothing
                         }
+                        if dead(pubsub.load(Ordering::SeqCst)) {
+                            continue;
+                        }
                         if cw.write_all(&buf[..n]).await.is_err() {
                             break;
                         }
@@ -233,7 +266,33 @@ impl FreezingProxy {
                 });
             }
         });
-        FreezingProxy { port, frozen, made }
+        FreezingProxy {
+            port,
+            frozen,
+            made,
+            commands,
+        }
+    }
+
+    /// Remembers which connections exist now (see the next method).
+    pub fn mark(&self) {
+        use std::sync::atomic::Ordering;
+        self.commands[0].store(self.made.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// Freezes the command (not pub/sub) connections made since
+    /// [`mark`](Self::mark), both ways.
+    pub fn freeze_commands_since_mark(&self) {
+        use std::sync::atomic::Ordering;
+        self.commands[1].store(self.made.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// The command connections made since [`mark`](Self::mark) go on
+    /// reaching Redis, but its answers are swallowed.
+    pub fn deafen_commands_since_mark(&self) {
+        use std::sync::atomic::Ordering;
+        self.commands[2].store(1, Ordering::SeqCst);
+        self.commands[1].store(self.made.load(Ordering::SeqCst), Ordering::SeqCst);
     }
 
     /// Freezes every pub/sub connection made so far.
