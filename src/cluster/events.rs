@@ -1,7 +1,8 @@
 //! Events across instances: `Append` (number an event through Redis), the
 //! mirror side (`Watch` / `Unwatch`: subscribe, then read the device's
-//! state), and the device snapshot kept in Redis (`SaveSnapshot`, written
-//! in batches by [`ClusterBridge::flush_snapshots`]; `DeviceStatus`).
+//! state), and the device snapshot kept in Redis (left by the rooms in the
+//! [`Lane`](super::Lane), written in batches by
+//! [`ClusterBridge::flush_snapshots`]; `DeviceStatus`).
 //!
 //! The hot path is one pipeline, one round trip, no Lua: `XADD` of the
 //! event under the id `<term>-<seq>` (so Redis itself refuses it if another
@@ -284,16 +285,6 @@ impl Handler<Unwatch> for ClusterBridge {
     }
 }
 
-impl Handler<SaveSnapshot> for ClusterBridge {
-    type Result = ();
-
-    /// Kept until the next flush: a device sending many snapshot events
-    /// costs one `HSET` per `cluster.snapshot_flush_ms`, not one per event.
-    fn handle(&mut self, msg: SaveSnapshot, _ctx: &mut Context<Self>) {
-        self.dirty_snapshots.insert(msg.device, msg.snapshot);
-    }
-}
-
 impl ClusterBridge {
     /// Writes the snapshots changed since the last flush, one `HSET` each
     /// (concurrently, each to its device's shard).
@@ -304,14 +295,15 @@ impl ClusterBridge {
     }
 
     /// The writes of the snapshots changed since the last flush (taken from
-    /// `dirty_snapshots`), or `None` when there are none or Redis is down.
+    /// the lane), or `None` when there are none or Redis is down (then they
+    /// wait for a later flush).
     pub(super) fn snapshot_writes(
         &mut self,
     ) -> Option<impl std::future::Future<Output = ()> + 'static> {
-        if self.dirty_snapshots.is_empty() || !self.connected.load(Ordering::Relaxed) {
+        if !self.connected.load(Ordering::Relaxed) || !self.lane.has_snapshots() {
             return None;
         }
-        let dirty = std::mem::take(&mut self.dirty_snapshots);
+        let dirty = self.lane.take_snapshots();
         let redis = self.redis.clone();
         Some(async move {
             let writes = dirty.into_iter().filter_map(|(device, s)| {

@@ -22,26 +22,47 @@
 //! Correctness does not rest on the ticket alone: the `XADD` id
 //! `<term>-<seq>` is refused by Redis itself once another instance claimed
 //! the device (its marker's term is higher).
+//!
+//! A room also leaves its changed snapshot here ([`Lane::save_snapshot`])
+//! for the bridge's next flush, instead of a message to the bridge per
+//! event: a message would wake the bridge's thread once per snapshot event
+//! only for it to file the snapshot until the flush.
 
 use super::events::{fast_append, Fast};
 use super::link::{Link, Topology};
 use super::messages::Append;
+use crate::ids::DeviceId;
+use crate::wire::Snapshot;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// What a room needs to append on its own worker's connection.
+/// What a room needs to append on its own worker's connection (one
+/// allocation, shared: a room clones it per event).
 #[derive(Clone)]
-pub struct Lane {
+pub struct Lane(Arc<Shared>);
+
+pub struct Shared {
     /// Which lane this is, for [`WORKER_LINKS`] (unique in the process).
     id: usize,
     topology: Topology,
     /// The bridge's link, for its generation.
     bridge_link: Link,
     connected: Arc<AtomicBool>,
-    invalidations: Arc<AtomicU64>,
+    invalidations: AtomicU64,
     history_size: usize,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Snapshots changed since the bridge's last flush, by device.
+    dirty_snapshots: Mutex<HashMap<DeviceId, Snapshot>>,
+}
+
+impl std::ops::Deref for Lane {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// The bridge's word that `term` is proven for a device, and as of when.
@@ -90,15 +111,40 @@ impl Lane {
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Lane {
         static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
-        Lane {
+        Lane(Arc::new(Shared {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             topology,
             bridge_link,
             connected,
-            invalidations: Arc::new(AtomicU64::new(0)),
+            invalidations: AtomicU64::new(0),
             history_size: history_size.max(1),
             metrics,
-        }
+            dirty_snapshots: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// `device`'s snapshot changed: written at the bridge's next flush
+    /// (the latest one per device).
+    pub fn save_snapshot(&self, device: DeviceId, snapshot: Snapshot) {
+        self.snapshots().insert(device, snapshot);
+    }
+
+    /// The snapshots changed since the last call, for the bridge to write.
+    pub(super) fn take_snapshots(&self) -> HashMap<DeviceId, Snapshot> {
+        std::mem::take(&mut *self.snapshots())
+    }
+
+    /// True when a snapshot changed since the last take.
+    pub(super) fn has_snapshots(&self) -> bool {
+        !self.snapshots().is_empty()
+    }
+
+    /// The map, even if a thread panicked holding it (it holds whole
+    /// snapshots only: nothing half-written).
+    fn snapshots(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Snapshot>> {
+        self.dirty_snapshots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every ticket given so far goes stale.

@@ -106,14 +106,6 @@ pub struct SendDirected {
     pub msg: Directed,
 }
 
-/// Store the device's snapshot for other instances.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SaveSnapshot {
-    pub device: DeviceId,
-    pub snapshot: Snapshot,
-}
-
 /// Cluster-wide presence and snapshot of a device, for `/api/devices`.
 #[derive(Message)]
 #[rtype(result = "Option<Snapshot>")]

@@ -6,14 +6,15 @@
 //! master or a Redis Cluster), the pub/sub task ([`subscriber`]), the map of
 //! mirrored devices to their local rooms, the devices whose robot is here
 //! (their presence keys are refreshed every `presence_ttl_s / 3`, and the
-//! term each holds, [`stream_ids`]), and the snapshots waiting to be
-//! written (every `cluster.snapshot_flush_ms`, never per event). Runs under
+//! term each holds, [`stream_ids`]), and writes the snapshots the rooms
+//! left in the [`Lane`] (every `cluster.snapshot_flush_ms`, never per
+//! event). Runs under
 //! [`crate::supervise`]: restarted with its state after a panic.
 //!
 //! Rooms send it: `Claim`/`Release` (robot arrives/leaves), `Append` (an
 //! event to number across the cluster), `Watch`/`Unwatch` (mirror a device
 //! whose robot is elsewhere), `SendDirected` (commands and results for
-//! other instances), `SaveSnapshot`, `SessionSlot(s)`; shutdown sends
+//! other instances), `SessionSlot(s)`; shutdown sends
 //! `BeginHandOff`/`FinishHandOff`.
 //!
 //! It knows nothing above it by type (`tools/modgraph`: `cluster` imports
@@ -74,9 +75,7 @@ pub struct ClusterBridge {
     homes: HashMap<DeviceId, Home>,
     /// Set by [`FinishHandOff`] (shutdown): nothing more is claimed or appended.
     closing: bool,
-    /// Snapshots changed since the last flush (written every
-    /// `snapshot_flush`, not per event).
-    dirty_snapshots: HashMap<DeviceId, crate::wire::Snapshot>,
+    /// How often the snapshots the rooms left in the lane are written.
     snapshot_flush: Duration,
     /// Where messages from other instances go: the directory (for rooms)
     /// and the session supervisor.
@@ -92,7 +91,7 @@ pub struct ClusterBridge {
     /// Reports this instance's numbers for cluster totals.
     metrics: Arc<crate::metrics::Metrics>,
     /// The rooms' own way to append; the bridge gives its tickets and
-    /// invalidates them.
+    /// invalidates them, and writes the snapshots rooms leave there.
     lane: Lane,
 }
 
@@ -179,7 +178,6 @@ impl ClusterBridge {
             mirrors: HashMap::new(),
             homes: HashMap::new(),
             closing: false,
-            dirty_snapshots: HashMap::new(),
             snapshot_flush,
             up_since: None,
             upstream,

@@ -10,7 +10,7 @@ use super::messages::*;
 use super::mirror::MirrorState;
 use crate::cluster::messages::{
     Append, AppendResult, Claimed, Directed, HolderIs, InstanceGone, Mirror, Release, RemoteEvent,
-    RemoteGap, SaveSnapshot, SendDirected, SyncState, Unprove, Unwatch, Watch,
+    RemoteGap, SendDirected, SyncState, Unprove, Unwatch, Watch,
 };
 use crate::cluster::{ClusterBridge, LaneResult};
 use crate::ids::{unix_now, unix_now_ms, ConnId};
@@ -249,7 +249,7 @@ impl DeviceRoom {
                     }
                     match result {
                         LaneResult::Ok => {
-                            room.appended(&bridge, seq, frame, save_snapshot, received);
+                            room.appended(seq, frame, save_snapshot, received);
                             room.next_queued(bridge, ctx);
                         }
                         // The same event, the same seq: the bridge fences,
@@ -289,7 +289,7 @@ impl DeviceRoom {
                     match res.unwrap_or(AppendResult::Down) {
                         AppendResult::Ok(ticket) => {
                             room.ticket = room.home.then_some(ticket);
-                            room.appended(&bridge, seq, frame, save_snapshot, received);
+                            room.appended(seq, frame, save_snapshot, received);
                             room.next_queued(bridge, ctx);
                         }
                         // Degraded: serve local apps; the next append after Redis is
@@ -337,10 +337,10 @@ impl DeviceRoom {
         }
     }
 
-    /// The event is in Redis: deliver it here, and have its snapshot saved.
+    /// The event is in Redis: deliver it here, and leave its snapshot for
+    /// the bridge's next flush.
     fn appended(
         &mut self,
-        bridge: &Addr<ClusterBridge>,
         seq: u64,
         frame: bytestring::ByteString,
         save_snapshot: SnapshotChange,
@@ -348,10 +348,9 @@ impl DeviceRoom {
     ) {
         self.deliver(seq, frame, received.map(Arrival::Robot));
         if save_snapshot == SnapshotChange::Changed {
-            bridge.do_send(SaveSnapshot {
-                device: self.device.clone(),
-                snapshot: self.snapshot(),
-            });
+            if let Some(lane) = &self.env.lane {
+                lane.save_snapshot(self.device.clone(), self.snapshot());
+            }
         }
     }
 

@@ -51,3 +51,51 @@ async fn deleting_a_device_on_b_disconnects_its_robot_on_a() {
     assert_eq!(r.status(), 204);
     assert_eq!(recv_close(&mut robot).await, Some(4003));
 }
+
+/// The robot's last mission reaches the device list of an instance that
+/// has no room for the device (it reads Redis, where A's bridge writes the
+/// snapshots its rooms left it, at its next flush) — including that of an
+/// event appended on the lane, not by the bridge.
+#[tokio::test]
+async fn a_robots_snapshot_reaches_an_instance_with_no_room_for_it() {
+    let c = cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    wait_health(a, 200).await;
+    wait_health(b, 200).await;
+    let u = a.user("clsnapshot").await;
+    let secret = a.device(&u, "wimz-snap").await;
+    let mut robot = a.robot("wimz-snap", &secret).await;
+    let (mut on_a, _) = a.subscribed_app(&u, "wimz-snap").await;
+    for stage in 1..=5 {
+        send(
+            &mut robot,
+            json!({"type": "event", "event": "mission_progress", "data": {"mission": "sit", "stage": stage}}),
+        )
+        .await;
+        recv_event(&mut on_a, "mission_progress").await;
+    }
+    let s = crate::scrape::Scrape::of(a).await;
+    assert!(
+        s.count("wimz_redis_appends_total", &[("path", "lane")]) >= 1,
+        "the lane is in use: {}",
+        s.text
+    );
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let list: serde_json::Value = b
+            .get("/api/devices", Some(&u.token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if list[0]["mission"]["stage"] == 5 {
+            assert_eq!(list[0]["online"], true, "{list}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B's list never had A's last snapshot: {list}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
