@@ -296,7 +296,8 @@ impl ClusterBridge {
 
     /// The writes of the snapshots changed since the last flush (taken from
     /// the lane), or `None` when there are none or Redis is down (then they
-    /// wait for a later flush).
+    /// wait for a later flush). A write that fails puts its snapshot back
+    /// for the next flush, unless the room left a newer one meanwhile.
     pub(super) fn snapshot_writes(
         &mut self,
     ) -> Option<impl std::future::Future<Output = ()> + 'static> {
@@ -304,14 +305,18 @@ impl ClusterBridge {
             return None;
         }
         let dirty = self.lane.take_snapshots();
-        let redis = self.redis.clone();
+        let (redis, lane) = (self.redis.clone(), self.lane.clone());
         Some(async move {
             let writes = dirty.into_iter().filter_map(|(device, s)| {
                 let fields = snapshot_fields(&s);
-                let mut redis = redis.clone();
+                let (mut redis, lane) = (redis.clone(), lane.clone());
                 (!fields.is_empty()).then_some(async move {
-                    let _: Result<(), _> =
+                    let written: Result<(), _> =
                         redis.hset_multiple(keys::snapshot(&device), &fields).await;
+                    if let Err(e) = written {
+                        tracing::debug!(device_id = %device, error = %e, "snapshot not written; kept for the next flush");
+                        lane.restore_snapshot(device, s);
+                    }
                 })
             });
             futures_util::future::join_all(writes).await;

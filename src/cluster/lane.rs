@@ -129,6 +129,12 @@ impl Lane {
         self.snapshots().insert(device, snapshot);
     }
 
+    /// A snapshot whose write failed, back for the next flush, unless the
+    /// room left a newer one since it was taken.
+    pub(super) fn restore_snapshot(&self, device: DeviceId, snapshot: Snapshot) {
+        self.snapshots().entry(device).or_insert(snapshot);
+    }
+
     /// The snapshots changed since the last call, for the bridge to write.
     pub(super) fn take_snapshots(&self) -> HashMap<DeviceId, Snapshot> {
         std::mem::take(&mut *self.snapshots())

@@ -99,3 +99,69 @@ async fn a_robots_snapshot_reaches_an_instance_with_no_room_for_it() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A snapshot flush whose write Redis refuses (here: the device's snapshot
+/// key holds a string, so `HSET` answers `WRONGTYPE`) keeps the snapshot
+/// for the next flush: once the key is fixed, B, with no room for the
+/// device, lists the robot's last mission without another event.
+#[tokio::test]
+async fn a_snapshot_whose_write_failed_is_written_at_a_later_flush() {
+    let redis = Redis::start();
+    let store = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}/shared.db", store.path().display());
+    let (r, su) = (Backend::Single(redis.url()), store_url.clone());
+    let a = spawn_app_with(move |s| clustered(s, "A", &r, &su)).await;
+    let (r, su) = (Backend::Single(redis.url()), store_url.clone());
+    let b = spawn_app_with(move |s| clustered(s, "B", &r, &su)).await;
+    wait_health(&a, 200).await;
+    wait_health(&b, 200).await;
+    let key = "wimz:{wimz-snapfail}:snap";
+    let mut c = redis.connection().await;
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg("not a hash")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let u = a.user("clsnapfail").await;
+    let secret = a.device(&u, "wimz-snapfail").await;
+    let mut robot = a.robot("wimz-snapfail", &secret).await;
+    let (mut on_a, _) = a.subscribed_app(&u, "wimz-snapfail").await;
+    send(
+        &mut robot,
+        json!({"type": "event", "event": "mission_progress", "data": {"mission": "sit", "stage": 7}}),
+    )
+    .await;
+    recv_event(&mut on_a, "mission_progress").await;
+    // More than two flushes (`cluster.snapshot_flush_ms`, 1 s): each
+    // refused, the key still a string.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let still: String = redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(still, "not a hash");
+    let _: () = redis::cmd("DEL")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let list: serde_json::Value = b
+            .get("/api/devices", Some(&u.token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if list[0]["mission"]["stage"] == 7 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B's list never had the snapshot whose first writes failed: {list}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
