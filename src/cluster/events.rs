@@ -38,6 +38,10 @@ pub enum Fast {
 impl Handler<Append> for ClusterBridge {
     type Result = ResponseActFuture<Self, AppendResult>;
 
+    // One function on purpose: the term read, the attempt and the
+    // bookkeeping of its answer belong to one append and share what was
+    // read before it began (generation, invalidation count); split, each
+    // part would need that state passed along. Next to split when touched.
     fn handle(&mut self, msg: Append, _ctx: &mut Context<Self>) -> Self::Result {
         if self.closing {
             // Handed off: the device may be another instance's already, and

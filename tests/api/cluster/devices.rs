@@ -80,22 +80,25 @@ async fn a_robots_snapshot_reaches_an_instance_with_no_room_for_it() {
         "the lane is in use: {}",
         s.text
     );
+    let list = listed_at_stage(b, &u, 5, "B's list never had A's last snapshot").await;
+    assert_eq!(list[0]["online"], true, "{list}");
+}
+
+/// `at`'s device list, polled until its first device's mission is at
+/// `stage` (panics with `never` and the last list after [`PATIENCE`]).
+async fn listed_at_stage(at: &TestApp, u: &User, stage: u64, never: &str) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let list: serde_json::Value = b
+        let list: serde_json::Value = at
             .get("/api/devices", Some(&u.token))
             .await
             .json()
             .await
             .unwrap();
-        if list[0]["mission"]["stage"] == 5 {
-            assert_eq!(list[0]["online"], true, "{list}");
-            break;
+        if list[0]["mission"]["stage"] == stage {
+            return list;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "B's list never had A's last snapshot: {list}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "{never}: {list}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
@@ -147,21 +150,11 @@ async fn a_snapshot_whose_write_failed_is_written_at_a_later_flush() {
         .query_async(&mut c)
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let list: serde_json::Value = b
-            .get("/api/devices", Some(&u.token))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if list[0]["mission"]["stage"] == 7 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "B's list never had the snapshot whose first writes failed: {list}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    listed_at_stage(
+        &b,
+        &u,
+        7,
+        "B's list never had the snapshot whose first writes failed",
+    )
+    .await;
 }
