@@ -263,7 +263,12 @@ async fn rolling_restart_behind_nginx_loses_nothing() {
     let ws_base = front.ws_base.clone();
 
     let user = front.user("roller").await;
+    // Robots stop first; apps only once they have had every event sent (or
+    // patience ran out), so an app never quits while the last one is on its
+    // way (an app that stopped at the robots' stop, after 50 ms of quiet,
+    // missed a last event that took longer across instances).
     let stop = Arc::new(AtomicBool::new(false));
+    let apps_stop = Arc::new(AtomicBool::new(false));
     let mut robots = Vec::new();
     let mut apps = Vec::new();
     let mut app_tasks = Vec::new();
@@ -278,7 +283,7 @@ async fn rolling_restart_behind_nginx_loses_nothing() {
                 user.token.clone(),
                 device.clone(),
                 log,
-                stop.clone(),
+                apps_stop.clone(),
             )));
         }
         let token = device_token(&front, &device, &secret).await;
@@ -327,6 +332,7 @@ async fn rolling_restart_behind_nginx_loses_nothing() {
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    apps_stop.store(true, Ordering::Relaxed);
     for t in app_tasks {
         let _ = tokio::time::timeout(PATIENCE, t).await;
     }
