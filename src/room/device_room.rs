@@ -14,8 +14,10 @@
 //!
 //! This file: the room's state, its life cycle, the robot link and event
 //! fan-out. The app side (join, subscribe, commands) is in `members.rs`, the
-//! REST proxy's waiting requests in `proxy.rs`, the cluster edge in
-//! `cluster_edge.rs`: all `impl DeviceRoom`, one actor.
+//! REST proxy's waiting requests in `proxy.rs`; clustered, the home's
+//! numbering through Redis in `home.rs`, mirroring in `mirror.rs`, commands
+//! and REST calls to and from other instances in `remote.rs`: all
+//! `impl DeviceRoom`, one actor.
 //!
 //! Stops itself after `rooms.idle_grace_s` with no robot and no members,
 //! telling the [`Directory`](super::Directory).
@@ -129,9 +131,9 @@ pub struct DeviceRoom {
     pub(super) ticket: Option<crate::cluster::Ticket>,
     /// Home: an append is in flight; events published meanwhile (by the
     /// same handler: the mailbox waits for the append) queue behind it, so
-    /// each is delivered here after the one before (`cluster_edge.rs`).
+    /// each is delivered here after the one before (`home.rs`).
     pub(super) appending: bool,
-    pub(super) queued: std::collections::VecDeque<super::cluster_edge::Queued>,
+    pub(super) queued: std::collections::VecDeque<super::home::Queued>,
     /// Clustered, `Some` while this room receives the device's events from
     /// Redis (it mirrors the device): where the robot is.
     pub(super) mirror: Option<MirrorState>,
