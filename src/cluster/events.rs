@@ -290,8 +290,9 @@ impl Handler<Unwatch> for ClusterBridge {
 }
 
 impl ClusterBridge {
-    /// Writes the snapshots changed since the last flush, one `HSET` each
-    /// (concurrently, each to its device's shard).
+    /// Writes the snapshots changed since the last flush, one
+    /// [`SNAPSHOT`](super::scripts::SNAPSHOT) each (concurrently, each to
+    /// its device's shard): an `HSET` unless a newer home wrote it.
     pub(super) fn flush_snapshots(&mut self, ctx: &mut Context<Self>) {
         if let Some(writes) = self.snapshot_writes() {
             ctx.spawn(writes.into_actor(self));
@@ -310,16 +311,21 @@ impl ClusterBridge {
         }
         let dirty = self.lane.take_snapshots();
         let (redis, lane) = (self.redis.clone(), self.lane.clone());
+        let script = self.scripts.snapshot.clone();
         Some(async move {
-            let writes = dirty.into_iter().filter_map(|(device, s)| {
+            let writes = dirty.into_iter().filter_map(|(device, (s, term))| {
                 let fields = snapshot_fields(&s);
-                let (mut redis, lane) = (redis.clone(), lane.clone());
+                let (mut redis, lane, script) = (redis.clone(), lane.clone(), script.clone());
                 (!fields.is_empty()).then_some(async move {
-                    let written: Result<(), _> =
-                        redis.hset_multiple(keys::snapshot(&device), &fields).await;
+                    let mut call = script.key(keys::snapshot(&device));
+                    call.arg(term);
+                    for (k, v) in &fields {
+                        call.arg(*k).arg(v);
+                    }
+                    let written: Result<i64, _> = call.invoke_async(&mut redis).await;
                     if let Err(e) = written {
                         tracing::debug!(device_id = %device, error = %e, "snapshot not written; kept for the next flush");
-                        lane.restore_snapshot(device, s);
+                        lane.restore_snapshot(device, (s, term));
                     }
                 })
             });

@@ -53,8 +53,9 @@ pub struct Shared {
     invalidations: AtomicU64,
     history_size: usize,
     metrics: Arc<crate::metrics::Metrics>,
-    /// Snapshots changed since the bridge's last flush, by device.
-    dirty_snapshots: Mutex<HashMap<DeviceId, Snapshot>>,
+    /// Snapshots changed since the bridge's last flush, by device, each
+    /// with the term it was numbered under.
+    dirty_snapshots: Mutex<HashMap<DeviceId, TermSnapshot>>,
 }
 
 impl std::ops::Deref for Lane {
@@ -64,6 +65,10 @@ impl std::ops::Deref for Lane {
         &self.0
     }
 }
+
+/// A snapshot and the term of the append after which it was taken: its
+/// write is refused once a newer home (a higher term) wrote the device's.
+pub(super) type TermSnapshot = (Snapshot, u64);
 
 /// The bridge's word that `term` is proven for a device, and as of when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,20 +128,20 @@ impl Lane {
         }))
     }
 
-    /// `device`'s snapshot changed: written at the bridge's next flush
-    /// (the latest one per device).
-    pub fn save_snapshot(&self, device: DeviceId, snapshot: Snapshot) {
-        self.snapshots().insert(device, snapshot);
+    /// `device`'s snapshot changed, after an append under `ticket`:
+    /// written at the bridge's next flush (the latest one per device).
+    pub fn save_snapshot(&self, device: DeviceId, snapshot: Snapshot, ticket: Ticket) {
+        self.snapshots().insert(device, (snapshot, ticket.term));
     }
 
     /// A snapshot whose write failed, back for the next flush, unless the
     /// room left a newer one since it was taken.
-    pub(super) fn restore_snapshot(&self, device: DeviceId, snapshot: Snapshot) {
+    pub(super) fn restore_snapshot(&self, device: DeviceId, snapshot: TermSnapshot) {
         self.snapshots().entry(device).or_insert(snapshot);
     }
 
     /// The snapshots changed since the last call, for the bridge to write.
-    pub(super) fn take_snapshots(&self) -> HashMap<DeviceId, Snapshot> {
+    pub(super) fn take_snapshots(&self) -> HashMap<DeviceId, TermSnapshot> {
         std::mem::take(&mut *self.snapshots())
     }
 
@@ -147,7 +152,7 @@ impl Lane {
 
     /// The map, even if a thread panicked holding it (it holds whole
     /// snapshots only: nothing half-written).
-    fn snapshots(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Snapshot>> {
+    fn snapshots(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, TermSnapshot>> {
         self.dirty_snapshots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -104,6 +104,7 @@ pub(crate) struct Scripts {
     pub release: redis::Script,
     pub refresh: redis::Script,
     pub session_slot: redis::Script,
+    pub snapshot: redis::Script,
 }
 
 impl Scripts {
@@ -115,6 +116,7 @@ impl Scripts {
             release: redis::Script::new(scripts::RELEASE),
             refresh: redis::Script::new(scripts::REFRESH),
             session_slot: redis::Script::new(scripts::SESSION_SLOT),
+            snapshot: redis::Script::new(scripts::SNAPSHOT),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! `PUBLISH`, [`super::events`]); these run when a robot attaches
 //! ([`CLAIM`]), when the first event after a lost connection or a refused
 //! `XADD` must prove where the stream stands ([`APPEND`]), when a mirror
-//! starts ([`RESERVE`]), on the presence refresh, and for WebRTC slots.
+//! starts ([`RESERVE`]), on the presence refresh, for a device's snapshot
+//! at most once per flush ([`SNAPSHOT`]), and for WebRTC slots.
 //!
 //! Stream ids are `<term>-<seq>` (see [`super::stream_ids`]). A *term* is
 //! minted by each claim, larger than any id in the stream, and the claim
@@ -144,6 +145,19 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
+"#;
+
+/// Write a device's snapshot, unless a newer home has. KEYS: snapshot.
+/// ARGV: the writer's term, then field, value pairs. The hash keeps its
+/// writer's term in `term`; a write under an older term changes nothing —
+/// a former home's flush (up to `cluster.snapshot_flush_ms` late) landing
+/// after the new home's. Runs per device per flush, never per event.
+/// Returns 1 if written.
+pub const SNAPSHOT: &str = r#"
+local held = tonumber(redis.call('HGET', KEYS[1], 'term') or '0')
+if held > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'term', ARGV[1], unpack(ARGV, 2))
+return 1
 "#;
 
 /// Refresh one claim. KEYS: presence. ARGV: instance, ttl. A claim that

@@ -10,7 +10,7 @@ use super::history::History;
 use super::messages::*;
 use super::mirror::mirror;
 use crate::cluster::messages::{Append, AppendResult, Claimed, Release, Unprove, Unwatch};
-use crate::cluster::{ClusterBridge, LaneResult};
+use crate::cluster::{ClusterBridge, LaneResult, Ticket};
 use crate::ids::unix_now_ms;
 use crate::wire::close;
 use crate::wire::encode::RelayKeys;
@@ -178,7 +178,7 @@ impl DeviceRoom {
                     }
                     match result {
                         LaneResult::Ok => {
-                            room.appended(seq, frame, save_snapshot, received);
+                            room.appended(seq, frame, save_snapshot, received, ticket);
                             room.next_queued(bridge, ctx);
                         }
                         // The same event, the same seq: the bridge fences,
@@ -218,7 +218,7 @@ impl DeviceRoom {
                     match res.unwrap_or(AppendResult::Down) {
                         AppendResult::Ok(ticket) => {
                             room.ticket = room.home.then_some(ticket);
-                            room.appended(seq, frame, save_snapshot, received);
+                            room.appended(seq, frame, save_snapshot, received, ticket);
                             room.next_queued(bridge, ctx);
                         }
                         // Degraded: serve local apps; the next append after Redis is
@@ -266,19 +266,20 @@ impl DeviceRoom {
         }
     }
 
-    /// The event is in Redis: deliver it here, and leave its snapshot for
-    /// the bridge's next flush.
+    /// The event is in Redis (under `ticket`'s term): deliver it here, and
+    /// leave its snapshot for the bridge's next flush.
     fn appended(
         &mut self,
         seq: u64,
         frame: bytestring::ByteString,
         save_snapshot: SnapshotChange,
         received: Option<std::time::Instant>,
+        ticket: Ticket,
     ) {
         self.deliver(seq, frame, received.map(Arrival::Robot));
         if save_snapshot == SnapshotChange::Changed {
             if let Some(lane) = &self.env.lane {
-                lane.save_snapshot(self.device.clone(), self.snapshot());
+                lane.save_snapshot(self.device.clone(), self.snapshot(), ticket);
             }
         }
     }

@@ -158,3 +158,74 @@ async fn a_snapshot_whose_write_failed_is_written_at_a_later_flush() {
     )
     .await;
 }
+
+/// The robot moves from A to B: A's last snapshot, still waiting for A's
+/// flush (`cluster.snapshot_flush_ms`, 4 s on A), lands after B (100 ms)
+/// wrote a newer one — and changes nothing, for A numbered it under an
+/// older term. Before, the former home's late write left every instance
+/// with no room for the device listing the robot's old mission until its
+/// next change.
+#[tokio::test]
+async fn a_former_homes_late_snapshot_does_not_overwrite_the_new_homes() {
+    let redis = Redis::start();
+    let store = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}/shared.db", store.path().display());
+    let (r, su) = (Backend::Single(redis.url()), store_url.clone());
+    let a = spawn_app_with(move |s| {
+        clustered(s, "A", &r, &su);
+        s.cluster.snapshot_flush_ms = 4000;
+    })
+    .await;
+    let (r, su) = (Backend::Single(redis.url()), store_url.clone());
+    let b = spawn_app_with(move |s| {
+        clustered(s, "B", &r, &su);
+        s.cluster.snapshot_flush_ms = 100;
+    })
+    .await;
+    wait_health(&a, 200).await;
+    wait_health(&b, 200).await;
+    let mut c = redis.connection().await;
+    let stage_in_redis = async |c: &mut redis::aio::MultiplexedConnection| -> Option<u64> {
+        let m: Option<String> = redis::cmd("HGET")
+            .arg("wimz:{wimz-snapmove}:snap")
+            .arg("mission")
+            .query_async(c)
+            .await
+            .unwrap();
+        m.and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok())
+            .and_then(|m| m["stage"].as_u64())
+    };
+    let wait_for_stage = async |c: &mut redis::aio::MultiplexedConnection, stage: u64| {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while stage_in_redis(c).await != Some(stage) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Redis never had stage {stage}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let u = a.user("clsnapmove").await;
+    let secret = a.device(&u, "wimz-snapmove").await;
+    let progress = |stage: u64| json!({"type": "event", "event": "mission_progress", "data": {"mission": "sit", "stage": stage}});
+    let mut robot = a.robot("wimz-snapmove", &secret).await;
+    let (mut on_a, _) = a.subscribed_app(&u, "wimz-snapmove").await;
+    send(&mut robot, progress(1)).await;
+    recv_event(&mut on_a, "mission_progress").await;
+    // A's flush just wrote stage 1: its next is ~4 s away.
+    wait_for_stage(&mut c, 1).await;
+    send(&mut robot, progress(3)).await;
+    recv_event(&mut on_a, "mission_progress").await;
+    robot.close(None).await.unwrap();
+    drop(robot);
+    let mut robot = b.robot("wimz-snapmove", &secret).await;
+    send(&mut robot, progress(9)).await;
+    wait_for_stage(&mut c, 9).await;
+    // Past A's next flush, which had stage 3 to write.
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+    assert_eq!(
+        stage_in_redis(&mut c).await,
+        Some(9),
+        "a former home's late snapshot overwrote the new home's"
+    );
+}
