@@ -133,7 +133,7 @@ pub struct DeviceRoom {
     /// same handler: the mailbox waits for the append) queue behind it, so
     /// each is delivered here after the one before (`home.rs`).
     pub(super) appending: bool,
-    pub(super) queued: std::collections::VecDeque<super::home::Queued>,
+    pub(super) queued: std::collections::VecDeque<super::home::Published>,
     /// Clustered, `Some` while this room receives the device's events from
     /// Redis (it mirrors the device): where the robot is.
     pub(super) mirror: Option<MirrorState>,
@@ -224,7 +224,13 @@ impl DeviceRoom {
     ) {
         match self.env.bridge.clone() {
             Some(bridge) if self.home => {
-                self.publish_clustered(bridge, raw, envelope_keys, snapshot, received, ctx)
+                let event = super::home::Published {
+                    raw,
+                    strip: envelope_keys,
+                    save_snapshot: snapshot,
+                    received,
+                };
+                self.publish_clustered(bridge, event, ctx)
             }
             _ => {
                 self.seq += 1;

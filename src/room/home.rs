@@ -16,12 +16,15 @@ use crate::wire::close;
 use crate::wire::encode::RelayKeys;
 use actix::prelude::*;
 
-/// An event published while another append was in flight.
-pub(crate) struct Queued {
-    raw: String,
-    strip: RelayKeys,
-    save_snapshot: SnapshotChange,
-    received: Option<std::time::Instant>,
+/// An event the home publishes, as it goes to its append (and, while
+/// another append is in flight, waits in the room's `queued`).
+pub(crate) struct Published {
+    /// The robot's frame (or the relay's own event), before the envelope.
+    pub(super) raw: String,
+    pub(super) strip: RelayKeys,
+    pub(super) save_snapshot: SnapshotChange,
+    /// When the robot's frame was read (none for the relay's own events).
+    pub(super) received: Option<std::time::Instant>,
 }
 
 impl DeviceRoom {
@@ -115,26 +118,18 @@ impl DeviceRoom {
     pub(super) fn publish_clustered(
         &mut self,
         bridge: Addr<ClusterBridge>,
-        raw: String,
-        strip: RelayKeys,
-        save_snapshot: SnapshotChange,
-        received: Option<std::time::Instant>,
+        event: Published,
         ctx: &mut Context<Self>,
     ) {
         if self.appending {
-            self.queued.push_back(Queued {
-                raw,
-                strip,
-                save_snapshot,
-                received,
-            });
+            self.queued.push_back(event);
             return;
         }
         self.appending = true;
         let expected = (self.seq > 0).then_some((self.epoch, self.seq));
         self.seq += 1;
         let (epoch, seq) = (self.epoch, self.seq);
-        let frame = self.envelope(&raw, strip, epoch, seq);
+        let frame = self.envelope(&event.raw, event.strip, epoch, seq);
         let append = Append {
             device: self.device.clone(),
             expected,
@@ -148,15 +143,7 @@ impl DeviceRoom {
         };
         let Some((lane, ticket)) = lane else {
             self.ticket = None;
-            return self.append_through_bridge(
-                bridge,
-                append,
-                raw,
-                strip,
-                save_snapshot,
-                received,
-                ctx,
-            );
+            return self.append_through_bridge(bridge, append, event, ctx);
         };
         let appended = async move {
             let result = lane.append(&append, ticket).await;
@@ -178,34 +165,24 @@ impl DeviceRoom {
                     }
                     match result {
                         LaneResult::Ok => {
-                            room.appended(seq, frame, save_snapshot, received, ticket);
+                            room.appended(seq, frame, &event, ticket);
                             room.next_queued(bridge, ctx);
                         }
                         // The same event, the same seq: the bridge fences,
                         // proves the stream, or finds Redis down.
-                        LaneResult::Stale | LaneResult::Failed => room.append_through_bridge(
-                            bridge,
-                            append,
-                            raw,
-                            strip,
-                            save_snapshot,
-                            received,
-                            ctx,
-                        ),
+                        LaneResult::Stale | LaneResult::Failed => {
+                            room.append_through_bridge(bridge, append, event, ctx)
+                        }
                     }
                 }),
         );
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn append_through_bridge(
         &mut self,
         bridge: Addr<ClusterBridge>,
         append: Append,
-        raw: String,
-        strip: RelayKeys,
-        save_snapshot: SnapshotChange,
-        received: Option<std::time::Instant>,
+        event: Published,
         ctx: &mut Context<Self>,
     ) {
         let (seq, frame) = (append.seq, append.frame.clone());
@@ -218,13 +195,13 @@ impl DeviceRoom {
                     match res.unwrap_or(AppendResult::Down) {
                         AppendResult::Ok(ticket) => {
                             room.ticket = room.home.then_some(ticket);
-                            room.appended(seq, frame, save_snapshot, received, ticket);
+                            room.appended(seq, frame, &event, ticket);
                             room.next_queued(bridge, ctx);
                         }
                         // Degraded: serve local apps; the next append after Redis is
                         // back finds the stream broken and starts a new epoch.
                         AppendResult::Down => {
-                            room.deliver(seq, frame, received.map(Arrival::Robot));
+                            room.deliver(seq, frame, event.received.map(Arrival::Robot));
                             room.next_queued(bridge, ctx);
                         }
                         // The robot is another instance's: what it queued goes
@@ -239,14 +216,7 @@ impl DeviceRoom {
                             // this event first, then what queued behind it.
                             room.appending = false;
                             room.start_epoch(unix_now_ms().max(room.epoch + 1), 0);
-                            room.publish_clustered(
-                                bridge,
-                                raw,
-                                strip,
-                                save_snapshot,
-                                received,
-                                ctx,
-                            );
+                            room.publish_clustered(bridge, event, ctx);
                         }
                     }
                 }),
@@ -258,7 +228,7 @@ impl DeviceRoom {
         self.appending = false;
         if let Some(q) = self.queued.pop_front() {
             if self.home {
-                self.publish_clustered(bridge, q.raw, q.strip, q.save_snapshot, q.received, ctx);
+                self.publish_clustered(bridge, q, ctx);
             } else {
                 // No longer home (released meanwhile): as `publish` would.
                 self.publish(q.raw, q.strip, q.save_snapshot, q.received, ctx);
@@ -272,12 +242,11 @@ impl DeviceRoom {
         &mut self,
         seq: u64,
         frame: bytestring::ByteString,
-        save_snapshot: SnapshotChange,
-        received: Option<std::time::Instant>,
+        event: &Published,
         ticket: Ticket,
     ) {
-        self.deliver(seq, frame, received.map(Arrival::Robot));
-        if save_snapshot == SnapshotChange::Changed {
+        self.deliver(seq, frame, event.received.map(Arrival::Robot));
+        if event.save_snapshot == SnapshotChange::Changed {
             if let Some(lane) = &self.env.lane {
                 lane.save_snapshot(self.device.clone(), self.snapshot(), ticket);
             }
