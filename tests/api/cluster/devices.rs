@@ -111,13 +111,7 @@ async fn listed_at_stage(at: &TestApp, u: &User, stage: u64, never: &str) -> ser
 async fn a_snapshot_whose_write_failed_is_written_at_a_later_flush() {
     let redis = Redis::start();
     let store = tempfile::tempdir().unwrap();
-    let store_url = format!("sqlite://{}/shared.db", store.path().display());
-    let (r, su) = (Backend::Single(redis.url()), store_url.clone());
-    let a = spawn_app_with(move |s| clustered(s, "A", &r, &su)).await;
-    let (r, su) = (Backend::Single(redis.url()), store_url.clone());
-    let b = spawn_app_with(move |s| clustered(s, "B", &r, &su)).await;
-    wait_health(&a, 200).await;
-    wait_health(&b, 200).await;
+    let (a, b) = a_and_b(&redis, &store, 1000, 1000).await;
     let key = "wimz:{wimz-snapfail}:snap";
     let mut c = redis.connection().await;
     let _: () = redis::cmd("SET")
@@ -169,21 +163,7 @@ async fn a_snapshot_whose_write_failed_is_written_at_a_later_flush() {
 async fn a_former_homes_late_snapshot_does_not_overwrite_the_new_homes() {
     let redis = Redis::start();
     let store = tempfile::tempdir().unwrap();
-    let store_url = format!("sqlite://{}/shared.db", store.path().display());
-    let (r, su) = (Backend::Single(redis.url()), store_url.clone());
-    let a = spawn_app_with(move |s| {
-        clustered(s, "A", &r, &su);
-        s.cluster.snapshot_flush_ms = 4000;
-    })
-    .await;
-    let (r, su) = (Backend::Single(redis.url()), store_url.clone());
-    let b = spawn_app_with(move |s| {
-        clustered(s, "B", &r, &su);
-        s.cluster.snapshot_flush_ms = 100;
-    })
-    .await;
-    wait_health(&a, 200).await;
-    wait_health(&b, 200).await;
+    let (a, b) = a_and_b(&redis, &store, 4000, 100).await;
     let mut c = redis.connection().await;
     let stage_in_redis = async |c: &mut redis::aio::MultiplexedConnection| -> Option<u64> {
         let m: Option<String> = redis::cmd("HGET")
@@ -228,4 +208,28 @@ async fn a_former_homes_late_snapshot_does_not_overwrite_the_new_homes() {
         Some(9),
         "a former home's late snapshot overwrote the new home's"
     );
+}
+
+/// Instances A and B on `redis` and one SQLite store in `store`, healthy,
+/// flushing snapshots every `flush_a_ms` and `flush_b_ms`.
+async fn a_and_b(
+    redis: &Redis,
+    store: &tempfile::TempDir,
+    flush_a_ms: u64,
+    flush_b_ms: u64,
+) -> (TestApp, TestApp) {
+    let store_url = format!("sqlite://{}/shared.db", store.path().display());
+    let mut nodes = Vec::new();
+    for (name, flush_ms) in [("A", flush_a_ms), ("B", flush_b_ms)] {
+        let (r, su) = (Backend::Single(redis.url()), store_url.clone());
+        let node = spawn_app_with(move |s| {
+            clustered(s, name, &r, &su);
+            s.cluster.snapshot_flush_ms = flush_ms;
+        })
+        .await;
+        wait_health(&node, 200).await;
+        nodes.push(node);
+    }
+    let b = nodes.pop().unwrap();
+    (nodes.pop().unwrap(), b)
 }
