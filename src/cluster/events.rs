@@ -38,10 +38,10 @@ pub enum Fast {
 impl Handler<Append> for ClusterBridge {
     type Result = ResponseActFuture<Self, AppendResult>;
 
-    // One function on purpose: the term read, the attempt and the
-    // bookkeeping of its answer belong to one append and share what was
-    // read before it began (generation, invalidation count); split, each
-    // part would need that state passed along. Next to split when touched.
+    // The term read, the attempt and the bookkeeping of its answer stay in
+    // one function: they share what was read before the append began
+    // (generation, invalidation count). The script's slow path is apart
+    // (`slow_append`).
     fn handle(&mut self, msg: Append, _ctx: &mut Context<Self>) -> Self::Result {
         if self.closing {
             // Handed off: the device may be another instance's already, and
@@ -84,41 +84,7 @@ impl Handler<Append> for ClusterBridge {
                     Fast::Refused => {}
                 }
             }
-            let expected = msg
-                .expected
-                .map(|(e, s)| format!("{e}:{s}"))
-                .unwrap_or_default();
-            let publish = if redis.sharded() {
-                "SPUBLISH"
-            } else {
-                "PUBLISH"
-            };
-            let r: Result<Vec<redis::Value>, _> = slow
-                .key(keys::presence(&msg.device))
-                .key(keys::stream(&msg.device))
-                .key(keys::device_channel(&msg.device))
-                .arg(&instance)
-                .arg(ttl)
-                .arg(expected)
-                .arg(msg.epoch)
-                .arg(msg.seq)
-                .arg(&*msg.frame)
-                .arg(crate::ids::unix_now_ms())
-                .arg(maxlen)
-                .arg(publish)
-                .invoke_async(&mut redis)
-                .await;
-            let answer = r.ok().and_then(|v| {
-                let word: String = redis::from_redis_value_ref(v.first()?).ok()?;
-                let term: Option<u64> = v.get(1).and_then(|t| redis::from_redis_value_ref(t).ok());
-                Some((word, term))
-            });
-            match answer {
-                Some((w, Some(term))) if w == "ok" => Ok(term),
-                Some((w, _)) if w == "fenced" => Err(AppendResult::Fenced),
-                Some((w, _)) if w == "broken" => Err(AppendResult::Broken),
-                _ => Err(AppendResult::Down),
-            }
+            slow_append(&mut redis, &slow, &msg, &instance, ttl, maxlen).await
         };
         // Timed once per event, whichever way it went (the pipeline, or the
         // script that proves the stream first).
@@ -152,6 +118,54 @@ impl Handler<Append> for ClusterBridge {
                 Err(other) => other,
             }
         }))
+    }
+}
+
+/// The slow way: the [`append`](super::scripts::append) script fences,
+/// proves where the stream stands and mints a term, then appends. Its
+/// answer as the bridge uses it: the term, or how the append ended.
+async fn slow_append(
+    redis: &mut super::link::Link,
+    script: &redis::Script,
+    msg: &Append,
+    instance: &str,
+    ttl: u64,
+    maxlen: usize,
+) -> Result<u64, AppendResult> {
+    let expected = msg
+        .expected
+        .map(|(e, s)| format!("{e}:{s}"))
+        .unwrap_or_default();
+    let publish = if redis.sharded() {
+        "SPUBLISH"
+    } else {
+        "PUBLISH"
+    };
+    let r: Result<Vec<redis::Value>, _> = script
+        .key(keys::presence(&msg.device))
+        .key(keys::stream(&msg.device))
+        .key(keys::device_channel(&msg.device))
+        .arg(instance)
+        .arg(ttl)
+        .arg(expected)
+        .arg(msg.epoch)
+        .arg(msg.seq)
+        .arg(&*msg.frame)
+        .arg(crate::ids::unix_now_ms())
+        .arg(maxlen)
+        .arg(publish)
+        .invoke_async(redis)
+        .await;
+    let answer = r.ok().and_then(|v| {
+        let word: String = redis::from_redis_value_ref(v.first()?).ok()?;
+        let term: Option<u64> = v.get(1).and_then(|t| redis::from_redis_value_ref(t).ok());
+        Some((word, term))
+    });
+    match answer {
+        Some((w, Some(term))) if w == "ok" => Ok(term),
+        Some((w, _)) if w == "fenced" => Err(AppendResult::Fenced),
+        Some((w, _)) if w == "broken" => Err(AppendResult::Broken),
+        _ => Err(AppendResult::Down),
     }
 }
 

@@ -104,9 +104,10 @@ async fn listed_at_stage(at: &TestApp, u: &User, stage: u64, never: &str) -> ser
 }
 
 /// A snapshot flush whose write Redis refuses (here: the device's snapshot
-/// key holds a string, so `HSET` answers `WRONGTYPE`) keeps the snapshot
-/// for the next flush: once the key is fixed, B, with no room for the
-/// device, lists the robot's last mission without another event.
+/// key holds a string, so the `SNAPSHOT` script's `HGET` answers
+/// `WRONGTYPE`) keeps the snapshot for the next flush: once the key is
+/// fixed, B, with no room for the device, lists the robot's last mission
+/// without another event.
 #[tokio::test]
 async fn a_snapshot_whose_write_failed_is_written_at_a_later_flush() {
     let redis = Redis::start();
