@@ -219,7 +219,7 @@ impl Handler<Watch> for ClusterBridge {
     type Result = ResponseFuture<Option<SyncState>>;
 
     fn handle(&mut self, msg: Watch, _ctx: &mut Context<Self>) -> Self::Result {
-        self.mirrors.insert(msg.device.clone(), msg.mirror);
+        self.mirrors.insert(msg.device.clone(), msg.mirror.clone());
         let sub = self.sub.clone();
         let mut redis = self.redis.clone();
         let instance = self.instance.to_string();
@@ -230,6 +230,7 @@ impl Handler<Watch> for ClusterBridge {
             sub?.send(SubCmd::Watch {
                 device: msg.device.clone(),
                 epoch: msg.epoch,
+                mirror: msg.mirror,
                 ack: ack_tx,
             })
             .ok()?;

@@ -1,7 +1,8 @@
 //! Messages to the [`ClusterBridge`](super::ClusterBridge), between
 //! instances ([`Directed`]), and from the bridge up to this instance: to a
-//! mirror room ([`RemoteEvent`], [`RemoteGap`], [`HolderIs`], through the
-//! [`Mirror`] its `Watch` gave), and what other instances sent to its rooms
+//! mirror room ([`RemoteEvent`], [`RemoteGap`] from the subscriber task,
+//! [`HolderIs`], [`InstanceGone`], through the [`Mirror`] its `Watch`
+//! gave), and what other instances sent to its rooms
 //! ([`ForRooms`]) and its session supervisor ([`ForSessions`]), through the
 //! [`Upstream`] the bridge is built with. The bridge knows the actors above
 //! it only through these recipients.
@@ -118,24 +119,11 @@ pub struct DeviceStatus {
 #[rtype(result = "Option<serde_json::Value>")]
 pub struct ClusterTotals;
 
-/// From the subscriber task.
+/// From the subscriber task. (A mirrored device's events and gaps go
+/// from the subscriber to its mirror room directly, not through here.)
 #[derive(Message)]
 #[rtype(result = "()")]
 pub enum Incoming {
-    Event {
-        device: DeviceId,
-        epoch: i64,
-        seq: u64,
-        frame: ByteString,
-        /// When the subscriber read it from Redis.
-        read: std::time::Instant,
-    },
-    Gap {
-        device: DeviceId,
-        epoch: i64,
-        from: u64,
-        to: u64,
-    },
     Directed(String),
     Up,
     Down,

@@ -19,8 +19,10 @@
 //!
 //! It knows nothing above it by type (`tools/modgraph`: `cluster` imports
 //! neither rooms nor sockets nor the session supervisor): a mirror room
-//! hears `RemoteEvent`, `RemoteGap`, `HolderIs` and `InstanceGone` through
-//! the [`Mirror`] it watched with; what other instances send
+//! hears `HolderIs` and `InstanceGone` through the [`Mirror`] it watched
+//! with, and `RemoteEvent` and `RemoteGap` through the subscriber task's
+//! copy of it (straight from the task, not through the bridge's
+//! mailbox); what other instances send
 //! ([`Directed`]) is decoded and handed to the [`Upstream`] the bridge was
 //! built with — [`ForRooms`] to the directory (which finds the device's
 //! room), [`ForSessions`] to the session supervisor — as centrifuge's
@@ -270,32 +272,6 @@ impl Handler<Incoming> for ClusterBridge {
 
     fn handle(&mut self, msg: Incoming, ctx: &mut Context<Self>) {
         match msg {
-            Incoming::Event {
-                device,
-                epoch,
-                seq,
-                frame,
-                read,
-            } => {
-                if let Some(mirror) = self.mirrors.get(&device) {
-                    mirror.events.do_send(RemoteEvent {
-                        epoch,
-                        seq,
-                        frame,
-                        read,
-                    });
-                }
-            }
-            Incoming::Gap {
-                device,
-                epoch,
-                from,
-                to,
-            } => {
-                if let Some(mirror) = self.mirrors.get(&device) {
-                    mirror.gaps.do_send(RemoteGap { epoch, from, to });
-                }
-            }
             Incoming::Directed(payload) => self.route_directed(&payload),
             Incoming::Up => {
                 self.unprove_homes();

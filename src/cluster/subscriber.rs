@@ -13,7 +13,7 @@
 
 use super::keys;
 use super::link::{Link, PubSub, Topology};
-use super::messages::Incoming;
+use super::messages::{Incoming, Mirror, RemoteEvent, RemoteGap};
 use super::stream_ids::{Position, Published, StreamId};
 use super::ClusterBridge;
 use crate::ids::DeviceId;
@@ -28,12 +28,14 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Requests from the bridge.
 pub enum SubCmd {
-    /// Start receiving a device's events: subscribe, then read where its
-    /// stream stands (reserving `epoch` if it has no numbering yet); `ack`
-    /// with that position, or `None` if Redis could not be reached.
+    /// Start receiving a device's events for `mirror`: subscribe, then
+    /// read where its stream stands (reserving `epoch` if it has no
+    /// numbering yet); `ack` with that position, or `None` if Redis could
+    /// not be reached.
     Watch {
         device: DeviceId,
         epoch: i64,
+        mirror: Mirror,
         ack: oneshot::Sender<Option<Position>>,
     },
     Unwatch(DeviceId),
@@ -55,8 +57,17 @@ pub struct Subscriber {
     pub history_size: usize,
 }
 
-/// device -> last position forwarded (None: watched while Redis was down).
-type Watched = HashMap<DeviceId, Option<Position>>;
+/// The devices mirrored here.
+type Watched = HashMap<DeviceId, Watching>;
+
+/// A device mirrored here: the room its events go to (straight from this
+/// task, in the order read: events and gaps into one mailbox, with no
+/// bridge in between), and the last position forwarded to it (None:
+/// watched while Redis was down).
+struct Watching {
+    mirror: Mirror,
+    last: Option<Position>,
+}
 
 /// One entry of a device's stream: an event (`frame`) or a marker.
 #[derive(Debug, Clone)]
@@ -138,13 +149,13 @@ impl Subscriber {
                 }
                 cmd = self.cmds.recv() => match cmd {
                     None => return,
-                    Some(SubCmd::Watch { device, epoch, ack }) => {
+                    Some(SubCmd::Watch { device, epoch, mirror, ack }) => {
                         let subscribed = pubsub.subscribe(&keys::device_channel(&device)).await.is_ok();
                         let start = match subscribed {
                             true => self.start_of(&device, epoch).await,
                             false => None,
                         };
-                        watched.insert(device, start);
+                        watched.insert(device, Watching { mirror, last: start });
                         let _ = ack.send(start);
                     }
                     Some(SubCmd::Unwatch(device)) => {
@@ -210,7 +221,10 @@ impl Subscriber {
                 _ = &mut deadline => return true,
                 cmd = self.cmds.recv() => match cmd {
                     None => return false,
-                    Some(SubCmd::Watch { device, ack, .. }) => { watched.insert(device, None); let _ = ack.send(None); }
+                    Some(SubCmd::Watch { device, mirror, ack, .. }) => {
+                        watched.insert(device, Watching { mirror, last: None });
+                        let _ = ack.send(None);
+                    }
                     Some(SubCmd::Unwatch(device)) => { watched.remove(&device); }
                 },
             }
@@ -229,20 +243,21 @@ impl Subscriber {
         let Some(p) = Published::parse(payload) else {
             return;
         };
-        let Some(last) = watched.get(&device).copied() else {
+        let Some(w) = watched.get_mut(&device) else {
             return;
         };
-        if let Some(last) = last {
+        if let Some(last) = w.last {
             if p.at.id <= last.id {
                 return; // already forwarded, or from an instance fenced since
             }
             let needed = before(&p.at, p.frame.is_some());
             if p.at.epoch == last.epoch && needed > last.id.seq {
                 // A hole: fill it from the stream first.
-                let reached = self.fill(&device, last, p.at, needed, read).await;
+                let reached = self
+                    .fill(&device, &w.mirror, last, p.at, needed, read)
+                    .await;
                 if reached < needed {
-                    self.bridge.do_send(Incoming::Gap {
-                        device: device.clone(),
+                    w.mirror.gaps.do_send(RemoteGap {
                         epoch: p.at.epoch,
                         from: reached + 1,
                         to: needed,
@@ -250,22 +265,8 @@ impl Subscriber {
                 }
             }
         }
-        watched.insert(device.clone(), Some(p.at));
-        self.forward(&device, p.at, p.frame, read);
-    }
-
-    /// Passes an event on to the device's mirror; `read`: when this instance
-    /// read it from Redis (`wimz_mirror_routing_seconds` starts there).
-    fn forward(&self, device: &DeviceId, at: Position, frame: Option<ByteString>, read: Instant) {
-        if let Some(frame) = frame {
-            self.bridge.do_send(Incoming::Event {
-                device: device.clone(),
-                epoch: at.epoch,
-                seq: at.id.seq,
-                frame,
-                read,
-            });
-        }
+        w.last = Some(p.at);
+        forward(&w.mirror, p.at, p.frame, read);
     }
 
     /// Forwards the stream's events after `after`, below `upto` and of its
@@ -274,6 +275,7 @@ impl Subscriber {
     async fn fill(
         &mut self,
         device: &DeviceId,
+        mirror: &Mirror,
         after: Position,
         upto: Position,
         needed: u64,
@@ -290,7 +292,7 @@ impl Subscriber {
             if e.frame.is_some() {
                 reached = e.at.id.seq;
             }
-            self.forward(device, e.at, e.frame, read);
+            forward(mirror, e.at, e.frame, read);
         }
         reached.min(needed)
     }
@@ -298,31 +300,43 @@ impl Subscriber {
     /// After a reconnect: forward what was appended since the last forwarded
     /// event, telling the mirror of each hole.
     async fn catch_up(&mut self, device: &DeviceId, watched: &mut Watched) {
-        let last = watched.get(device).copied().flatten();
-        let Some(entries) = read_stream(&mut self.redis, device, last.map(|l| l.id)).await else {
+        let Some(w) = watched.get_mut(device) else {
+            return;
+        };
+        let Some(entries) = read_stream(&mut self.redis, device, w.last.map(|l| l.id)).await else {
             return;
         };
         let read = Instant::now();
-        let mut last = last;
         for e in entries {
-            if let Some(l) = last {
+            if let Some(l) = w.last {
                 if e.at.id <= l.id {
                     continue;
                 }
                 let needed = before(&e.at, e.frame.is_some());
                 if l.epoch == e.at.epoch && needed > l.id.seq {
-                    self.bridge.do_send(Incoming::Gap {
-                        device: device.clone(),
+                    w.mirror.gaps.do_send(RemoteGap {
                         epoch: l.epoch,
                         from: l.id.seq + 1,
                         to: needed,
                     });
                 }
             }
-            last = Some(e.at);
-            self.forward(device, e.at, e.frame, read);
+            w.last = Some(e.at);
+            forward(&w.mirror, e.at, e.frame, read);
         }
-        watched.insert(device.clone(), last);
+    }
+}
+
+/// Passes an event on to the device's mirror room; `read`: when this
+/// instance read it from Redis (`wimz_mirror_routing_seconds` starts there).
+fn forward(mirror: &Mirror, at: Position, frame: Option<ByteString>, read: Instant) {
+    if let Some(frame) = frame {
+        mirror.events.do_send(RemoteEvent {
+            epoch: at.epoch,
+            seq: at.id.seq,
+            frame,
+            read,
+        });
     }
 }
 
