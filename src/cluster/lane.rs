@@ -237,7 +237,9 @@ impl Lane {
         if let Some(link) = WORKER_LINKS.with(|l| mine(&l.borrow())) {
             return Some(WorkerLink { link, fresh: false });
         }
-        let link = match Link::connect(&self.topology).await {
+        // Boxed, as it runs once per thread: the append's future (moved
+        // into the room's context per event) would carry its size.
+        let link = match Box::pin(Link::connect(&self.topology)).await {
             Ok(link) => link,
             Err(e) => {
                 tracing::debug!(error = %e, "lane: no worker connection to Redis");

@@ -110,6 +110,13 @@ impl NodeLink {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
+        // Boxed: making a connection is a large future, and every
+        // request's future would otherwise carry (and be moved with) its
+        // size although it almost always has a connection already.
+        Box::pin(self.connect_anew()).await
+    }
+
+    async fn connect_anew(self: &Arc<Self>) -> RedisResult<MultiplexedConnection> {
         let _one = self.connecting.lock().await;
         if let Some(c) = self.cached() {
             return Ok(c);
