@@ -248,3 +248,141 @@ async fn an_app_joining_the_room_its_robot_left_empty_follows_the_robot_elsewher
         assert_eq!(v["epoch"], sub["epoch"], "B's numbering: {v}");
     }
 }
+
+/// What the subscriber task does with the device's channel (ARCHITECTURE.md
+/// "Delivery across instances"), with a home that is only Redis entries
+/// here — another instance `Z` writing the stream and the channel the way
+/// a home does, but publishing only some events: a hole in what pub/sub
+/// carried is filled from the stream, in order and without a word of loss;
+/// a hole the stream no longer holds either is told to the app
+/// (`recovered{complete:false}`) before the next event, and never filled
+/// with what comes after it.
+#[tokio::test]
+async fn a_hole_in_pub_sub_is_filled_from_the_stream_and_one_the_stream_lost_is_told() {
+    let c = cluster(1).await;
+    let a = &c.nodes[0];
+    wait_health(a, 200).await;
+    let device = "wimz-holes";
+    let u = a.user("holes").await;
+    a.device(&u, device).await;
+    // No robot anywhere: A's room mirrors the device (its watch reserved
+    // the stream's epoch).
+    let (mut app, sub) = a.subscribed_app(&u, device).await;
+    assert_eq!(sub["robot_online"], false, "{sub}");
+    let mut con = c.redis.connection().await;
+    let stream = format!("wimz:{{{device}}}:stream");
+    let channel = format!("wimz:{{{device}}}:dev");
+    let top: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg(&stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let (top_id, fields) = &top[0];
+    let term: u64 = top_id.split_once('-').unwrap().0.parse().unwrap();
+    let epoch = fields.iter().find(|(k, _)| k == "e").unwrap().1.clone();
+    assert_eq!(epoch, sub["epoch"].to_string(), "the room's epoch");
+    // Z claims: presence, a marker under a higher term, announced.
+    let term = term + 1;
+    let marker = format!("{term}-0");
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg(format!("wimz:{{{device}}}:presence"))
+        .arg("Z")
+        .arg("EX")
+        .arg(60)
+        .ignore()
+        .cmd("XADD")
+        .arg(&stream)
+        .arg(&marker)
+        .arg("e")
+        .arg(&epoch)
+        .arg("m")
+        .arg("claim")
+        .ignore()
+        .cmd("PUBLISH")
+        .arg(&channel)
+        .arg(format!("{marker} {epoch}"))
+        .ignore()
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let frame = |seq: u64| {
+        json!({"type": "event", "event": "battery", "data": {"level": seq},
+               "device_id": device, "epoch": sub["epoch"], "seq": seq, "ts_ms": 1})
+        .to_string()
+    };
+    // Events 1..=3 in the stream; only 1 and 3 published.
+    for seq in 1..=3u64 {
+        let id = format!("{term}-{seq}");
+        let mut p = redis::pipe();
+        p.cmd("XADD")
+            .arg(&stream)
+            .arg(&id)
+            .arg("e")
+            .arg(&epoch)
+            .arg("f")
+            .arg(frame(seq))
+            .ignore();
+        if seq != 2 {
+            p.cmd("PUBLISH")
+                .arg(&channel)
+                .arg(format!("{id} {epoch} {}", frame(seq)))
+                .ignore();
+        }
+        let _: () = p.query_async(&mut con).await.unwrap();
+    }
+    for seq in 1..=3u64 {
+        let v = recv(&mut app).await;
+        assert_eq!(
+            (&v["type"], &v["seq"], &v["data"]["level"]),
+            (&json!("event"), &json!(seq), &json!(seq)),
+            "event {seq}, filled from the stream if need be, and nothing else: {v}"
+        );
+    }
+    // Events 4 and 5 in the stream, 4 gone from it (trimmed), 5 and 6
+    // there, only 6 published: 5 is not delivered after a hole.
+    for seq in 4..=6u64 {
+        let id = format!("{term}-{seq}");
+        let _: () = redis::cmd("XADD")
+            .arg(&stream)
+            .arg(&id)
+            .arg("e")
+            .arg(&epoch)
+            .arg("f")
+            .arg(frame(seq))
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("XDEL")
+        .arg(&stream)
+        .arg(format!("{term}-4"))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let id = format!("{term}-6");
+    let _: () = redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg(format!("{id} {epoch} {}", frame(6)))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let mut told = false;
+    loop {
+        let v = recv(&mut app).await;
+        if v["type"] == "recovered" {
+            assert_eq!(v["complete"], false, "{v}");
+            assert_eq!(v["reason"], "gap", "{v}");
+            told = true;
+            continue;
+        }
+        assert_eq!(v["type"], "event", "{v}");
+        assert!(told, "the hole was told before the next event: {v}");
+        assert_eq!(v["seq"], 6, "nothing from across the hole but 6: {v}");
+        break;
+    }
+}
