@@ -336,8 +336,9 @@ pub struct EndRemoteRobotSessions {
 }
 
 // ---- from the directory to a room, for other instances ---------------------
-// (the mirror's own `RemoteEvent`, `RemoteGap`, `HolderIs` come from the
-// bridge: `crate::cluster::messages`)
+// (the mirror's own `RemoteEvent`, `RemoteGap` come from the bridge's
+// subscriber task, `HolderIs`, `InstanceGone` from the bridge:
+// `crate::cluster::messages`)
 
 /// A command (already carrying `from_user`/`reply_to`) from an app on another instance.
 #[derive(Message)]
