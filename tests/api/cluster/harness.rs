@@ -203,3 +203,78 @@ pub async fn wait_believed_online(app: &mut Ws, device: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Where another instance's claim left a device's stream (see
+/// [`claim_in_redis`]).
+pub struct ClaimedInRedis {
+    /// The term the claim minted.
+    pub term: u64,
+    /// The stream's seq the marker continues.
+    pub seq: u64,
+    /// The stream's epoch.
+    pub epoch: String,
+}
+
+impl ClaimedInRedis {
+    /// The marker's stream id.
+    pub fn marker(&self) -> String {
+        format!("{}-{}", self.term, self.seq)
+    }
+
+    /// The stream id of the home's event `seq` under this term.
+    pub fn id(&self, seq: u64) -> String {
+        format!("{}-{seq}", self.term)
+    }
+}
+
+/// Instance `instance` claims `device` in Redis as the claim script does,
+/// none of the relays told but through Redis: presence names it, a marker
+/// under a term above the stream's top continues the stream's seq, and the
+/// device's channel announces it.
+pub async fn claim_in_redis(
+    con: &mut redis::aio::MultiplexedConnection,
+    device: &str,
+    instance: &str,
+) -> ClaimedInRedis {
+    let stream = format!("wimz:{{{device}}}:stream");
+    let top: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg(&stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(con)
+        .await
+        .unwrap();
+    let (top_id, fields) = &top[0];
+    let (term, seq) = top_id.split_once('-').unwrap();
+    let claim = ClaimedInRedis {
+        term: term.parse::<u64>().unwrap() + 1,
+        seq: seq.parse().unwrap(),
+        epoch: fields.iter().find(|(k, _)| k == "e").unwrap().1.clone(),
+    };
+    let marker = claim.marker();
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg(format!("wimz:{{{device}}}:presence"))
+        .arg(instance)
+        .arg("EX")
+        .arg(60)
+        .ignore()
+        .cmd("XADD")
+        .arg(&stream)
+        .arg(&marker)
+        .arg("e")
+        .arg(&claim.epoch)
+        .arg("m")
+        .arg("claim")
+        .ignore()
+        .cmd("PUBLISH")
+        .arg(format!("wimz:{{{device}}}:dev"))
+        .arg(format!("{marker} {}", claim.epoch))
+        .ignore()
+        .query_async(con)
+        .await
+        .unwrap();
+    claim
+}

@@ -84,42 +84,7 @@ async fn a_steady_stream_goes_on_the_lane_and_a_stale_term_is_still_fenced() {
     // marker above the stream's top under a higher term, announced.
     let mut con = c.redis.connection().await;
     let stream = format!("wimz:{{{device}}}:stream");
-    let top: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
-        .arg(&stream)
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(1)
-        .query_async(&mut con)
-        .await
-        .unwrap();
-    let (top_id, fields) = &top[0];
-    let (term, seq) = top_id.split_once('-').unwrap();
-    let (term, seq): (u64, u64) = (term.parse().unwrap(), seq.parse().unwrap());
-    let epoch = &fields.iter().find(|(k, _)| k == "e").unwrap().1;
-    let marker = format!("{}-{seq}", term + 1);
-    let _: () = redis::pipe()
-        .cmd("SET")
-        .arg(format!("wimz:{{{device}}}:presence"))
-        .arg("Z")
-        .arg("EX")
-        .arg(60)
-        .ignore()
-        .cmd("XADD")
-        .arg(&stream)
-        .arg(&marker)
-        .arg("e")
-        .arg(epoch)
-        .arg("m")
-        .arg("claim")
-        .ignore()
-        .cmd("PUBLISH")
-        .arg(format!("wimz:{{{device}}}:dev"))
-        .arg(format!("{marker} {epoch}"))
-        .ignore()
-        .query_async(&mut con)
-        .await
-        .unwrap();
+    let marker = claim_in_redis(&mut con, device, "Z").await.marker();
 
     send(
         &mut robot,

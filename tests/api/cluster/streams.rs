@@ -270,70 +270,11 @@ async fn a_hole_in_pub_sub_is_filled_from_the_stream_and_one_the_stream_lost_is_
     let (mut app, sub) = a.subscribed_app(&u, device).await;
     assert_eq!(sub["robot_online"], false, "{sub}");
     let mut con = c.redis.connection().await;
-    let stream = format!("wimz:{{{device}}}:stream");
-    let channel = format!("wimz:{{{device}}}:dev");
-    let top: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
-        .arg(&stream)
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(1)
-        .query_async(&mut con)
-        .await
-        .unwrap();
-    let (top_id, fields) = &top[0];
-    let term: u64 = top_id.split_once('-').unwrap().0.parse().unwrap();
-    let epoch = fields.iter().find(|(k, _)| k == "e").unwrap().1.clone();
-    assert_eq!(epoch, sub["epoch"].to_string(), "the room's epoch");
-    // Z claims: presence, a marker under a higher term, announced.
-    let term = term + 1;
-    let marker = format!("{term}-0");
-    let _: () = redis::pipe()
-        .cmd("SET")
-        .arg(format!("wimz:{{{device}}}:presence"))
-        .arg("Z")
-        .arg("EX")
-        .arg(60)
-        .ignore()
-        .cmd("XADD")
-        .arg(&stream)
-        .arg(&marker)
-        .arg("e")
-        .arg(&epoch)
-        .arg("m")
-        .arg("claim")
-        .ignore()
-        .cmd("PUBLISH")
-        .arg(&channel)
-        .arg(format!("{marker} {epoch}"))
-        .ignore()
-        .query_async(&mut con)
-        .await
-        .unwrap();
-    let frame = |seq: u64| {
-        json!({"type": "event", "event": "battery", "data": {"level": seq},
-               "device_id": device, "epoch": sub["epoch"], "seq": seq, "ts_ms": 1})
-        .to_string()
-    };
+    let z = claim_in_redis(&mut con, device, "Z").await;
+    assert_eq!(z.epoch, sub["epoch"].to_string(), "the room's epoch");
     // Events 1..=3 in the stream; only 1 and 3 published.
     for seq in 1..=3u64 {
-        let id = format!("{term}-{seq}");
-        let mut p = redis::pipe();
-        p.cmd("XADD")
-            .arg(&stream)
-            .arg(&id)
-            .arg("e")
-            .arg(&epoch)
-            .arg("f")
-            .arg(frame(seq))
-            .ignore();
-        if seq != 2 {
-            p.cmd("PUBLISH")
-                .arg(&channel)
-                .arg(format!("{id} {epoch} {}", frame(seq)))
-                .ignore();
-        }
-        let _: () = p.query_async(&mut con).await.unwrap();
+        z_appends(&mut con, device, &z, seq, seq != 2).await;
     }
     for seq in 1..=3u64 {
         let v = recv(&mut app).await;
@@ -343,34 +284,18 @@ async fn a_hole_in_pub_sub_is_filled_from_the_stream_and_one_the_stream_lost_is_
             "event {seq}, filled from the stream if need be, and nothing else: {v}"
         );
     }
-    // Events 4 and 5 in the stream, 4 gone from it (trimmed), 5 and 6
-    // there, only 6 published: 5 is not delivered after a hole.
-    for seq in 4..=6u64 {
-        let id = format!("{term}-{seq}");
-        let _: () = redis::cmd("XADD")
-            .arg(&stream)
-            .arg(&id)
-            .arg("e")
-            .arg(&epoch)
-            .arg("f")
-            .arg(frame(seq))
-            .query_async(&mut con)
-            .await
-            .unwrap();
+    // Events 4 and 5 in the stream, unpublished, 4 gone from it again
+    // (trimmed); then 6, published: 5 is not delivered across the hole.
+    for seq in 4..=5u64 {
+        z_appends(&mut con, device, &z, seq, false).await;
     }
     let _: () = redis::cmd("XDEL")
-        .arg(&stream)
-        .arg(format!("{term}-4"))
+        .arg(format!("wimz:{{{device}}}:stream"))
+        .arg(z.id(4))
         .query_async(&mut con)
         .await
         .unwrap();
-    let id = format!("{term}-6");
-    let _: () = redis::cmd("PUBLISH")
-        .arg(&channel)
-        .arg(format!("{id} {epoch} {}", frame(6)))
-        .query_async(&mut con)
-        .await
-        .unwrap();
+    z_appends(&mut con, device, &z, 6, true).await;
     let mut told = false;
     loop {
         let v = recv(&mut app).await;
@@ -385,4 +310,37 @@ async fn a_hole_in_pub_sub_is_filled_from_the_stream_and_one_the_stream_lost_is_
         assert_eq!(v["seq"], 6, "nothing from across the hole but 6: {v}");
         break;
     }
+}
+
+/// Instance Z's event `seq` (a `battery` event, its level the seq) appended
+/// to the device's stream under Z's term, and published on its channel if
+/// `publish`, in the home's formats.
+async fn z_appends(
+    con: &mut redis::aio::MultiplexedConnection,
+    device: &str,
+    z: &ClaimedInRedis,
+    seq: u64,
+    publish: bool,
+) {
+    let frame = json!({"type": "event", "event": "battery", "data": {"level": seq},
+                       "device_id": device, "epoch": z.epoch.parse::<i64>().unwrap(),
+                       "seq": seq, "ts_ms": 1})
+    .to_string();
+    let id = z.id(seq);
+    let mut p = redis::pipe();
+    p.cmd("XADD")
+        .arg(format!("wimz:{{{device}}}:stream"))
+        .arg(&id)
+        .arg("e")
+        .arg(&z.epoch)
+        .arg("f")
+        .arg(&frame)
+        .ignore();
+    if publish {
+        p.cmd("PUBLISH")
+            .arg(format!("wimz:{{{device}}}:dev"))
+            .arg(format!("{id} {} {frame}", z.epoch))
+            .ignore();
+    }
+    let _: () = p.query_async(con).await.unwrap();
 }
