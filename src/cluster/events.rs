@@ -136,11 +136,7 @@ async fn slow_append(
         .expected
         .map(|(e, s)| format!("{e}:{s}"))
         .unwrap_or_default();
-    let publish = if redis.sharded() {
-        "SPUBLISH"
-    } else {
-        "PUBLISH"
-    };
+    let publish = redis.publish_name();
     let r: Result<Vec<redis::Value>, _> = script
         .key(keys::presence(&msg.device))
         .key(keys::stream(&msg.device))

@@ -216,14 +216,21 @@ impl Link {
     }
 
     /// Device and instance channels are sharded (a Redis Cluster).
-    pub fn sharded(&self) -> bool {
-        self.sharded
+    /// `PUBLISH` or, on a Redis Cluster, `SPUBLISH` (one shard, by the
+    /// channel's hash tag, instead of a broadcast to every node): for
+    /// [`Self::publish_cmd`], and for the scripts that publish (their
+    /// `pub` argument).
+    pub fn publish_name(&self) -> &'static str {
+        if self.sharded {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
     }
 
-    /// `PUBLISH` or, on a Redis Cluster, `SPUBLISH` (one shard, by the
-    /// channel's hash tag, instead of a broadcast to every node).
+    /// A publish of `payload` on `channel` ([`Self::publish_name`]).
     pub fn publish_cmd(&self, channel: &str, payload: &str) -> Cmd {
-        let mut c = redis::cmd(if self.sharded { "SPUBLISH" } else { "PUBLISH" });
+        let mut c = redis::cmd(self.publish_name());
         c.arg(channel).arg(payload);
         c
     }

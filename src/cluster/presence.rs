@@ -118,11 +118,7 @@ impl Handler<Claim> for ClusterBridge {
         let maxlen = self.history_size;
         let device = msg.device.clone();
         let work = async move {
-            let publish = if redis.sharded() {
-                "SPUBLISH"
-            } else {
-                "PUBLISH"
-            };
+            let publish = redis.publish_name();
             // The holder may be stopping and still appending the robot's
             // last events (it marked the device `handoff`): wait for it to
             // release the device, at most as long as its claim could live.

@@ -178,11 +178,7 @@ impl Subscriber {
     /// Where the device's stream stands (after subscribing: anything
     /// published later is above it), reserving `epoch` if it is empty.
     async fn start_of(&mut self, device: &DeviceId, epoch: i64) -> Option<Position> {
-        let publish = if self.redis.sharded() {
-            "SPUBLISH"
-        } else {
-            "PUBLISH"
-        };
+        let publish = self.redis.publish_name();
         let mut redis = self.redis.clone();
         let (epoch, id): (String, String) = self
             .reserve
